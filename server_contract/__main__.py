@@ -1,0 +1,166 @@
+"""`crm-server`: the reference server of the CRE Desk contract.
+
+    crm-server serve [--data-dir DIR | --database-url URL] [--host 127.0.0.1] [--port N] [--demo] [--smtp HOST:PORT]
+    crm-server seed --leads N [--data-dir DIR | --database-url URL]
+
+`serve` prints one JSON line first, `{"url", "anon_key", ...}`, so tools and tests can find it (port 0 = a free port).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("server_contract")
+
+
+def default_data_dir() -> Path:
+    from platformdirs import user_data_path
+
+    return user_data_path("cre-desk") / "reference-server" / "pgdata"
+
+
+def _open_database(args: argparse.Namespace) -> Any:
+    from server_contract import db
+
+    if args.database_url:
+        return db.from_url(args.database_url)
+    return db.start_embedded(Path(args.data_dir) if args.data_dir else default_data_dir())
+
+
+def _add_db_args(p: argparse.ArgumentParser) -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--data-dir", help="embedded PostgreSQL data directory (default: under the user data dir)")
+    group.add_argument("--database-url", help="use this PostgreSQL 15+ instead of the embedded one")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # A restarted server (tests stop and restart it) must get its port back at once.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(args: argparse.Namespace) -> int:
+    import psycopg
+    import uvicorn
+
+    from server_contract import auth, db, seed
+    from server_contract.app import ServerState, create_app
+    from server_contract.mailer import MailWorker, SmtpTarget
+
+    database = _open_database(args)
+    try:
+        db.migrate(database, reference=True)
+        with psycopg.connect(database.admin_conninfo, autocommit=True) as conn:
+            secret = auth.load_or_create_secret(conn)
+            if args.demo:
+                seed.seed_demo(conn)
+        issuer = auth.TokenIssuer(secret, access_ttl=args.access_token_ttl)
+        state = ServerState(conninfo=database.pool_conninfo, issuer=issuer, anon_key=issuer.anon_key())
+        app = create_app(state)
+        sock = _bind(args.host, args.port)
+        host, port = sock.getsockname()[:2]
+        url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+        first_line: dict[str, Any] = {"url": url, "anon_key": state.anon_key}
+        if args.print_service_key:
+            first_line["service_key"] = issuer.service_key()
+        if database.embedded is not None:
+            first_line["database_url"] = database.admin_conninfo
+        print(json.dumps(first_line), flush=True)
+
+        mailer: MailWorker | None = None
+        if args.smtp:
+            mailer = MailWorker(database.pool_conninfo, SmtpTarget.parse(args.smtp), poll_interval=args.mail_poll)
+            mailer.start()
+        else:
+            log.warning("no --smtp given: PS e-mails stay queued in email_outbox until a server with --smtp runs")
+
+        config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on")
+        server = uvicorn.Server(config)
+        try:
+            server.run(sockets=[sock])
+        finally:
+            if mailer is not None:
+                mailer.stop()
+    finally:
+        database.stop()
+    return 0
+
+
+def seed_cmd(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from server_contract import db, seed
+
+    database = _open_database(args)
+    try:
+        db.migrate(database, reference=not args.database_url or args.reference_shim)
+        with psycopg.connect(database.admin_conninfo, autocommit=True) as conn:
+            seed.seed_users(conn)
+            t0 = time.perf_counter()
+
+            def progress(done: int, total: int) -> None:
+                rate = done / max(time.perf_counter() - t0, 1e-9)
+                print(f"  {done:,}/{total:,} leads ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+
+            n = seed.bulk_leads(conn, args.leads, days=args.days, progress=progress)
+            dt = time.perf_counter() - t0
+            print(json.dumps({"inserted": n, "seconds": round(dt, 2), "rows_per_second": round(n / max(dt, 1e-9))}))
+    finally:
+        database.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="crm-server", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_serve = sub.add_parser("serve", help="run the HTTP server (auth + RPC) and the mail worker")
+    _add_db_args(p_serve)
+    p_serve.add_argument("--host", default="127.0.0.1")
+    p_serve.add_argument("--port", type=int, default=54321)
+    p_serve.add_argument("--demo", action="store_true", help="seed demo users and leads on an empty database")
+    p_serve.add_argument("--smtp", help="HOST:PORT of the SMTP server for PS e-mails")
+    p_serve.add_argument("--mail-poll", type=float, default=1.0, help="seconds between outbox checks")
+    p_serve.add_argument("--access-token-ttl", type=int, default=3600, help="access token lifetime in seconds")
+    p_serve.add_argument("--print-service-key", action="store_true", help="add a service_role key to the first line")
+    p_serve.add_argument("--log-level", default="warning")
+    p_serve.set_defaults(func=serve)
+
+    p_seed = sub.add_parser("seed", help="load N synthetic leads (for benchmarks)")
+    _add_db_args(p_seed)
+    p_seed.add_argument("--leads", type=int, required=True)
+    p_seed.add_argument("--days", type=float, default=365.0, help="spread creation times over this many days")
+    p_seed.add_argument("--reference-shim", action="store_true", help="with --database-url: create roles/auth too")
+    p_seed.set_defaults(func=seed_cmd)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.command == "seed" else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # SIGTERM stops like Ctrl-C: uvicorn shuts down, then the embedded PostgreSQL is stopped in `finally`.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,318 @@
+"""The reference server's HTTP surface: Supabase's `/auth/v1/token` and PostgREST's `/rest/v1/rpc/<fn>`.
+
+Every RPC runs in one transaction on a pooled connection that logs in as `authenticator` and becomes the caller's
+role for that transaction (`set_config('role', ...)` + `request.jwt.claims`), exactly as PostgREST does, so the SQL
+functions see the same `auth.uid()` here and on Supabase."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import jwt
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from server_contract import auth
+from server_contract.errors import auth_error, error_response, from_database_error
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+STATEMENT_TIMEOUT = "15s"
+
+# The roles a transaction may become and the claims PostgREST would expose, in one round trip.
+_BECOME = (
+    "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true),"
+    " set_config('statement_timeout', %s, true)"
+)
+
+# Functions the API exposes: public schema, not our private helpers (leading underscore).
+_INTROSPECT = """
+select p.proname,
+       coalesce(p.proargnames, '{}') as argnames,
+       array(select format_type(t, null) from unnest(p.proargtypes::oid[]) t) as argtypes,
+       p.pronargdefaults,
+       format_type(p.prorettype, null) as rettype,
+       p.proretset
+  from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname = 'public' and p.prokind = 'f' and p.proname !~ '^_'
+"""
+
+
+@dataclass
+class RpcFunction:
+    name: str
+    params: list[tuple[str, str]]  # (name, type) in declaration order
+    n_defaults: int
+    returns: str
+
+    @property
+    def required(self) -> set[str]:
+        return {n for n, _ in self.params[: len(self.params) - self.n_defaults]}
+
+
+@dataclass
+class ServerState:
+    conninfo: str
+    issuer: auth.TokenIssuer
+    anon_key: str
+    pool_min: int = 4
+    pool_max: int = 16
+    pool: AsyncConnectionPool | None = None
+    functions: dict[str, RpcFunction] = field(default_factory=dict)
+
+
+class RequestError(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__()
+        self.response = response
+
+
+async def _read_json(request: Request) -> Any:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_BODY:
+        raise RequestError(error_response(413, "PGRST413", "Payload too large (64 KiB at most)."))
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise RequestError(error_response(413, "PGRST413", "Payload too large (64 KiB at most)."))
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        return {}
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RequestError(error_response(400, "PGRST102", "Empty or invalid json", str(exc)[:200])) from None
+
+
+def _claims(state: ServerState, request: Request) -> dict[str, Any]:
+    """Verify apikey and bearer token as the Supabase gateway + PostgREST would."""
+    apikey = request.headers.get("apikey")
+    bearer = request.headers.get("authorization", "")
+    token = bearer[7:].strip() if bearer.lower().startswith("bearer ") else None
+    if not apikey and not token:
+        raise RequestError(
+            error_response(401, "PGRST301", "No API key found in request", hint="Send apikey and Authorization.")
+        )
+    if apikey:
+        try:
+            state.issuer.verify(apikey)
+        except jwt.InvalidTokenError:
+            raise RequestError(error_response(401, "PGRST301", "Invalid API key")) from None
+    try:
+        return state.issuer.verify(token or apikey or "")
+    except jwt.ExpiredSignatureError:
+        raise RequestError(error_response(401, "PGRST303", "JWT expired")) from None
+    except jwt.InvalidTokenError:
+        raise RequestError(error_response(401, "PGRST301", "JWT could not be verified")) from None
+
+
+async def _load_functions(state: ServerState) -> None:
+    assert state.pool is not None
+    async with state.pool.connection() as conn:
+        await conn.execute("select set_config('role', 'service_role', false)")
+        rows = await (await conn.execute(_INTROSPECT)).fetchall()
+        await conn.execute("reset role")
+    functions: dict[str, RpcFunction] = {}
+    for name, argnames, argtypes, n_defaults, rettype, retset in rows:
+        if retset or (len(argnames) != len(argtypes) and argtypes):
+            continue
+        functions[name] = RpcFunction(name, list(zip(argnames, argtypes, strict=True)), n_defaults, rettype)
+    state.functions = functions
+
+
+def _bind(fn: RpcFunction, body: dict[str, Any]) -> tuple[sql.Composed, list[Any]]:
+    """`select public.fn(a => $1::type, ...)::text` for the keys of the body (named parameters, like PostgREST)."""
+    types = dict(fn.params)
+    unknown = set(body) - set(types)
+    missing = fn.required - set(body)
+    if unknown or missing:
+        raise RequestError(
+            error_response(
+                404,
+                "PGRST202",
+                f"Could not find the function public.{fn.name}({', '.join(sorted(body))}) in the schema cache",
+                {"unknown": sorted(unknown), "missing": sorted(missing)},
+            )
+        )
+    parts: list[sql.Composable] = []
+    values: list[Any] = []
+    for name, typ in fn.params:
+        if name not in body:
+            continue
+        value = body[name]
+        if typ in ("jsonb", "json"):
+            values.append(Jsonb(value))
+        elif value is None or isinstance(value, str):
+            values.append(value)
+        elif isinstance(value, bool):
+            values.append("true" if value else "false")
+        elif isinstance(value, int | float):
+            values.append(str(value))
+        else:
+            values.append(json.dumps(value))  # a list/object for a scalar parameter: PostgreSQL will refuse the cast
+        parts.append(sql.SQL("{} => {}::{}").format(sql.Identifier(name), sql.Placeholder(), sql.SQL(typ)))
+    call = sql.SQL("select public.{}({})").format(sql.Identifier(fn.name), sql.SQL(", ").join(parts))
+    if fn.returns != "void":
+        call = sql.SQL("{}::text").format(call)
+    return call, values
+
+
+async def rpc(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    name = request.path_params["name"]
+    try:
+        claims = _claims(state, request)
+        body = await _read_json(request)
+        if not isinstance(body, dict):
+            raise RequestError(error_response(400, "PGRST102", "The body must be a JSON object of named arguments."))
+        fn = state.functions.get(name)
+        if fn is None:
+            raise RequestError(
+                error_response(404, "PGRST202", f"Could not find the function public.{name} in the schema cache")
+            )
+        call, values = _bind(fn, body)
+    except RequestError as err:
+        return err.response
+    anonymous = claims.get("role") == "anon"
+    assert state.pool is not None
+    try:
+        async with state.pool.connection() as conn:
+            async with conn.transaction(), conn.pipeline():
+                await conn.execute(_BECOME, (claims["role"], json.dumps(claims), STATEMENT_TIMEOUT))
+                cur = await conn.execute(call, values)
+            row = await cur.fetchone()
+    except psycopg.errors.Error as exc:
+        if exc.sqlstate is None:  # connection-level trouble: PostgREST answers 503
+            log.warning("database unavailable: %s", exc)
+            return error_response(503, "PGRST000", "Database connection error. Retry later.")
+        diag = exc.diag
+        return from_database_error(
+            exc.sqlstate, diag.message_primary or str(exc), diag.message_detail, diag.message_hint, anonymous
+        )
+    if fn.returns == "void":
+        return Response(status_code=204)
+    text = row[0] if row else None
+    return Response(text if text is not None else "null", media_type="application/json")
+
+
+async def token(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    grant = request.query_params.get("grant_type")
+    try:
+        apikey = request.headers.get("apikey")
+        if not apikey:
+            return auth_error(401, "no_authorization", "No API key found in request")
+        try:
+            state.issuer.verify(apikey)
+        except jwt.InvalidTokenError:
+            return auth_error(401, "bad_jwt", "Invalid API key")
+        body = await _read_json(request)
+    except RequestError as err:
+        return err.response
+    if not isinstance(body, dict):
+        return auth_error(400, "validation_failed", "Body must be a JSON object")
+    assert state.pool is not None
+    if grant == "password":
+        email, password = body.get("email"), body.get("password")
+        if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
+            return auth_error(400, "validation_failed", "Email and password are required")
+        async with state.pool.connection() as conn, conn.transaction():
+            cur = conn.cursor()
+            await cur.execute("select set_config('role', 'service_role', true)")
+            found = await auth.password_grant_lookup(cur, email)
+            # bcrypt is slow on purpose: keep it off the event loop.
+            ok = found is not None and await anyio.to_thread.run_sync(auth.check_password, password, found[1])
+            if not ok or found is None:
+                return auth_error(400, "invalid_credentials", "Invalid login credentials")
+            session_id, refresh = await auth.open_session(cur, found[0])
+        return JSONResponse(state.issuer.session_answer(found[0], session_id, refresh))
+    if grant == "refresh_token":
+        refresh_token = body.get("refresh_token")
+        if not isinstance(refresh_token, str) or not refresh_token:
+            return auth_error(400, "validation_failed", "refresh_token is required")
+        failure: auth.AuthFailure | None = None
+        async with state.pool.connection() as conn, conn.transaction():
+            cur = conn.cursor()
+            await cur.execute("select set_config('role', 'service_role', true)")
+            try:
+                user, session_id, new_token = await auth.rotate(cur, refresh_token)
+            except auth.AuthFailure as exc:
+                failure = exc  # caught inside the transaction: a revoked session stays revoked
+        if failure is not None:
+            return auth_error(failure.status, failure.error_code, failure.msg)
+        return JSONResponse(state.issuer.session_answer(user, session_id, new_token))
+    return auth_error(400, "unsupported_grant_type", "grant_type must be password or refresh_token")
+
+
+async def logout(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    try:
+        claims = _claims(state, request)
+    except RequestError as err:
+        return err.response
+    session_id = claims.get("session_id")
+    if claims.get("role") != "authenticated" or not session_id:
+        return auth_error(401, "no_authorization", "Sign in first")
+    assert state.pool is not None
+    async with state.pool.connection() as conn, conn.transaction():
+        cur = conn.cursor()
+        await cur.execute("select set_config('role', 'service_role', true)")
+        await auth.revoke_session(cur, session_id)
+    return Response(status_code=204)
+
+
+async def health(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    assert state.pool is not None
+    try:
+        async with state.pool.connection(timeout=5) as conn:
+            await conn.execute("select 1")
+    except Exception as exc:  # any failure here means "not healthy", which is the answer
+        return JSONResponse({"status": "unavailable", "error": type(exc).__name__}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(state: ServerState) -> Starlette:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.pool = AsyncConnectionPool(
+            state.conninfo,
+            min_size=state.pool_min,
+            max_size=state.pool_max,
+            kwargs={"autocommit": True, "prepare_threshold": 0},
+            open=False,
+        )
+        await state.pool.open(wait=True, timeout=30)
+        await _load_functions(state)
+        try:
+            yield
+        finally:
+            await state.pool.close()
+
+    app = Starlette(
+        routes=[
+            Route("/rest/v1/rpc/{name}", rpc, methods=["POST"]),
+            Route("/auth/v1/token", token, methods=["POST"]),
+            Route("/auth/v1/logout", logout, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.server = state
+    return app

@@ -1,0 +1,264 @@
+"""Demo users and synthetic leads.
+
+`seed_users` makes the demo accounts (password `demo1234`). `bulk_leads` writes N realistic leads straight into the
+tables in set-based SQL (1M in well under a minute), with everything create_lead would have kept consistent: sources,
+call attempts, PS follow-ups, feed positions and dashboard aggregates. It is a loader for demos and benchmarks, not a
+second way to create leads: the desk only ever uses create_lead."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from server_contract.auth import hash_password
+
+DEMO_PASSWORD = "demo1234"
+
+# (email, full name, role, branch)
+DEMO_USERS: list[tuple[str, str, str, str | None]] = [
+    ("cre1@demo.local", "Asha Reddy", "cre", "SOMAJIGUDA"),
+    ("cre2@demo.local", "Imran Khan", "cre", "ATTAPUR"),
+    ("cre3@demo.local", "Lakshmi Narayan", "cre", "KOMPALLY"),
+    ("lead@demo.local", "Priya Sharma", "team_lead", None),
+    ("admin@demo.local", "Desk Admin", "admin", None),
+    ("ps1@demo.local", "Ravi Teja", "ps", "SOMAJIGUDA"),
+    ("ps2@demo.local", "Sneha Rao", "ps", "ATTAPUR"),
+    ("ps3@demo.local", "Kiran Kumar", "ps", "KOMPALLY"),
+    ("ps4@demo.local", "Farah Begum", "ps", "MALAKPET"),
+    ("ps5@demo.local", "Venkat Goud", "ps", "SRINAGAR COLONY"),
+    ("ps6@demo.local", "Ayesha Siddiqui", "ps", "TOLICHOWKI"),
+    ("ps7@demo.local", "Suresh Yadav", "ps", "VANASTHALIPURAM"),
+]
+
+FIRST_NAMES = [
+    "Aarav",
+    "Vivaan",
+    "Aditya",
+    "Sai",
+    "Arjun",
+    "Reyansh",
+    "Mohammed",
+    "Krishna",
+    "Ishaan",
+    "Rohan",
+    "Ananya",
+    "Diya",
+    "Saanvi",
+    "Aadhya",
+    "Pari",
+    "Fatima",
+    "Lakshmi",
+    "Sravani",
+    "Harika",
+    "Keerthi",
+    "Naveen",
+    "Srinivas",
+    "Ramesh",
+    "Mahesh",
+    "Pavan",
+    "Swathi",
+    "Divya",
+    "Nikhil",
+    "Abdul",
+    "Zoya",
+]
+LAST_NAMES = [
+    "Reddy",
+    "Rao",
+    "Sharma",
+    "Goud",
+    "Naidu",
+    "Khan",
+    "Varma",
+    "Chowdary",
+    "Patel",
+    "Iyer",
+    "Yadav",
+    "Shaik",
+    "Kumar",
+    "Prasad",
+    "Gupta",
+    "Siddiqui",
+    "Nair",
+    "Menon",
+    "Das",
+    "Singh",
+]
+
+
+def create_user(
+    conn: psycopg.Connection[Any], email: str, password: str, full_name: str, role: str, branch: str | None
+) -> None:
+    """Create (or leave as is) a sign-in and its desk profile. Runs on the admin connection."""
+    row = conn.execute(
+        "insert into auth.users (email, encrypted_password) values (lower(%s), %s)"
+        " on conflict (email) do update set email = excluded.email returning id",
+        (email, hash_password(password)),
+    ).fetchone()
+    assert row is not None
+    conn.execute(
+        "insert into public.profiles (id, email, full_name, role, branch) values (%s, lower(%s), %s, %s, %s)"
+        " on conflict (id) do nothing",
+        (row[0], email, full_name, role, branch),
+    )
+
+
+def seed_users(conn: psycopg.Connection[Any]) -> int:
+    made = 0
+    for email, name, role, branch in DEMO_USERS:
+        exists = conn.execute("select 1 from auth.users where email = %s", (email,)).fetchone()
+        if not exists:
+            create_user(conn, email, DEMO_PASSWORD, name, role, branch)
+            made += 1
+    return made
+
+
+# One chunk of synthetic leads. %(start)s..%(stop)s number the leads; the phone is a bijection of that number
+# (104729 is prime, so coprime with 4e9), so chunks never collide with each other.
+_BULK_INSERT = """
+with cres as (select array_agg(id order by email) as ids from profiles where role = 'cre' and active),
+     subs as (select array_agg(source order by source, sub_source) as src,
+                     array_agg(sub_source order by source, sub_source) as sub,
+                     array_agg(uid_letter order by source, sub_source) as letter from sub_sources where active),
+     brs as (select array_agg(code order by sort) as codes from branches where active),
+     sts as (select array_agg(name order by sort) as names from lead_statuses where first_call),
+     mdl as (select array_agg(name order by sort) as names from models where active),
+     gen as (
+        select g,
+               '+91' || (6000000000 + ((g::bigint * 104729) %% 4000000000))::text as phone,
+               random() as r1, random() as r2, random() as r3, random() as r4, random() as r5, random() as r6,
+               now() - make_interval(secs => random() * %(span)s) as at
+          from generate_series(%(start)s::bigint, %(stop)s::bigint) g
+     ),
+     rows as (
+        select gen.*,
+               subs.src[1 + (g %% array_length(subs.src, 1))] as source,
+               subs.sub[1 + (g %% array_length(subs.sub, 1))] as sub_source,
+               subs.letter[1 + (g %% array_length(subs.letter, 1))] as letter,
+               brs.codes[1 + floor(r1 * array_length(brs.codes, 1))::int] as branch,
+               cres.ids[1 + (g %% array_length(cres.ids, 1))] as cre_id,
+               case when r2 < 0.9 then sts.names[1 + floor(r3 * array_length(sts.names, 1))::int] end as status,
+               case when r4 < 0.8 then 'Pending' when r4 < 0.9 then 'Won' else 'Lost' end as final_status,
+               mdl.names[1 + floor(r5 * array_length(mdl.names, 1))::int] as model,
+               (%(first)s::text[])[1 + (g %% %(n_first)s)] || ' ' || (%(last)s::text[])[1 + ((g / 7) %% %(n_last)s)] as name
+          from gen, cres, subs, brs, sts, mdl
+     )
+insert into leads (uid, phone, phone_raw, customer_name, source, sub_source, sources, lead_status, lead_category,
+                   model_interested, branch, cre_id, ps_id, final_status, follow_up_date, created_at, updated_at,
+                   cre_assigned_at, ps_assigned_at, first_call_date, first_call_at, change_id)
+select uid_for(r.letter, r.phone, nextval('lead_uid_seq')), r.phone, r.phone, r.name, r.source, r.sub_source,
+       jsonb_build_array(jsonb_build_object('source', r.source, 'sub_source', r.sub_source, 'at', r.at)),
+       r.status, (array['Hot', 'Warm', 'Cold'])[1 + floor(r6 * 3)::int], r.model, r.branch, r.cre_id,
+       case when r6 < 0.3 then ps.id end, r.final_status,
+       case when r.final_status = 'Pending' and r.status is distinct from 'RNR'
+            then (r.at at time zone desk_tz())::date + 1 + floor(r5 * 7)::int end,
+       r.at, r.at, r.at, case when r6 < 0.3 and ps.id is not null then r.at end,
+       case when r.status is not null and r.status not in ('RNR', 'Call me Back')
+            then (r.at at time zone desk_tz())::date end,
+       case when r.status is not null then r.at + make_interval(secs => r3 * 7200) end,
+       nextval('lead_change_seq')
+  from rows r
+  left join lateral (select id from profiles p where p.role = 'ps' and p.active and p.branch = r.branch
+                      order by p.email limit 1) ps on true
+on conflict (phone) do nothing
+"""
+
+_BULK_FOLLOW_ON = [
+    """insert into lead_sources (lead_id, source, sub_source, cre_id, created_at)
+       select id, source, sub_source, cre_id, created_at from leads where id > %(after)s""",
+    """insert into call_attempts (lead_id, uid, call_no, attempt, lead_status, cre_id, follow_up_date, final_status,
+                                  created_at)
+       select id, uid, 1, 1, lead_status, cre_id, follow_up_date, final_status, first_call_at
+         from leads where id > %(after)s and lead_status is not null""",
+    """insert into ps_followups (lead_id, ps_id, ps_branch, customer_name, phone, source, cre_id, lead_category,
+                                 model_interested, ps_assigned_at)
+       select id, ps_id, branch, customer_name, phone, source, cre_id, lead_category, model_interested, ps_assigned_at
+         from leads where id > %(after)s and ps_id is not null""",
+    """insert into stats_cre as s (day, branch, cre_id, leads, with_ps, pending, won, lost, first_calls,
+                                   first_call_secs)
+       select (created_at at time zone desk_tz())::date, coalesce(branch, ''), cre_id, count(*), count(ps_id),
+              count(*) filter (where final_status = 'Pending'), count(*) filter (where final_status = 'Won'),
+              count(*) filter (where final_status = 'Lost'), count(first_call_at),
+              coalesce(sum(extract(epoch from first_call_at - created_at))::bigint, 0)
+         from leads where id > %(after)s group by 1, 2, 3
+       on conflict (day, branch, cre_id) do update set
+           leads = s.leads + excluded.leads, with_ps = s.with_ps + excluded.with_ps,
+           pending = s.pending + excluded.pending, won = s.won + excluded.won, lost = s.lost + excluded.lost,
+           first_calls = s.first_calls + excluded.first_calls,
+           first_call_secs = s.first_call_secs + excluded.first_call_secs""",
+    """insert into stats_source as s (day, branch, source, sub_source, leads)
+       select (created_at at time zone desk_tz())::date, coalesce(branch, ''), source, sub_source, count(*)
+         from leads where id > %(after)s group by 1, 2, 3, 4
+       on conflict (day, branch, source, sub_source) do update set leads = s.leads + excluded.leads""",
+    """insert into stats_status as s (day, branch, lead_status, leads)
+       select (created_at at time zone desk_tz())::date, coalesce(branch, ''), coalesce(lead_status, ''), count(*)
+         from leads where id > %(after)s group by 1, 2, 3
+       on conflict (day, branch, lead_status) do update set leads = s.leads + excluded.leads""",
+    """insert into stats_hour as s (day, branch, hour, leads)
+       select (created_at at time zone desk_tz())::date, coalesce(branch, ''),
+              extract(hour from created_at at time zone desk_tz())::smallint, count(*)
+         from leads where id > %(after)s group by 1, 2, 3
+       on conflict (day, branch, hour) do update set leads = s.leads + excluded.leads""",
+]
+
+
+def bulk_leads(
+    conn: psycopg.Connection[Any],
+    n: int,
+    *,
+    days: float = 365.0,
+    chunk: int = 100_000,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Insert about `n` synthetic leads created over the last `days` days; returns how many were inserted.
+
+    Runs on the admin connection (autocommit); one transaction per chunk, each holding the feed sequencer's lock so
+    the positions it hands out are ordered exactly like the sequencer's own (see lead_changes)."""
+    if n <= 0:
+        return 0
+    if conn.execute("select count(*) from profiles where role = 'cre' and active").fetchone() == (0,):
+        raise RuntimeError("no active CRE to own the leads: seed users first")
+    row = conn.execute("select coalesce(max(id), 0) from leads").fetchone()
+    base = int(row[0]) if row else 0
+    # Start numbering after every earlier seed so phones stay distinct across runs.
+    start_row = conn.execute("select coalesce(max(id), 0) + 1 from leads").fetchone()
+    start = int(start_row[0]) if start_row else 1
+    inserted = 0
+    params_common: dict[str, Any] = {
+        "span": days * 86400,
+        "first": FIRST_NAMES,
+        "last": LAST_NAMES,
+        "n_first": len(FIRST_NAMES),
+        "n_last": len(LAST_NAMES),
+    }
+    done = 0
+    while done < n:
+        size = min(chunk, n - done)
+        with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(hashtext('crm.lead_changes.sequencer'))")
+            cur = conn.execute(_BULK_INSERT, {**params_common, "start": start + done, "stop": start + done + size - 1})
+            inserted += cur.rowcount
+            for stmt in _BULK_FOLLOW_ON:
+                conn.execute(stmt, {"after": base})
+            last = conn.execute("select coalesce(max(id), 0) from leads").fetchone()
+            base = int(last[0]) if last else base
+        done += size
+        if progress is not None:
+            progress(done, n)
+    conn.execute("analyze leads")
+    return inserted
+
+
+def seed_demo(conn: psycopg.Connection[Any], leads: int = 400) -> dict[str, int]:
+    """Demo users plus, on an empty desk, a few hundred leads spread over the last 30 days."""
+    users = seed_users(conn)
+    row = conn.execute("select count(*) from leads").fetchone()
+    made = 0
+    if row is not None and row[0] == 0:
+        t0 = time.perf_counter()
+        made = bulk_leads(conn, leads, days=30)
+        _ = time.perf_counter() - t0
+    return {"users": users, "leads": made}
