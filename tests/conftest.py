@@ -1,0 +1,62 @@
+"""Fixtures mirror the architecture: one real PostgreSQL (pgserver) and one real reference server per session, data
+reset per test; real SQLite files in tmp dirs; the real Qt event loop, offscreen."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before anything imports Qt
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from serverproc import LEAD_TABLES, Api, ServerProcess, stop_cluster
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The reference server with the demo users (leads are wiped per test by `clean_db`)."""
+    import pgserver
+
+    base = tmp_path_factory.mktemp("refserver")
+    # This process holds the embedded cluster so it outlives server restarts and kills within the session.
+    cluster = pgserver.get_server(base / "pgdata", cleanup_mode="stop")
+    proc = ServerProcess(data_dir=base / "pgdata", log_path=base / "server.log", extra_args=["--demo"])
+    proc.start()
+    yield proc
+    proc.stop()
+    stop_cluster(cluster)
+
+
+@pytest.fixture
+def db(server: ServerProcess) -> Iterator[psycopg.Connection[Any]]:
+    """Superuser connection to the server's database, for setting up and checking what the API did."""
+    with psycopg.connect(server.database_url, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def clean_db(db: psycopg.Connection[Any]) -> psycopg.Connection[Any]:
+    db.execute(f"truncate {LEAD_TABLES} restart identity cascade")
+    db.execute("alter sequence lead_uid_seq restart")
+    db.execute("alter sequence lead_change_seq restart")
+    return db
+
+
+@pytest.fixture
+def api(server: ServerProcess, clean_db: psycopg.Connection[Any]) -> Iterator[Api]:
+    if not server.running:
+        server.start()
+    client = Api(server)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
