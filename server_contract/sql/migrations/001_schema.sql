@@ -153,9 +153,24 @@ create table lead_requests (
     created_at    timestamptz not null default now()
 );
 
--- Dashboard aggregates, maintained inside create_lead's transaction so the dashboard never scans leads. Days and
--- hours are the desk's local time (Asia/Kolkata). Four narrow tables rather than one wide one: a row per combination
--- of every dimension would be nearly as many rows as leads.
+-- Dashboard aggregates. create_lead appends one row to stats_events (an insert never waits for another
+-- transaction); dashboard_summary folds the pending events into the narrow per-day tables below before reading them.
+-- Updating the per-day rows inside create_lead instead would make every concurrent create of the same branch and
+-- hour queue on one row lock until commit. Days and hours are the desk's local time (Asia/Kolkata). Four narrow
+-- tables rather than one wide one: a row per combination of every dimension would be nearly as many rows as leads.
+create table stats_events (
+    id            bigint generated always as identity primary key,
+    at            timestamptz not null,
+    branch        text not null,              -- '' = no branch
+    cre_id        uuid not null,
+    source        text not null,
+    sub_source    text not null,
+    lead_status   text not null,              -- '' = no status given
+    outcome       text not null,
+    final_status  text not null,
+    with_ps       boolean not null,
+    first_call    boolean not null
+);
 create table stats_cre (
     day              date not null,
     branch           text not null,              -- '' = no branch
@@ -216,6 +231,7 @@ alter table call_attempts enable row level security;
 alter table ps_followups enable row level security;
 alter table email_outbox enable row level security;
 alter table lead_requests enable row level security;
+alter table stats_events enable row level security;
 alter table stats_cre enable row level security;
 alter table stats_source enable row level security;
 alter table stats_status enable row level security;

@@ -76,46 +76,83 @@ as $$
     where l.id = p_lead_id
 $$;
 
--- Add to the dashboard aggregates. Called last in create_lead so the hot aggregate rows are locked for the
--- shortest time before commit.
+-- Record one create_lead outcome for the dashboard: an append, so concurrent creates never wait on each other.
 create function _bump_stats(
     p_branch text, p_cre uuid, p_source text, p_sub_source text, p_status text, p_outcome text,
     p_final text, p_with_ps boolean, p_first_call boolean
 ) returns void
+language sql
+set search_path = public, pg_temp
+as $$
+    insert into stats_events (at, branch, cre_id, source, sub_source, lead_status, outcome, final_status, with_ps,
+                              first_call)
+    values (now(), coalesce(p_branch, ''), p_cre, p_source, p_sub_source, coalesce(p_status, ''), p_outcome, p_final,
+            p_with_ps, p_first_call)
+$$;
+
+-- Fold committed stats_events into the per-day tables, in one statement, and delete them. One folder at a time
+-- (advisory lock); a caller that finds the lock taken just reads the tables as they are. Events of transactions
+-- still in flight are invisible here and are folded next time.
+create function _fold_stats() returns void
 language plpgsql
 set search_path = public, pg_temp
 as $$
 declare
-    t timestamp := now() at time zone desk_tz();
-    d date := t::date;
-    b text := coalesce(p_branch, '');
-    n_lead int := (p_outcome = 'created')::int;
-    n_add int := (p_outcome = 'added_source')::int;
-    n_dup int := (p_outcome = 'exact_duplicate')::int;
+    n bigint;
 begin
-    insert into stats_cre as s (day, branch, cre_id, leads, added_sources, exact_dups, with_ps, pending, won, lost,
-                                first_calls, first_call_secs)
-    values (d, b, p_cre, n_lead, n_add, n_dup, (n_lead = 1 and p_with_ps)::int,
-            (n_lead = 1 and p_final = 'Pending')::int, (n_lead = 1 and p_final = 'Won')::int,
-            (n_lead = 1 and p_final = 'Lost')::int, (n_lead = 1 and p_first_call)::int, 0)
-    on conflict (day, branch, cre_id) do update set
-        leads = s.leads + excluded.leads, added_sources = s.added_sources + excluded.added_sources,
-        exact_dups = s.exact_dups + excluded.exact_dups, with_ps = s.with_ps + excluded.with_ps,
-        pending = s.pending + excluded.pending, won = s.won + excluded.won, lost = s.lost + excluded.lost,
-        first_calls = s.first_calls + excluded.first_calls;
-
-    insert into stats_source as s (day, branch, source, sub_source, leads, added_sources, exact_dups)
-    values (d, b, p_source, p_sub_source, n_lead, n_add, n_dup)
-    on conflict (day, branch, source, sub_source) do update set
-        leads = s.leads + excluded.leads, added_sources = s.added_sources + excluded.added_sources,
-        exact_dups = s.exact_dups + excluded.exact_dups;
-
-    if n_lead = 1 then
-        insert into stats_status as s (day, branch, lead_status, leads) values (d, b, coalesce(p_status, ''), 1)
-        on conflict (day, branch, lead_status) do update set leads = s.leads + 1;
-        insert into stats_hour as s (day, branch, hour, leads) values (d, b, extract(hour from t)::smallint, 1)
-        on conflict (day, branch, hour) do update set leads = s.leads + 1;
+    if not pg_try_advisory_xact_lock(hashtext('crm.stats.fold')) then
+        return;
     end if;
+    with ev as (
+        delete from stats_events
+        returning (at at time zone desk_tz())::date as day,
+                  extract(hour from at at time zone desk_tz())::smallint as hour,
+                  branch, cre_id, source, sub_source, lead_status, outcome, final_status, with_ps, first_call
+    ), created as (
+        select * from ev where outcome = 'created'
+    ), c as (
+        insert into stats_cre as s (day, branch, cre_id, leads, added_sources, exact_dups, with_ps, pending, won,
+                                    lost, first_calls, first_call_secs)
+        select day, branch, cre_id,
+               count(*) filter (where outcome = 'created'),
+               count(*) filter (where outcome = 'added_source'),
+               count(*) filter (where outcome = 'exact_duplicate'),
+               count(*) filter (where outcome = 'created' and with_ps),
+               count(*) filter (where outcome = 'created' and final_status = 'Pending'),
+               count(*) filter (where outcome = 'created' and final_status = 'Won'),
+               count(*) filter (where outcome = 'created' and final_status = 'Lost'),
+               count(*) filter (where outcome = 'created' and first_call),
+               0
+          from ev group by day, branch, cre_id
+        on conflict (day, branch, cre_id) do update set
+            leads = s.leads + excluded.leads, added_sources = s.added_sources + excluded.added_sources,
+            exact_dups = s.exact_dups + excluded.exact_dups, with_ps = s.with_ps + excluded.with_ps,
+            pending = s.pending + excluded.pending, won = s.won + excluded.won, lost = s.lost + excluded.lost,
+            first_calls = s.first_calls + excluded.first_calls
+        returning 1
+    ), so as (
+        insert into stats_source as s (day, branch, source, sub_source, leads, added_sources, exact_dups)
+        select day, branch, source, sub_source,
+               count(*) filter (where outcome = 'created'),
+               count(*) filter (where outcome = 'added_source'),
+               count(*) filter (where outcome = 'exact_duplicate')
+          from ev group by day, branch, source, sub_source
+        on conflict (day, branch, source, sub_source) do update set
+            leads = s.leads + excluded.leads, added_sources = s.added_sources + excluded.added_sources,
+            exact_dups = s.exact_dups + excluded.exact_dups
+        returning 1
+    ), st as (
+        insert into stats_status as s (day, branch, lead_status, leads)
+        select day, branch, lead_status, count(*) from created group by day, branch, lead_status
+        on conflict (day, branch, lead_status) do update set leads = s.leads + excluded.leads
+        returning 1
+    ), h as (
+        insert into stats_hour as s (day, branch, hour, leads)
+        select day, branch, hour, count(*) from created group by day, branch, hour
+        on conflict (day, branch, hour) do update set leads = s.leads + excluded.leads
+        returning 1
+    )
+    select count(*) into n from c;  -- every data-modifying CTE runs to completion whether read or not
 end
 $$;
 
@@ -483,10 +520,10 @@ begin
 end
 $$;
 
--- Team-lead dashboard. Reads only the aggregate tables (sized by days x branches x CREs/sources/statuses/hours)
+-- Team-lead dashboard. Folds pending stats events, then reads only the aggregate tables (sized by days x branches x CREs/sources/statuses/hours)
 -- and a range of the pending-follow-up index, so its cost does not grow with the lead table.
 create function dashboard_summary(date_from date, date_to date, branch text default null) returns json
-language plpgsql stable
+language plpgsql volatile
 security definer
 set search_path = public, pg_temp
 as $$
@@ -505,6 +542,7 @@ begin
     if t - f > 366 then
         perform _fail('range_too_long', 'Choose a range of at most a year.', 422, 'date_to');
     end if;
+    perform _fold_stats();
 
     with cre as (
         select cre_id, sum(leads) as leads, sum(added_sources) as added_sources, sum(exact_dups) as exact_dups,
