@@ -1,0 +1,329 @@
+"""The HTTP client for the server contract (Supabase or the reference server): sign-in, one token refresher, RPC calls
+and one classification of every failure.
+
+Every failure of `rpc()` is one of three kinds, because the outbox treats them in three ways:
+- `Retry`: the server may well take it later (network down, timeout, 5xx, 429, serialization failure, deadlock,
+  statement timeout). The item stays queued and is retried with backoff.
+- `AuthExpired`: the session is over (a 401 that one refresh did not cure). Sending pauses until the user signs in.
+- `Rejected`: the server looked at the request and refused it (other 4xx). The item is parked with the reason.
+
+Refresh tokens rotate (single use), and a reused one revokes the whole session, so at most one refresh may run at a
+time: callers that find a refresh in flight wait for it and use its result instead of starting their own."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=3.0, read=15.0, write=10.0, pool=5.0)
+# Refresh this long before the access token expires, so a request never leaves with a token about to die.
+REFRESH_MARGIN = 60.0
+RETRY_SQLSTATES = {"40001", "40P01", "57014", "53300", "55P03"}
+
+
+class ApiError(Exception):
+    """Base of everything `ApiClient` raises; `str()` is a sentence for the desk."""
+
+
+class Retry(ApiError):
+    """Temporary trouble: try again later."""
+
+
+class AuthExpired(ApiError):
+    """The session cannot be renewed: the user must sign in again."""
+
+
+class Rejected(ApiError):
+    """The server refused the request; `code` is its stable error code (e.g. `invalid_phone`)."""
+
+    def __init__(self, message: str, code: str = "", status: int = 400, details: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.details = details
+
+
+class LoginFailed(ApiError):
+    """Wrong e-mail or password, or an account that cannot sign in."""
+
+
+class TokenStore(Protocol):
+    """Where the refresh token is kept between runs (the OS keyring in the app)."""
+
+    available: bool
+    why_unavailable: str
+
+    def load(self, server_url: str, email: str) -> str | None: ...
+    def save(self, server_url: str, email: str, token: str) -> None: ...
+    def delete(self, server_url: str, email: str) -> None: ...
+
+
+class KeyringTokenStore:
+    """Refresh tokens in the OS keyring (never in a plain file), one service name per server URL.
+
+    Without a usable backend (a headless Linux box with no Secret Service, say) it stores nothing and says why; the
+    app then asks for the password at each start."""
+
+    def __init__(self) -> None:
+        import keyring
+        from keyring.backends import fail
+
+        self._keyring = keyring
+        backend = keyring.get_keyring()
+        self.available = not isinstance(backend, fail.Keyring) and getattr(backend, "priority", 1) > 0
+        self.why_unavailable = (
+            ""
+            if self.available
+            else "No password store (keyring) is available on this computer, so you will be asked for your password "
+            "each time the desk starts."
+        )
+
+    @staticmethod
+    def service(server_url: str) -> str:
+        return f"cre-desk:{server_url.rstrip('/')}"
+
+    def load(self, server_url: str, email: str) -> str | None:
+        if not self.available:
+            return None
+        try:
+            value = self._keyring.get_password(self.service(server_url), email.lower())
+        except Exception as exc:  # keyring backends raise their own types; a failure only means "no saved token"
+            log.warning("could not read the keyring: %s", type(exc).__name__)
+            return None
+        return str(value) if value else None
+
+    def save(self, server_url: str, email: str, token: str) -> None:
+        if not self.available:
+            return
+        try:
+            self._keyring.set_password(self.service(server_url), email.lower(), token)
+        except Exception as exc:  # see load()
+            log.warning("could not write the keyring: %s", type(exc).__name__)
+
+    def delete(self, server_url: str, email: str) -> None:
+        if not self.available:
+            return
+        try:
+            self._keyring.delete_password(self.service(server_url), email.lower())
+        except Exception as exc:  # nothing saved is fine too; see load()
+            log.debug("keyring delete: %s", type(exc).__name__)
+
+
+class NoTokenStore:
+    """Keeps nothing: every start asks for the password."""
+
+    available = False
+    why_unavailable = "Remembering the sign-in is switched off."
+
+    def load(self, server_url: str, email: str) -> str | None:
+        return None
+
+    def save(self, server_url: str, email: str, token: str) -> None:
+        return None
+
+    def delete(self, server_url: str, email: str) -> None:
+        return None
+
+
+@dataclass
+class Session:
+    access_token: str
+    refresh_token: str
+    expires_at: float
+    user_id: str
+    email: str
+
+
+def _error_text(body: Any, fallback: str) -> tuple[str, str, Any]:
+    """(message, code, details) from a PostgREST or GoTrue error body."""
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("msg") or body.get("error_description") or fallback
+        code = body.get("code") if isinstance(body.get("code"), str) else body.get("error_code") or ""
+        return str(message), str(code or ""), body.get("details")
+    return fallback, "", None
+
+
+class ApiClient:
+    """One signed-in user's connection to the server. Thread-safe: the outbox sender, the sync reader and the
+    dashboard may call `rpc()` at once."""
+
+    def __init__(
+        self,
+        base_url: str,
+        anon_key: str,
+        *,
+        token_store: TokenStore | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers={"apikey": anon_key, "Content-Type": "application/json"},
+            timeout=timeout,
+            transport=transport,
+            verify=True,
+        )
+        self._tokens: TokenStore = token_store or NoTokenStore()
+        self._clock = clock
+        self._session: Session | None = None
+        self._refresh_lock = threading.Lock()
+        self._generation = 0  # bumped on every new session; a waiter compares it to skip a redundant refresh
+
+    # -- session -------------------------------------------------------------------------------------------------
+
+    @property
+    def session(self) -> Session | None:
+        return self._session
+
+    @property
+    def signed_in(self) -> bool:
+        return self._session is not None
+
+    @property
+    def token_store(self) -> TokenStore:
+        return self._tokens
+
+    def _adopt(self, body: dict[str, Any], email: str) -> Session:
+        user = body.get("user") or {}
+        expires_at = float(body.get("expires_at") or self._clock() + float(body.get("expires_in", 3600)))
+        session = Session(
+            access_token=str(body["access_token"]),
+            refresh_token=str(body["refresh_token"]),
+            expires_at=expires_at,
+            user_id=str(user.get("id", "")),
+            email=str(user.get("email") or email),
+        )
+        self._session = session
+        self._generation += 1
+        self._tokens.save(self.base_url, session.email, session.refresh_token)
+        return session
+
+    def _token_request(self, grant: str, payload: dict[str, Any]) -> httpx.Response:
+        try:
+            return self._http.post("/auth/v1/token", params={"grant_type": grant}, json=payload)
+        except httpx.TransportError as exc:
+            raise Retry(f"Cannot reach the server ({type(exc).__name__}).") from exc
+
+    def login(self, email: str, password: str) -> Session:
+        r = self._token_request("password", {"email": email, "password": password})
+        if r.status_code >= 500:
+            raise Retry(f"The server is having trouble (HTTP {r.status_code}). Try again in a moment.")
+        if r.status_code != 200:
+            message, code, _ = _error_text(self._json(r), "Sign-in failed.")
+            if code == "invalid_credentials":
+                message = "Wrong e-mail or password."
+            raise LoginFailed(message)
+        with self._refresh_lock:
+            return self._adopt(self._json(r), email)
+
+    def restore(self, email: str) -> Session | None:
+        """Silent sign-in with the refresh token saved for this server and user; None when there is none.
+
+        Raises AuthExpired when the saved token was refused (then it is forgotten), Retry when offline."""
+        token = self._tokens.load(self.base_url, email)
+        if not token:
+            return None
+        with self._refresh_lock:
+            self._session = Session("", token, 0.0, "", email)
+            return self._refresh_locked(self._generation)
+
+    def logout(self) -> None:
+        session = self._session
+        self._session = None
+        if session is None:
+            return
+        self._tokens.delete(self.base_url, session.email)
+        try:
+            self._http.post("/auth/v1/logout", headers={"Authorization": f"Bearer {session.access_token}"})
+        except httpx.TransportError:
+            pass  # offline sign-out: the token is gone locally; the server's copy expires by itself
+
+    def refresh(self) -> Session:
+        """Renew the access token. Concurrent callers share one refresh."""
+        seen = self._generation
+        with self._refresh_lock:
+            return self._refresh_locked(seen)
+
+    def _refresh_locked(self, seen_generation: int) -> Session:
+        session = self._session
+        if session is None:
+            raise AuthExpired("Sign in to continue.")
+        if self._generation != seen_generation and session.access_token:
+            return session  # someone refreshed while we waited for the lock
+        r = self._token_request("refresh_token", {"refresh_token": session.refresh_token})
+        if r.status_code >= 500:
+            raise Retry(f"The server is having trouble (HTTP {r.status_code}).")
+        if r.status_code != 200:
+            self._session = None
+            self._tokens.delete(self.base_url, session.email)
+            raise AuthExpired("Your session has ended. Sign in again; queued leads are kept.")
+        return self._adopt(self._json(r), session.email)
+
+    def _access_token(self) -> str:
+        session = self._session
+        if session is None:
+            raise AuthExpired("Sign in to continue.")
+        if session.expires_at - self._clock() < REFRESH_MARGIN:
+            session = self.refresh()
+        return session.access_token
+
+    # -- calls ---------------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _json(r: httpx.Response) -> Any:
+        try:
+            return r.json()
+        except ValueError:
+            return None
+
+    def rpc(self, name: str, params: dict[str, Any] | None = None, *, timeout: float | None = None) -> Any:
+        """Call `POST /rest/v1/rpc/<name>` with named parameters; returns the decoded answer or raises an ApiError."""
+        for attempt in (1, 2):
+            token = self._access_token()
+            generation = self._generation
+            try:
+                r = self._http.post(
+                    f"/rest/v1/rpc/{name}",
+                    json=params or {},
+                    headers={"Authorization": f"Bearer {token}"},
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                )
+            except httpx.TimeoutException as exc:
+                raise Retry("The server did not answer in time.") from exc
+            except httpx.TransportError as exc:
+                raise Retry(f"Cannot reach the server ({type(exc).__name__}).") from exc
+            if r.status_code == 401 and attempt == 1:
+                # Expired or revoked token: renew once (shared with any concurrent caller), then try again.
+                with self._refresh_lock:
+                    self._refresh_locked(generation)
+                continue
+            return self._answer(r)
+        raise AuthExpired("Your session has ended. Sign in again; queued leads are kept.")
+
+    def _answer(self, r: httpx.Response) -> Any:
+        body = self._json(r)
+        if r.status_code in (200, 201):
+            if body is None and r.content.strip() not in (b"null", b""):
+                raise Retry("The server sent an unreadable answer.")
+            return body
+        if r.status_code == 204:
+            return None
+        message, code, details = _error_text(body, f"HTTP {r.status_code}")
+        if r.status_code == 401:
+            raise AuthExpired("Your session has ended. Sign in again; queued leads are kept.")
+        if r.status_code >= 500 or r.status_code in (408, 429) or code in RETRY_SQLSTATES:
+            raise Retry(f"The server is busy or having trouble (HTTP {r.status_code}). It will be retried.")
+        raise Rejected(message, code=code, status=r.status_code, details=details)
+
+    def close(self) -> None:
+        self._http.close()

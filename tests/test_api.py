@@ -1,0 +1,217 @@
+"""The API client against the real reference server, with faults injected at the HTTP transport."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import httpx
+import keyring
+import pytest
+from keyring_backend import MemoryKeyring
+from serverproc import new_lead, phone_for
+
+from crm_desktop.core.api import ApiClient, AuthExpired, KeyringTokenStore, LoginFailed, Rejected, Retry
+
+
+@pytest.fixture
+def memory_keyring() -> Any:
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)
+
+
+def client_for(server: Any, **kwargs: Any) -> ApiClient:
+    return ApiClient(server.url, server.anon_key, **kwargs)
+
+
+def test_login_and_rpc(server, clean_db):
+    client = client_for(server)
+    session = client.login("cre1@demo.local", "demo1234")
+    assert session.email == "cre1@demo.local" and session.expires_at > 0
+    assert client.rpc("my_profile")["role"] == "cre"
+    answer = client.rpc("create_lead", {"lead": new_lead(phone_for(700))})
+    assert answer["outcome"] == "created"
+    client.close()
+
+
+def test_wrong_password_is_a_login_failure(server):
+    client = client_for(server)
+    with pytest.raises(LoginFailed, match="Wrong e-mail or password"):
+        client.login("cre1@demo.local", "nope")
+    with pytest.raises(AuthExpired):
+        client.rpc("catalog")  # not signed in
+    client.close()
+
+
+def test_business_errors_are_rejected_with_the_servers_code(server, clean_db):
+    client = client_for(server)
+    client.login("cre1@demo.local", "demo1234")
+    with pytest.raises(Rejected) as info:
+        client.rpc("create_lead", {"lead": new_lead("+915876543210")})
+    assert info.value.code == "invalid_phone" and info.value.status == 422
+    assert "Indian mobile" in str(info.value)
+    with pytest.raises(Rejected) as info:
+        client.rpc("dashboard_summary", {"date_from": "2026-01-01", "date_to": "2026-01-02"})
+    assert info.value.status == 403
+    client.close()
+
+
+def test_a_stopped_server_is_retry(server):
+    client = ApiClient("http://127.0.0.1:9", server.anon_key)  # nothing listens on the discard port
+    with pytest.raises(Retry):
+        client.login("cre1@demo.local", "demo1234")
+    client.close()
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        (lambda req: httpx.Response(503, json={"message": "down"}), Retry),
+        (lambda req: httpx.Response(502, text="<html>bad gateway</html>"), Retry),
+        (lambda req: httpx.Response(504), Retry),
+        (lambda req: httpx.Response(429), Retry),
+        (lambda req: httpx.Response(500, json={"code": "40001", "message": "could not serialize"}), Retry),
+        (lambda req: httpx.Response(500, json={"code": "40P01", "message": "deadlock detected"}), Retry),
+        (lambda req: httpx.Response(500, json={"code": "57014", "message": "statement timeout"}), Retry),
+        (lambda req: httpx.Response(200, text="<html>captive portal</html>"), Retry),
+        (lambda req: httpx.Response(409, json={"code": "client_ref_reused", "message": "used"}), Rejected),
+        (lambda req: httpx.Response(422, json={"code": "invalid_phone", "message": "bad"}), Rejected),
+    ],
+)
+def test_failure_classification(server, fault, expected):
+    """Faults injected at the transport; the first call (sign-in) goes to the real server."""
+    real = httpx.HTTPTransport()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/auth/"):
+            return real.handle_request(request)
+        return fault(request)
+
+    client = client_for(server, transport=httpx.MockTransport(handler))
+    try:
+        client.login("cre1@demo.local", "demo1234")
+        with pytest.raises(expected):
+            client.rpc("catalog")
+    finally:
+        client.close()
+        real.close()
+
+
+@pytest.mark.parametrize("exc", [httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), httpx.RemoteProtocolError("dropped")])
+def test_network_faults_are_retry(server, exc):
+    real = httpx.HTTPTransport()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/auth/"):
+            return real.handle_request(request)
+        raise exc
+
+    client = client_for(server, transport=httpx.MockTransport(handler))
+    try:
+        client.login("cre1@demo.local", "demo1234")
+        with pytest.raises(Retry):
+            client.rpc("catalog")
+    finally:
+        client.close()
+        real.close()
+
+
+def test_a_401_refreshes_once_and_retries(server):
+    client = client_for(server)
+    first = client.login("cre1@demo.local", "demo1234")
+    assert client.session is not None
+    client.session.access_token = "revoked.or.expired"  # what the server will refuse with 401
+    assert client.rpc("my_profile")["email"] == "cre1@demo.local"
+    assert client.session.refresh_token != first.refresh_token  # rotated
+    client.close()
+
+
+def test_proactive_refresh_before_expiry(server):
+    now = [0.0]
+    client = client_for(server, clock=lambda: now[0])
+    session = client.login("cre1@demo.local", "demo1234")
+    now[0] = session.expires_at - 30  # inside the refresh margin
+    client.rpc("my_profile")
+    assert client.session is not None and client.session.refresh_token != session.refresh_token
+    client.close()
+
+
+def test_two_threads_needing_a_refresh_share_one(server):
+    """Refresh tokens are single use: two refreshes with the same token would revoke the session."""
+    client = client_for(server)
+    client.login("cre2@demo.local", "demo1234")
+    assert client.session is not None
+    client.session.access_token = "stale"
+    barrier = threading.Barrier(8)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        barrier.wait()
+        try:
+            results.append(client.rpc("my_profile")["email"])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and results == ["cre2@demo.local"] * 8
+    # The session survived: a further explicit refresh still works (a reused token would have killed it).
+    client.refresh()
+    assert client.rpc("my_profile")["email"] == "cre2@demo.local"
+    client.close()
+
+
+def test_refused_refresh_means_sign_in_again(server):
+    client = client_for(server)
+    session = client.login("cre1@demo.local", "demo1234")
+    other = client_for(server)
+    other.login("cre1@demo.local", "demo1234")
+    # Use the refresh token elsewhere first (e.g. a copied profile): ours is now spent.
+    r = httpx.post(server.url + "/auth/v1/token", params={"grant_type": "refresh_token"},
+                   headers={"apikey": server.anon_key}, json={"refresh_token": session.refresh_token})
+    assert r.status_code == 200
+    with pytest.raises(AuthExpired):
+        client.refresh()
+    assert not client.signed_in
+    client.close()
+    other.close()
+
+
+def test_silent_sign_in_from_the_keyring(server, memory_keyring):
+    store = KeyringTokenStore()
+    assert store.available
+    client = client_for(server, token_store=store)
+    client.login("cre1@demo.local", "demo1234")
+    saved = memory_keyring.items[(KeyringTokenStore.service(server.url), "cre1@demo.local")]
+    client.close()
+    again = client_for(server, token_store=KeyringTokenStore())
+    session = again.restore("cre1@demo.local")
+    assert session is not None and again.rpc("my_profile")["email"] == "cre1@demo.local"
+    # Rotated and saved again; the old token is spent.
+    assert memory_keyring.items[(KeyringTokenStore.service(server.url), "cre1@demo.local")] != saved
+    again.logout()
+    assert (KeyringTokenStore.service(server.url), "cre1@demo.local") not in memory_keyring.items
+    again.close()
+
+
+def test_without_a_keyring_nothing_is_stored_and_the_user_is_told(server):
+    from keyring.backends import fail
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())
+    try:
+        store = KeyringTokenStore()
+        assert not store.available and "password" in store.why_unavailable
+        client = client_for(server, token_store=store)
+        client.login("cre1@demo.local", "demo1234")
+        assert client.restore("cre1@demo.local") is None  # nothing was saved
+        client.close()
+    finally:
+        keyring.set_keyring(previous)
