@@ -1,0 +1,320 @@
+"""Sync: pull the lead feed into the local cache, and push the outbox to `create_lead`. Qt-free.
+
+Two threads, on purpose: a long first download of a million leads must never delay the send of the lead a CRE just
+typed, and a server that is slow to accept leads must not freeze the duplicate cache.
+
+- The **push** thread sends queued leads oldest first, each under its `client_ref` (a replay after a crash returns
+  the first answer, never a second lead). `Retry` puts the item back with exponential backoff and jitter and the
+  thread sleeps exactly until the earliest due item (or until woken by a new lead / "send now"); `Rejected` parks the
+  item with the server's reason and moves on; `AuthExpired` pauses sending until `resume()` after a new sign-in.
+- The **pull** thread pages `lead_changes` from the cursor until caught up, one SQLite transaction per page (rows and
+  cursor together), reporting rows done and an estimated total; then it polls on an interval or on demand. It also
+  refreshes the cached catalogue and profile so the desk can start offline.
+
+Each thread opens its own `Store` (SQLite connections are per thread). Listeners are plain callables, called on the
+engine's threads: the UI forwards them to Qt signals."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from crm_desktop.core.api import ApiClient, AuthExpired, Rejected, Retry
+from crm_desktop.core.models import OutboxItem
+from crm_desktop.core.store import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+ConnectionState = Literal["online", "offline", "auth_needed"]
+CATALOG_EVERY = 15 * 60.0  # seconds between catalogue refreshes
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    done: int  # rows applied in this run
+    total: int  # estimated rows of this run (done + what the server says remains)
+    started_at: float
+    finished: bool
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.total <= 0 else min(self.done / self.total, 1.0)
+
+    def eta_seconds(self, now: float) -> float | None:
+        if self.done <= 0 or self.finished:
+            return None
+        rate = self.done / max(now - self.started_at, 1e-6)
+        return max(self.total - self.done, 0) / rate
+
+
+class Listeners:
+    """Callbacks the UI (or a test) subscribes to. Called from the engine's threads; must not block."""
+
+    def __init__(self) -> None:
+        self.progress: list[Callable[[SyncProgress], None]] = []
+        self.item: list[Callable[[OutboxItem], None]] = []
+        self.connection: list[Callable[[ConnectionState, str], None]] = []
+        self.leads_changed: list[Callable[[int], None]] = []
+        self.catalog: list[Callable[[dict[str, Any]], None]] = []
+        self.error: list[Callable[[Exception], None]] = []
+
+    @staticmethod
+    def emit(callbacks: list[Callable[..., None]], *args: Any) -> None:
+        for cb in list(callbacks):
+            try:
+                cb(*args)
+            except Exception:  # a listener's bug must not kill the sync thread
+                log.exception("sync listener failed")
+
+
+def backoff_delay(attempts: int, base: float, cap: float, rnd: random.Random) -> float:
+    """Exponential backoff with "equal jitter": half fixed, half random, so a desk full of clients coming back from
+    the same outage does not retry in lockstep."""
+    ceiling = min(cap, base * (2 ** max(attempts - 1, 0)))
+    return ceiling / 2 + rnd.uniform(0, ceiling / 2)
+
+
+class SyncEngine:
+    """Runs the push and pull threads for one signed-in user and one store path."""
+
+    def __init__(
+        self,
+        api: ApiClient,
+        store_path: Path,
+        *,
+        poll_interval: float = 15.0,
+        page_size: int = 10_000,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.api = api
+        self.store_path = Path(store_path)
+        self.poll_interval = poll_interval
+        self.page_size = page_size
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.listeners = Listeners()
+        self._rng = rng or random.Random()
+        self._stop = threading.Event()
+        self._push_wake = threading.Condition()
+        self._push_flag = False
+        self._force_send = False
+        self._pull_wake = threading.Condition()
+        self._pull_flag = False
+        self._auth_paused = False
+        self._state: ConnectionState | None = None
+        self._threads: list[threading.Thread] = []
+        self._last_catalog = 0.0
+        self.last_sync_at: float | None = None
+
+    # -- control (any thread) -------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._threads = [
+            threading.Thread(target=self._push_loop, name="outbox-push", daemon=True),
+            threading.Thread(target=self._pull_loop, name="cache-pull", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self.wake_push()
+        self.pull_now()
+        for t in self._threads:
+            t.join(timeout)
+        self._threads = []
+
+    @property
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self._threads)
+
+    @property
+    def connection_state(self) -> ConnectionState | None:
+        return self._state
+
+    def wake_push(self, *, force: bool = False) -> None:
+        """A new lead was queued (or "Send now": `force` ignores backoff for this pass)."""
+        with self._push_wake:
+            self._push_flag = True
+            self._force_send = self._force_send or force
+            self._push_wake.notify()
+
+    def send_now(self) -> None:
+        self.wake_push(force=True)
+
+    def pull_now(self) -> None:
+        with self._pull_wake:
+            self._pull_flag = True
+            self._pull_wake.notify()
+
+    def resume(self) -> None:
+        """After a new sign-in: sending may continue."""
+        self._auth_paused = False
+        self._set_state("online", "")
+        self.wake_push(force=True)
+        self.pull_now()
+
+    # -- state ----------------------------------------------------------------------------------------------------
+
+    def _set_state(self, state: ConnectionState, detail: str) -> None:
+        if state != self._state:
+            was = self._state
+            self._state = state
+            log.info("connection: %s %s", state, detail)
+            Listeners.emit(self.listeners.connection, state, detail)
+            if was == "offline" and state == "online":
+                self.wake_push(force=True)  # the server is back: send what waited, without waiting out backoff
+
+    def _on_api_error(self, exc: Exception) -> None:
+        if isinstance(exc, AuthExpired):
+            self._auth_paused = True
+            self._set_state("auth_needed", str(exc))
+        elif isinstance(exc, Retry):
+            self._set_state("offline", str(exc))
+
+    # -- push -----------------------------------------------------------------------------------------------------
+
+    def _wait_push(self, until: float | None) -> bool:
+        """Sleep until `until` (epoch seconds), a wake-up or stop; returns the force flag taken."""
+        with self._push_wake:
+            if not self._push_flag and not self._stop.is_set():
+                timeout = None if until is None else max(until - time.time(), 0.0)
+                self._push_wake.wait(timeout)
+            self._push_flag = False
+            force, self._force_send = self._force_send, False
+        return force
+
+    def send_one(self, store: Store, item: OutboxItem) -> OutboxItem:
+        """Send one item and record the outcome; returns the item as stored afterwards."""
+        store.mark_sending(item.client_ref)
+        try:
+            answer = self.api.rpc("create_lead", {"lead": item.payload})
+        except Rejected as exc:
+            reason = str(exc) if not exc.code else f"{exc} [{exc.code}]"
+            store.mark_parked(item.client_ref, reason, {"code": exc.code, "status": exc.status, "details": exc.details})
+            self._set_state("online", "")
+        except (Retry, AuthExpired) as exc:
+            delay = 0.0 if isinstance(exc, AuthExpired) else self._retry_delay(item.attempts + 1)
+            store.mark_retry(item.client_ref, str(exc), time.time() + delay)
+            self._on_api_error(exc)
+        else:
+            store.mark_done(item.client_ref, answer if isinstance(answer, dict) else {"answer": answer})
+            self._set_state("online", "")
+        after = store.get(item.client_ref)
+        assert after is not None
+        return after
+
+    def _retry_delay(self, attempts: int) -> float:
+        return backoff_delay(attempts, self.backoff_base, self.backoff_max, self._rng)
+
+    def drain(self, store: Store, *, force: bool = False) -> int:
+        """Send every due item (all queued items with `force`) until none is due or the server is unreachable."""
+        sent = 0
+        skip: set[str] = set()
+        while not self._stop.is_set() and not self._auth_paused:
+            now = float("inf") if force else time.time()
+            item = store.next_due(now)
+            if item is None or item.client_ref in skip:
+                break
+            after = self.send_one(store, item)
+            Listeners.emit(self.listeners.item, after)
+            if after.state.value == "done":
+                sent += 1
+            elif after.state.value == "queued":
+                if self._state == "offline" or self._auth_paused:
+                    break  # the server is away: do not walk the whole queue into the same wall
+                skip.add(item.client_ref)
+        if sent:
+            self.pull_now()  # bring the new leads into the cache for the duplicate banner
+        return sent
+
+    def _push_loop(self) -> None:
+        store = Store(self.store_path)
+        try:
+            n = store.reset_sending()
+            if n:
+                log.info("re-queued %d lead(s) a previous run left mid-send", n)
+            force = True
+            while not self._stop.is_set():
+                try:
+                    if not self._auth_paused:
+                        self.drain(store, force=force)
+                    due = None if self._auth_paused else store.earliest_due()
+                except StoreError as exc:
+                    Listeners.emit(self.listeners.error, exc)
+                    due = time.time() + 5.0
+                force = self._wait_push(due)
+        except Exception as exc:  # unexpected: report, never die silently
+            log.exception("outbox push thread stopped")
+            Listeners.emit(self.listeners.error, exc)
+        finally:
+            store.close()
+
+    # -- pull -----------------------------------------------------------------------------------------------------
+
+    def refresh_catalog(self, store: Store) -> dict[str, Any]:
+        catalog = self.api.rpc("catalog")
+        profile = self.api.rpc("my_profile")
+        store.save_catalog(catalog)
+        store.save_profile(profile)
+        self._last_catalog = time.time()
+        Listeners.emit(self.listeners.catalog, catalog)
+        return dict(catalog)
+
+    def pull(self, store: Store) -> int:
+        """Page the feed from the stored cursor until caught up; returns rows applied."""
+        since = store.sync_cursor()
+        started = time.time()
+        done = 0
+        while not self._stop.is_set():
+            page = self.api.rpc("lead_changes", {"since": since, "max_rows": self.page_size})
+            rows = page["rows"]
+            if rows:
+                store.apply_changes(page["columns"], rows, int(page["next_since"]))
+            done += len(rows)
+            since = int(page["next_since"])
+            more = bool(page["more"])
+            total = done + int(page.get("remaining") or 0)
+            if done and (more or done > self.page_size):
+                Listeners.emit(self.listeners.progress, SyncProgress(done, total, started, not more))
+            if not more:
+                break
+        self.last_sync_at = time.time()
+        self._set_state("online", "")
+        if done:
+            Listeners.emit(self.listeners.leads_changed, done)
+        return done
+
+    def _pull_loop(self) -> None:
+        store = Store(self.store_path)
+        try:
+            while not self._stop.is_set():
+                delay = self.poll_interval
+                if not self._auth_paused:
+                    try:
+                        if time.time() - self._last_catalog > CATALOG_EVERY:
+                            self.refresh_catalog(store)
+                        self.pull(store)
+                    except (Retry, AuthExpired) as exc:
+                        self._on_api_error(exc)
+                        delay = min(self.poll_interval, 5.0)
+                    except StoreError as exc:
+                        Listeners.emit(self.listeners.error, exc)
+                with self._pull_wake:
+                    if not self._pull_flag and not self._stop.is_set():
+                        self._pull_wake.wait(delay)
+                    self._pull_flag = False
+        except Exception as exc:  # unexpected: report, never die silently
+            log.exception("cache pull thread stopped")
+            Listeners.emit(self.listeners.error, exc)
+        finally:
+            store.close()

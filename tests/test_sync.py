@@ -1,0 +1,210 @@
+"""Pull and push against the real server with real SQLite files: the full flow, an outage, crashes, a rejected item,
+an expired token, a corrupt cache."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from serverproc import Api, new_lead, phone_for
+
+from crm_desktop.core.api import ApiClient
+from crm_desktop.core.models import OutboxState
+from crm_desktop.core.store import Store
+from crm_desktop.core.sync import SyncEngine, SyncProgress
+
+
+def wait_for(cond: Callable[[], bool], timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def desk(server, clean_db, tmp_path: Path) -> Iterator[tuple[ApiClient, Path, SyncEngine]]:
+    """A CRE's client: signed in, with a store path and a (not yet started) engine."""
+    api = ApiClient(server.url, server.anon_key)
+    api.login("cre1@demo.local", "demo1234")
+    path = tmp_path / "desk.sqlite3"
+    Store.open_or_rebuild(path)[0].close()
+    engine = SyncEngine(api, path, poll_interval=0.3, page_size=50, backoff_base=0.05, backoff_max=0.5)
+    yield api, path, engine
+    engine.stop()
+    api.close()
+
+
+def server_count(db: Any, sql: str, *args: Any) -> int:
+    return int(db.execute(sql, args).fetchone()[0])
+
+
+def test_full_flow_sync_lookup_and_a_hundred_queued_leads(desk, api: Api, clean_db):
+    client, path, engine = desk
+    other = api.token("cre2@demo.local")
+    for i in range(120):  # more than two pages
+        api.rpc("create_lead", other, lead=new_lead(phone_for(800 + i), customer_name=f"Caller {i}"))
+    progress: list[SyncProgress] = []
+    engine.listeners.progress.append(progress.append)
+    engine.start()
+    store = Store(path)
+    wait_for(lambda: store.cache_count() == 120, what="initial sync")
+    found = store.lookup(phone_for(805))
+    assert found is not None and found.customer_name == "Caller 5" and found.cre_name == "Imran Khan"
+    assert progress and progress[-1].finished and progress[-1].done == 120
+
+    refs = [store.enqueue(new_lead(phone_for(2000 + i))).client_ref for i in range(100)]
+    engine.wake_push()
+    wait_for(lambda: store.pending_count() == 0, what="drain")
+    items = {i.client_ref: i for i in store.items()}
+    assert all(items[r].state is OutboxState.DONE for r in refs)
+    assert len({items[r].answer["uid"] for r in refs}) == 100
+    assert server_count(clean_db, "select count(*) from leads where phone like '+919900002%%'") == 100
+    # Sent leads come back through the feed, so the banner knows them too.
+    wait_for(lambda: store.lookup(phone_for(2099)) is not None, what="own leads in cache")
+    store.close()
+
+
+def test_outage_mid_drain_every_lead_lands_once(desk, server, clean_db):
+    client, path, engine = desk
+    store = Store(path)
+    states: list[str] = []
+    engine.listeners.connection.append(lambda s, d: states.append(s))
+    for i in range(40):
+        store.enqueue(new_lead(phone_for(3000 + i)))
+    engine.start()
+    wait_for(lambda: store.pending_count() < 35, what="some sent")
+    server.stop()
+    try:
+        for i in range(40, 60):
+            store.enqueue(new_lead(phone_for(3000 + i)))
+        engine.wake_push()
+        wait_for(lambda: "offline" in states, what="offline state")
+        assert store.pending_count() > 0
+    finally:
+        server.start()
+    wait_for(lambda: store.pending_count() == 0, timeout=60, what="drain after restart")
+    assert states[-1] == "online"
+    assert server_count(clean_db, "select count(*) from leads where phone like '+91990000%%'") == 60
+    answers = [i.answer for i in store.items()]
+    assert all(a is not None and a["outcome"] == "created" for a in answers)
+    assert server_count(clean_db, "select count(*) from call_attempts") == 60
+    store.close()
+
+
+def test_a_rejected_item_is_parked_and_does_not_block_the_queue(desk, clean_db):
+    client, path, engine = desk
+    store = Store(path)
+    good1 = store.enqueue(new_lead(phone_for(4000)))
+    bad = store.enqueue(new_lead(phone_for(4001), source="Google"))  # misspelt: the catalogue refuses it
+    good2 = store.enqueue(new_lead(phone_for(4002)))
+    engine.start()
+    wait_for(lambda: store.pending_count() == 0, what="drain")
+    parked = store.get(bad.client_ref)
+    assert parked is not None and parked.state is OutboxState.PARKED
+    assert "unknown_source" in (parked.last_error or "")
+    assert store.get(good1.client_ref).state is OutboxState.DONE
+    assert store.get(good2.client_ref).state is OutboxState.DONE
+    # Edit and resend: a new client_ref, sent, and the parked one kept as replaced.
+    fixed = store.requeue(bad.client_ref, {**parked.payload, "source": "GOOGLE"})
+    engine.wake_push()
+    wait_for(lambda: store.get(fixed.client_ref).state is OutboxState.DONE, what="resend")
+    assert store.get(bad.client_ref).state is OutboxState.REPLACED
+    assert server_count(clean_db, "select count(*) from leads") == 3
+    store.close()
+
+
+def test_token_expiry_mid_drain_is_refreshed_without_losing_anything(desk, clean_db):
+    client, path, engine = desk
+    store = Store(path)
+    for i in range(30):
+        store.enqueue(new_lead(phone_for(5000 + i)))
+    engine.start()
+    wait_for(lambda: store.pending_count() < 25, what="some sent")
+    assert client.session is not None
+    client.session.access_token = "expired-token"  # the server now answers 401
+    wait_for(lambda: store.pending_count() == 0, what="drain")
+    assert server_count(clean_db, "select count(*) from leads") == 30
+    assert engine.connection_state == "online"
+    store.close()
+
+
+def test_a_dead_session_pauses_sending_until_sign_in(desk, server, clean_db):
+    client, path, engine = desk
+    store = Store(path)
+    states: list[str] = []
+    engine.listeners.connection.append(lambda s, d: states.append(s))
+    engine.start()
+    wait_for(lambda: engine.connection_state == "online", what="online")
+    assert client.session is not None
+    client.session.access_token = "expired"
+    client.session.refresh_token = "revoked"  # refresh will be refused: the user must sign in
+    for i in range(5):
+        store.enqueue(new_lead(phone_for(5500 + i)))
+    engine.wake_push()
+    wait_for(lambda: "auth_needed" in states, what="auth needed")
+    assert store.pending_count() == 5  # nothing dropped, nothing parked
+    client.login("cre1@demo.local", "demo1234")
+    engine.resume()
+    wait_for(lambda: store.pending_count() == 0, what="drain after sign-in")
+    assert server_count(clean_db, "select count(*) from leads") == 5
+    store.close()
+
+
+def test_killed_mid_drain_twenty_times_no_lead_lost_or_doubled(server, clean_db, tmp_path: Path):
+    path = tmp_path / "crash.sqlite3"
+    n = 60
+    driver = Path(__file__).with_name("outbox_driver.py")
+    cmd = [sys.executable, str(driver), server.url, server.anon_key, str(path), "cre1@demo.local", str(n), "6000"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(driver.parent), *sys.path]))
+    rnd = random.Random(20261128)
+    kills = 0
+    for _ in range(20):
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "queued"
+        time.sleep(rnd.uniform(0.0, 0.6))  # somewhere in sign-in or mid-drain
+        if proc.poll() is None:
+            proc.kill()
+            kills += 1
+        proc.wait()
+        proc.stdout.close()
+    final = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert final.stdout.split()[-1] == "drained", final.stderr[-2000:]
+    assert kills >= 10  # the test really interrupted drains
+    store = Store(path)
+    items = store.items()
+    assert len(items) == n
+    assert all(i.state is OutboxState.DONE for i in items)
+    # A replay after a kill returns the first answer: every item says "created", none "exact_duplicate".
+    assert {i.answer["outcome"] for i in items} == {"created"}
+    assert server_count(clean_db, "select count(*) from leads") == n
+    assert server_count(clean_db, "select count(*) from call_attempts") == n  # no doubled call attempt
+    store.close()
+
+
+def test_corrupt_cache_is_rebuilt_and_the_outbox_kept(desk, api: Api, clean_db):
+    client, path, engine = desk
+    api.rpc("create_lead", api.token("cre2@demo.local"), lead=new_lead(phone_for(7000)))
+    store = Store(path)
+    queued = store.enqueue(new_lead(phone_for(7001)))
+    engine.pull(store)
+    assert store.cache_count() == 1
+    store.close()
+    path.write_bytes(b"this is not a database" * 500)  # the cache file is destroyed
+    for suffix in ("-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    store, recovery = Store.open_or_rebuild(path)
+    assert recovery.cache_rebuilt and store.cache_count() == 0 and store.sync_cursor() == 0
+    assert store.get(queued.client_ref) is not None
+    assert engine.pull(store) == 1 and store.lookup(phone_for(7000)) is not None
+    assert engine.drain(store, force=True) == 1
+    store.close()
