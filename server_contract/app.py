@@ -173,6 +173,26 @@ def _bind(fn: RpcFunction, body: dict[str, Any]) -> tuple[sql.Composed, list[Any
     return call, values
 
 
+async def _call_in_one_round_trip(
+    conn: psycopg.AsyncConnection[Any], claims: dict[str, Any], call: sql.Composed, values: list[Any]
+) -> Any:
+    """BEGIN, become the caller, call, COMMIT: pipelined, so the database sees one round trip and no session sits
+    idle in a transaction while the event loop serves other requests."""
+    cur = conn.cursor()
+    try:
+        async with conn.pipeline():
+            await cur.execute("begin")
+            await cur.execute(_BECOME, (claims["role"], json.dumps(claims), STATEMENT_TIMEOUT))
+            await cur.execute(call, values)
+            row = await cur.fetchone()
+            await cur.execute("commit")
+    except BaseException:
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE and not conn.closed:
+            await conn.execute("rollback")
+        raise
+    return row
+
+
 async def rpc(request: Request) -> Response:
     state: ServerState = request.app.state.server
     name = request.path_params["name"]
@@ -193,10 +213,7 @@ async def rpc(request: Request) -> Response:
     assert state.pool is not None
     try:
         async with state.pool.connection() as conn:
-            async with conn.transaction(), conn.pipeline():
-                await conn.execute(_BECOME, (claims["role"], json.dumps(claims), STATEMENT_TIMEOUT))
-                cur = await conn.execute(call, values)
-            row = await cur.fetchone()
+            row = await _call_in_one_round_trip(conn, claims, call, values)
     except psycopg.errors.Error as exc:
         if exc.sqlstate is None:  # connection-level trouble: PostgREST answers 503
             log.warning("database unavailable: %s", exc)

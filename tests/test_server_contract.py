@@ -15,7 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from serverproc import Api, new_lead, phone_for
 
-CRE1, CRE2, LEAD, ADMIN, PS1 = "cre1@demo.local", "cre2@demo.local", "lead@demo.local", "admin@demo.local", "ps1@demo.local"
+CRE1, CRE2, LEAD, ADMIN, PS1 = (
+    "cre1@demo.local",
+    "cre2@demo.local",
+    "lead@demo.local",
+    "admin@demo.local",
+    "ps1@demo.local",
+)
 
 
 def count(db: psycopg.Connection[Any], table: str) -> int:
@@ -59,8 +65,11 @@ def test_cre_comes_from_the_token_not_the_payload(api: Api, clean_db: psycopg.Co
 def test_added_source_then_exact_duplicate(api: Api, clean_db: psycopg.Connection[Any]):
     token = api.token(CRE1)
     first = api.rpc("create_lead", token, lead=new_lead(phone_for(4))).json()
-    r = api.rpc("create_lead", api.token(CRE2), lead=new_lead(phone_for(4), source="META", sub_source="Meta Know",
-                                                              customer_name="Other Name"))
+    r = api.rpc(
+        "create_lead",
+        api.token(CRE2),
+        lead=new_lead(phone_for(4), source="META", sub_source="Meta Know", customer_name="Other Name"),
+    )
     added = r.json()
     assert added["outcome"] == "added_source"
     assert added["uid"] == first["uid"] and added["lead_id"] == first["lead_id"]
@@ -178,8 +187,16 @@ def test_catalog_and_profile(api: Api):
     assert me["role"] == "cre" and me["email"] == CRE1
 
 
+def desk_today() -> date:
+    """The server counts days in the desk's time zone, not the test machine's."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.now(ZoneInfo("Asia/Kolkata")).date()
+
+
 def test_dashboard_is_for_team_leads_only(api: Api, clean_db: psycopg.Connection[Any]):
-    today = date.today().isoformat()
+    today = desk_today().isoformat()
     cre_token = api.token(CRE1)
     api.rpc("create_lead", cre_token, lead=new_lead(phone_for(11)))
     api.rpc("create_lead", cre_token, lead=new_lead(phone_for(11), source="BTL", sub_source="BTL Know"))
@@ -193,6 +210,13 @@ def test_dashboard_is_for_team_leads_only(api: Api, clean_db: psycopg.Connection
     assert body["per_cre"][0]["cre_name"] == "Asha Reddy"
     assert sum(h["leads"] for h in body["per_hour"]) == 1 and len(body["per_hour"]) == 24
     assert body["follow_ups"]["due_today"] == 0
+    # A pending lead whose follow-up is today is due today; one dated yesterday is overdue.
+    yesterday = (desk_today() - timedelta(days=1)).isoformat()
+    api.rpc("create_lead", cre_token, lead=new_lead(phone_for(14), follow_up_date=today))
+    api.rpc("create_lead", cre_token, lead=new_lead(phone_for(15), follow_up_date=yesterday))
+    api.rpc("create_lead", cre_token, lead=new_lead(phone_for(16), follow_up_date=yesterday, final_status="Won"))
+    follow = api.rpc("dashboard_summary", api.token(LEAD), date_from=yesterday, date_to=today).json()["follow_ups"]
+    assert follow == {"due_today": 1, "overdue": 1}
     bad = api.rpc("dashboard_summary", api.token(LEAD), date_from=today, date_to="2020-01-01")
     assert bad.status_code == 422 and bad.json()["code"] == "invalid_range"
 
@@ -211,11 +235,18 @@ def test_api_roles_cannot_touch_tables(server, db: psycopg.Connection[Any]):
     conninfo = psycopg.conninfo.make_conninfo(server.database_url, user="authenticator")
     with psycopg.connect(conninfo) as conn:
         conn.execute("select set_config('role', 'authenticated', true)")
-        conn.execute("select set_config('request.jwt.claims', %s, true)",
-                     (f'{{"sub": "{user_id}", "role": "authenticated"}}',))
-        for stmt in ("select * from leads", "insert into leads (uid) values ('x')", "select * from stats_cre",
-                     "select * from email_outbox", "select * from auth.users", "delete from lead_sources",
-                     "select public.uid_for('G', '+919876543210', 1)"):
+        conn.execute(
+            "select set_config('request.jwt.claims', %s, true)", (f'{{"sub": "{user_id}", "role": "authenticated"}}',)
+        )
+        for stmt in (
+            "select * from leads",
+            "insert into leads (uid) values ('x')",
+            "select * from stats_cre",
+            "select * from email_outbox",
+            "select * from auth.users",
+            "delete from lead_sources",
+            "select public.uid_for('G', '+919876543210', 1)",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 with conn.transaction():
                     conn.execute(stmt)
@@ -237,8 +268,11 @@ def test_http_errors_have_the_postgrest_shape(api: Api, server):
     assert private.status_code == 404
     bad_json = api.http.post("/rest/v1/rpc/catalog", content=b"{not json", headers={"Authorization": f"Bearer {token}"})
     assert bad_json.status_code == 400 and bad_json.json()["code"] == "PGRST102"
-    big = api.http.post("/rest/v1/rpc/create_lead", content=b'{"lead": "' + b"x" * 70_000 + b'"}',
-                        headers={"Authorization": f"Bearer {token}"})
+    big = api.http.post(
+        "/rest/v1/rpc/create_lead",
+        content=b'{"lead": "' + b"x" * 70_000 + b'"}',
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert big.status_code == 413 and set(big.json()) == shape
     wrong_args = api.rpc("lead_changes", token, since="abc")
     assert wrong_args.status_code == 400 and wrong_args.json()["code"] == "22P02"
@@ -254,25 +288,31 @@ def test_expired_and_forged_tokens_are_401(api: Api, db: psycopg.Connection[Any]
     expired = jwt.encode({**claims, "exp": int(time.time()) - 60}, _secret(db), algorithm="HS256")
     r = api.rpc("catalog", expired)
     assert r.status_code == 401 and r.json()["code"] == "PGRST303"
-    forged = jwt.encode({**claims, "exp": int(time.time()) + 600}, "not-the-secret-but-long-enough-for-hs256-0123456789", algorithm="HS256")
+    forged = jwt.encode(
+        {**claims, "exp": int(time.time()) + 600},
+        "not-the-secret-but-long-enough-for-hs256-0123456789",
+        algorithm="HS256",
+    )
     assert api.rpc("catalog", forged).status_code == 401
 
 
 def test_refresh_tokens_rotate_and_reuse_revokes_the_session(api: Api):
     session = api.login(CRE1)
-    r1 = api.http.post("/auth/v1/token", params={"grant_type": "refresh_token"},
-                       json={"refresh_token": session["refresh_token"]})
+    r1 = api.http.post(
+        "/auth/v1/token", params={"grant_type": "refresh_token"}, json={"refresh_token": session["refresh_token"]}
+    )
     assert r1.status_code == 200 and r1.json()["refresh_token"] != session["refresh_token"]
     assert api.rpc("my_profile", r1.json()["access_token"]).status_code == 200
-    reuse = api.http.post("/auth/v1/token", params={"grant_type": "refresh_token"},
-                          json={"refresh_token": session["refresh_token"]})
+    reuse = api.http.post(
+        "/auth/v1/token", params={"grant_type": "refresh_token"}, json={"refresh_token": session["refresh_token"]}
+    )
     assert reuse.status_code == 400 and reuse.json()["error_code"] == "refresh_token_already_used"
     # Reuse is treated as theft: the newer token of that session is dead too.
-    after = api.http.post("/auth/v1/token", params={"grant_type": "refresh_token"},
-                          json={"refresh_token": r1.json()["refresh_token"]})
+    after = api.http.post(
+        "/auth/v1/token", params={"grant_type": "refresh_token"}, json={"refresh_token": r1.json()["refresh_token"]}
+    )
     assert after.status_code == 400
-    bad = api.http.post("/auth/v1/token", params={"grant_type": "password"},
-                        json={"email": CRE1, "password": "wrong"})
+    bad = api.http.post("/auth/v1/token", params={"grant_type": "password"}, json={"email": CRE1, "password": "wrong"})
     assert bad.status_code == 400 and bad.json()["error_code"] == "invalid_credentials"
 
 
@@ -280,8 +320,9 @@ def test_logout_revokes_the_refresh_token(api: Api):
     session = api.login(CRE2)
     r = api.http.post("/auth/v1/logout", headers={"Authorization": f"Bearer {session['access_token']}"})
     assert r.status_code == 204
-    again = api.http.post("/auth/v1/token", params={"grant_type": "refresh_token"},
-                          json={"refresh_token": session["refresh_token"]})
+    again = api.http.post(
+        "/auth/v1/token", params={"grant_type": "refresh_token"}, json={"refresh_token": session["refresh_token"]}
+    )
     assert again.status_code == 400
 
 
@@ -291,8 +332,22 @@ junk = st.one_of(
                      "a" * 5000, "+919876543210", "GOOGLE", "2026-13-45", "<script>"]),
     st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
 )  # fmt: skip
-FIELDS = ["client_ref", "customer_name", "phone", "source", "sub_source", "lead_status", "lead_category",
-          "model_interested", "branch", "ps_email", "final_status", "follow_up_date", "remark", "test_drive_done"]
+FIELDS = [
+    "client_ref",
+    "customer_name",
+    "phone",
+    "source",
+    "sub_source",
+    "lead_status",
+    "lead_category",
+    "model_interested",
+    "branch",
+    "ps_email",
+    "final_status",
+    "follow_up_date",
+    "remark",
+    "test_drive_done",
+]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

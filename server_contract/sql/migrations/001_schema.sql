@@ -82,8 +82,6 @@ create table leads (
 );
 -- The sequencer's work list: committed rows not yet numbered. Partial, so it stays tiny.
 create index leads_unsequenced on leads (id) where change_id is null;
--- Follow-ups due / overdue on the dashboard: only pending leads, by date.
-create index leads_pending_follow_up on leads (follow_up_date, branch) where final_status = 'Pending';
 
 -- One row per source/sub-source seen for a lead (the original included): "exact duplicate" is a conflict here.
 create table lead_sources (
@@ -169,7 +167,8 @@ create table stats_events (
     outcome       text not null,
     final_status  text not null,
     with_ps       boolean not null,
-    first_call    boolean not null
+    first_call    boolean not null,
+    follow_up     date                        -- a new pending lead's follow-up day
 );
 create table stats_cre (
     day              date not null,
@@ -202,6 +201,14 @@ create table stats_status (
     lead_status  text not null,                  -- '' = no status given
     leads        int not null default 0,
     primary key (day, branch, lead_status)
+);
+-- Pending follow-ups per follow-up day, so "due today" and "overdue" are a range of small rows, not a count over
+-- the leads table.
+create table stats_follow_up (
+    day     date not null,
+    branch  text not null,
+    leads   int not null default 0,
+    primary key (day, branch)
 );
 create table stats_hour (
     day     date not null,
@@ -236,6 +243,7 @@ alter table stats_cre enable row level security;
 alter table stats_source enable row level security;
 alter table stats_status enable row level security;
 alter table stats_hour enable row level security;
+alter table stats_follow_up enable row level security;
 alter table schema_migrations enable row level security;
 
 revoke all on all tables in schema public from anon, authenticated;

@@ -19,22 +19,23 @@ $$;
 create function desk_tz() returns text language sql immutable as $$ select 'Asia/Kolkata'::text $$;
 
 -- UID from the lead's number n in lead_uid_seq: source letter, letters, last four digits, four digits.
--- n = 10000 * (k - 1) + NNNN where k >= 1 is written in bijective base 26 (A..Z, AA..): distinct n give distinct
--- (letters, NNNN), so the UID is unique by construction whatever the source letter and phone are.
+-- n = 10000 * (k - 1) + NNNN where k >= 1 is written in bijective base 26 (A..Z, AA..ZZ, AAA..): distinct n give
+-- distinct (letters, NNNN), so the UID is unique by construction whatever the source letter and phone are. Plain
+-- SQL (no loop) so the bulk loader can inline it; four letters cover 4.7 billion leads.
 create function uid_for(p_letter text, p_phone text, p_n bigint) returns text
-language plpgsql immutable strict
+language sql immutable strict parallel safe
 as $$
-declare
-    k bigint := p_n / 10000 + 1;
-    letters text := '';
-begin
-    while k > 0 loop
-        k := k - 1;
-        letters := chr(65 + (k % 26)::int) || letters;
-        k := k / 26;
-    end loop;
-    return p_letter || letters || '-' || right(p_phone, 4) || '-' || lpad((p_n % 10000)::text, 4, '0');
-end
+    select p_letter
+        || case
+               when k <= 26 then chr(64 + k::int)
+               when k <= 702 then chr(65 + ((k - 27) / 26)::int) || chr(65 + ((k - 27) % 26)::int)
+               when k <= 18278 then chr(65 + ((k - 703) / 676)::int) || chr(65 + ((k - 703) / 26 % 26)::int)
+                                    || chr(65 + ((k - 703) % 26)::int)
+               else chr(65 + ((k - 18279) / 17576)::int) || chr(65 + ((k - 18279) / 676 % 26)::int)
+                    || chr(65 + ((k - 18279) / 26 % 26)::int) || chr(65 + ((k - 18279) % 26)::int)
+           end
+        || '-' || right(p_phone, 4) || '-' || lpad((p_n % 10000)::text, 4, '0')
+      from (select p_n / 10000 + 1 as k) x
 $$;
 
 -- The caller's active profile, or an error answer. Every RPC starts here.
@@ -79,15 +80,15 @@ $$;
 -- Record one create_lead outcome for the dashboard: an append, so concurrent creates never wait on each other.
 create function _bump_stats(
     p_branch text, p_cre uuid, p_source text, p_sub_source text, p_status text, p_outcome text,
-    p_final text, p_with_ps boolean, p_first_call boolean
+    p_final text, p_with_ps boolean, p_first_call boolean, p_follow_up date
 ) returns void
 language sql
 set search_path = public, pg_temp
 as $$
     insert into stats_events (at, branch, cre_id, source, sub_source, lead_status, outcome, final_status, with_ps,
-                              first_call)
+                              first_call, follow_up)
     values (now(), coalesce(p_branch, ''), p_cre, p_source, p_sub_source, coalesce(p_status, ''), p_outcome, p_final,
-            p_with_ps, p_first_call)
+            p_with_ps, p_first_call, case when p_outcome = 'created' and p_final = 'Pending' then p_follow_up end)
 $$;
 
 -- Fold committed stats_events into the per-day tables, in one statement, and delete them. One folder at a time
@@ -107,7 +108,8 @@ begin
         delete from stats_events
         returning (at at time zone desk_tz())::date as day,
                   extract(hour from at at time zone desk_tz())::smallint as hour,
-                  branch, cre_id, source, sub_source, lead_status, outcome, final_status, with_ps, first_call
+                  branch, cre_id, source, sub_source, lead_status, outcome, final_status, with_ps, first_call,
+                  follow_up
     ), created as (
         select * from ev where outcome = 'created'
     ), c as (
@@ -150,6 +152,11 @@ begin
         insert into stats_hour as s (day, branch, hour, leads)
         select day, branch, hour, count(*) from created group by day, branch, hour
         on conflict (day, branch, hour) do update set leads = s.leads + excluded.leads
+        returning 1
+    ), fu as (
+        insert into stats_follow_up as s (day, branch, leads)
+        select follow_up, branch, count(*) from created where follow_up is not null group by follow_up, branch
+        on conflict (day, branch) do update set leads = s.leads + excluded.leads
         returning 1
     )
     select count(*) into n from c;  -- every data-modifying CTE runs to completion whether read or not
@@ -416,7 +423,7 @@ begin
     update lead_requests set answer = v_answer where client_ref = v_ref;
 
     perform _bump_stats(coalesce(v_branch, v_lead.branch), me.id, v_source, v_sub, v_status, v_outcome, v_final,
-                        v_ps.id is not null, v_status is not null);
+                        v_ps.id is not null, v_status is not null, v_follow);
     return v_answer;
 end
 $$;
@@ -526,6 +533,9 @@ create function dashboard_summary(date_from date, date_to date, branch text defa
 language plpgsql volatile
 security definer
 set search_path = public, pg_temp
+-- A generic plan (chosen after five calls on a pooled connection) cannot use the indexes through
+-- "(b is null or branch = b)"; custom plans keep a one-branch call at ~4 ms instead of ~12 ms.
+set plan_cache_mode = force_custom_plan
 as $$
 #variable_conflict use_column
 declare
@@ -600,13 +610,10 @@ begin
                                   group by day) x on x.day = d::date),
         -- Follow-ups of pending leads: due today, and overdue ones whose date falls inside the chosen range.
         'follow_ups', json_build_object(
-            'due_today', (select count(*) from leads l
-                           where l.final_status = 'Pending' and l.follow_up_date = today
-                             and (b is null or l.branch = b)),
-            'overdue', (select count(*) from leads l
-                         where l.final_status = 'Pending' and l.follow_up_date >= f
-                           and l.follow_up_date < least(today, t + 1)
-                           and (b is null or l.branch = b))),
+            'due_today', (select coalesce(sum(leads), 0) from stats_follow_up
+                           where day = today and (b is null or branch = b)),
+            'overdue', (select coalesce(sum(leads), 0) from stats_follow_up
+                         where day >= f and day < least(today, t + 1) and (b is null or branch = b))),
         'generated_at', now())
       into result;
     return result;
