@@ -50,7 +50,7 @@ class Database:
         else:
             # A given URL: keep its credentials but start every session as authenticator.
             params["options"] = (str(params.get("options") or "") + " -c role=authenticator").strip()
-        return make_conninfo(**params)
+        return make_conninfo("", **params)
 
     def stop(self) -> None:
         if self.embedded is not None:
@@ -71,7 +71,7 @@ def start_embedded(data_dir: Path) -> Database:
             conn.execute(f"create database {DATABASE_NAME}")
     params = conninfo_to_dict(uri)
     params["dbname"] = DATABASE_NAME
-    return Database(admin_conninfo=make_conninfo(**params), embedded=server)
+    return Database(admin_conninfo=make_conninfo("", **params), embedded=server)
 
 
 def from_url(url: str) -> Database:
@@ -95,7 +95,7 @@ def migrate(db: Database, *, reference: bool = True) -> list[str]:
             if reference:
                 for path in reference_files():
                     with conn.transaction():
-                        conn.execute(path.read_text())  # type: ignore[call-overload]
+                        conn.execute(path.read_text())
             conn.execute(
                 "create table if not exists public.schema_migrations "
                 "(version text primary key, applied_at timestamptz not null default now())"
@@ -106,7 +106,7 @@ def migrate(db: Database, *, reference: bool = True) -> list[str]:
                 if version in done:
                     continue
                 with conn.transaction():
-                    conn.execute(path.read_text())  # type: ignore[call-overload]
+                    conn.execute(path.read_text())
                     conn.execute("insert into public.schema_migrations (version) values (%s)", (version,))
                 applied_now.append(version)
                 log.info("applied migration %s", version)

@@ -1,9 +1,9 @@
 """Demo users and synthetic leads.
 
 `seed_users` makes the demo accounts (password `demo1234`). `bulk_leads` writes N realistic leads straight into the
-tables in set-based SQL (1M in about a minute on a 2-core machine), with everything create_lead would have kept consistent: sources,
-call attempts, PS follow-ups, feed positions and dashboard aggregates. It is a loader for demos and benchmarks, not a
-second way to create leads: the desk only ever uses create_lead."""
+tables in set-based SQL (1M in about a minute on a 2-core machine), with everything create_lead would have kept
+consistent: sources, call attempts, PS follow-ups, feed positions and dashboard aggregates. It is a loader for demos
+and benchmarks, not a second way to create leads: the desk only ever uses create_lead."""
 
 from __future__ import annotations
 
@@ -143,7 +143,8 @@ with cres as (select array_agg(id order by email) as ids from profiles where rol
                case when r2 < 0.9 then sts.names[1 + floor(r3 * array_length(sts.names, 1))::int] end as status,
                case when r4 < 0.8 then 'Pending' when r4 < 0.9 then 'Won' else 'Lost' end as final_status,
                mdl.names[1 + floor(r5 * array_length(mdl.names, 1))::int] as model,
-               (%(first)s::text[])[1 + (g %% %(n_first)s)] || ' ' || (%(last)s::text[])[1 + ((g / 7) %% %(n_last)s)] as name
+               (%(first)s::text[])[1 + (g %% %(n_first)s)] || ' '
+                   || (%(last)s::text[])[1 + ((g / 7) %% %(n_last)s)] as name
           from gen, cres, subs, brs, sts, mdl
      )
 insert into leads (uid, phone, phone_raw, customer_name, source, sub_source, sources, lead_status, lead_category,

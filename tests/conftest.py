@@ -26,6 +26,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     cluster = pgserver.get_server(base / "pgdata", cleanup_mode="stop")
     proc = ServerProcess(data_dir=base / "pgdata", log_path=base / "server.log", extra_args=["--demo"])
     proc.start()
+    proc.extra_args.remove("--demo")  # restarts (outage tests) must not seed demo leads into an emptied desk
     yield proc
     proc.stop()
     stop_cluster(cluster)

@@ -178,6 +178,8 @@ class ApiClient:
         self._session: Session | None = None
         self._refresh_lock = threading.Lock()
         self._generation = 0  # bumped on every new session; a waiter compares it to skip a redundant refresh
+        # Offline start: how to get a session once the server answers (a saved refresh token or typed password).
+        self._deferred: Callable[[], Session] | None = None
 
     # -- session -------------------------------------------------------------------------------------------------
 
@@ -215,6 +217,7 @@ class ApiClient:
             raise Retry(f"Cannot reach the server ({type(exc).__name__}).") from exc
 
     def login(self, email: str, password: str) -> Session:
+        self._deferred = None
         r = self._token_request("password", {"email": email, "password": password})
         if r.status_code >= 500:
             raise Retry(f"The server is having trouble (HTTP {r.status_code}). Try again in a moment.")
@@ -235,7 +238,25 @@ class ApiClient:
             return None
         with self._refresh_lock:
             self._session = Session("", token, 0.0, "", email)
-            return self._refresh_locked(self._generation)
+            try:
+                return self._refresh_locked(self._generation)
+            except Retry:
+                self._session = None
+                raise
+
+    def sign_in_later(self, email: str, password: str | None = None) -> None:
+        """Start offline: the first call that finds the server up signs in (with the saved refresh token, or with
+        the password typed at start when no keyring is available). Until then calls raise Retry."""
+
+        def deferred() -> Session:
+            if password is not None:
+                return self.login(email, password)
+            session = self.restore(email)
+            if session is None:
+                raise AuthExpired("Sign in to send the queued leads.")
+            return session
+
+        self._deferred = deferred
 
     def logout(self) -> None:
         session = self._session
@@ -271,6 +292,13 @@ class ApiClient:
 
     def _access_token(self) -> str:
         session = self._session
+        if session is None and self._deferred is not None:
+            try:
+                session = self._deferred()  # Retry while still offline
+            except AuthExpired:
+                self._deferred = None  # the saved sign-in was refused: ask the user
+                raise
+            self._deferred = None
         if session is None:
             raise AuthExpired("Sign in to continue.")
         if session.expires_at - self._clock() < REFRESH_MARGIN:

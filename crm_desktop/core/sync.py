@@ -284,12 +284,14 @@ class SyncEngine:
             since = int(page["next_since"])
             more = bool(page["more"])
             total = done + int(page.get("remaining") or 0)
-            if done and (more or done > self.page_size):
-                Listeners.emit(self.listeners.progress, SyncProgress(done, total, started, not more))
-            if not more:
+            if more:
+                Listeners.emit(self.listeners.progress, SyncProgress(done, total, started, False))
+            else:
                 break
         self.last_sync_at = time.time()
         self._set_state("online", "")
+        # Every pass ends with one finished report (also when nothing was new): "synced at hh:mm".
+        Listeners.emit(self.listeners.progress, SyncProgress(done, done, started, True))
         if done:
             Listeners.emit(self.listeners.leads_changed, done)
         return done

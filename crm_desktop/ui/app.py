@@ -1,0 +1,302 @@
+"""Start-up and wiring: arguments, logging, the error presenter, sign-in (or offline start), the demo server, and
+the main window. `run()` is `crm-desktop`."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import logging
+import logging.handlers
+import sys
+import traceback
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from platformdirs import user_log_path
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QLabel
+
+from crm_desktop.core.api import ApiClient, KeyringTokenStore, Retry, TokenStore
+from crm_desktop.core.store import Store, default_store_path
+from crm_desktop.ui.demo import DemoServer
+from crm_desktop.ui.dialogs import (
+    DiagnosticsDialog,
+    LoginDialog,
+    SettingsDialog,
+    environment_report,
+    show_unexpected_error,
+)
+from crm_desktop.ui.main_window import MainWindow
+from crm_desktop.ui.session import DeskSession
+from crm_desktop.ui.settings import Settings
+from crm_desktop.ui.workers import reader_pool, run_in
+
+log = logging.getLogger(__name__)
+DEMO_PASSWORD = "demo1234"
+RECENT_LOG = collections.deque[str](maxlen=500)
+
+
+class _RecentLines(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        RECENT_LOG.append(self.format(record))
+
+
+def setup_logging() -> Path:
+    log_dir = user_log_path("cre-desk")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / "cre-desk.log"
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    if not any(isinstance(h, logging.handlers.RotatingFileHandler) for h in root.handlers):
+        file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
+        file_handler.setFormatter(fmt)
+        recent = _RecentLines()
+        recent.setFormatter(fmt)
+        root.addHandler(file_handler)
+        root.addHandler(recent)
+        root.setLevel(logging.INFO)
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry URLs, not needed
+    return path
+
+
+def style_sheet() -> str:
+    candidates = [Path(__file__).resolve().parents[2] / "resources" / "style.qss"]
+    try:
+        from importlib.resources import files
+
+        candidates.append(Path(str(files("crm_desktop.resources") / "style.qss")))
+    except (ModuleNotFoundError, TypeError):
+        pass
+    for path in candidates:
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    return ""
+
+
+def install_error_presenter(parent_getter: Any) -> None:
+    """Tier 3: unexpected exceptions go to the log and to a dialog with "Copy details"."""
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+        details = getattr(exc, "__traceback_text__", None) or "".join(traceback.format_exception(kind, exc, tb))
+        log.error("unexpected error: %s", details)
+        if QApplication.instance() is not None:
+            show_unexpected_error(parent_getter(), f"{kind.__name__}: {exc}", details)
+
+    sys.excepthook = hook
+
+
+class DeskApp:
+    """Owns what the app started (demo server, session, window) and stops it all on exit."""
+
+    def __init__(self, args: argparse.Namespace, settings: Settings, token_store: TokenStore | None = None) -> None:
+        self.args = args
+        self.settings = settings
+        self.tokens: TokenStore = token_store or KeyringTokenStore()
+        self.demo: DemoServer | None = None
+        self.api: ApiClient | None = None
+        self.session: DeskSession | None = None
+        self.window: MainWindow | None = None
+        self.splash: QLabel | None = None
+        self.exit_code = 0
+
+    # -- start ----------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.args.demo:
+            self._show_splash("Starting the demo server (embedded PostgreSQL)…")
+            run_in(reader_pool(), self._start_demo_and_sign_in, self._on_signed_in, self._on_start_failed)
+            return
+        url = self.args.server or str(self.settings.get("server/url"))
+        key = self.args.anon_key or str(self.settings.get("server/anon_key"))
+        email = str(self.settings.get("account/email"))
+        if url and key and email and self.tokens.load(url, email):
+            self._show_splash("Signing in…")
+            run_in(reader_pool(), lambda: self._silent_sign_in(url, key, email), self._on_signed_in,
+                   lambda exc: self._ask_login(str(exc)))  # fmt: skip
+            return
+        self._ask_login(self.tokens.why_unavailable if not self.tokens.available else "")
+
+    def _show_splash(self, text: str) -> None:
+        if self.splash is None:
+            self.splash = QLabel()
+            self.splash.setObjectName("splash")
+            self.splash.setMinimumSize(420, 120)
+            self.splash.setWindowTitle("CRE Desk")
+        self.splash.setText(text)
+        self.splash.show()
+
+    def _close_splash(self) -> None:
+        if self.splash is not None:
+            self.splash.close()
+            self.splash = None
+
+    def _start_demo_and_sign_in(self) -> dict[str, Any]:
+        self.demo = DemoServer.start(Path(self.args.demo_dir) if self.args.demo_dir else None)
+        email = self.args.as_user or "cre1@demo.local"
+        api = ApiClient(self.demo.url, self.demo.anon_key)
+        api.login(email, self.args.password or DEMO_PASSWORD)
+        return self._prepare(api, email, online=True)
+
+    def _silent_sign_in(self, url: str, key: str, email: str) -> dict[str, Any]:
+        api = ApiClient(url, key, token_store=self.tokens)
+        try:
+            if api.restore(email) is None:
+                raise RuntimeError("No saved sign-in.")
+        except Retry:
+            # Offline: start from what this computer knows, sign in once the server answers.
+            api.sign_in_later(email)
+            return self._prepare(api, email, online=False)
+        return self._prepare(api, email, online=True)
+
+    def _login_attempt(self, url: str, key: str, email: str, password: str) -> dict[str, Any]:
+        api = ApiClient(url, key, token_store=self.tokens)
+        try:
+            api.login(email, password)
+        except Retry:
+            api.sign_in_later(email, None if self.tokens.available else password)
+            return self._prepare(api, email, online=False)
+        return self._prepare(api, email, online=True)
+
+    def _prepare(self, api: ApiClient, email: str, *, online: bool) -> dict[str, Any]:
+        """Worker thread: open (or repair) the local store and get the profile; nothing here touches widgets."""
+        path = default_store_path(api.base_url, email)
+        store, recovery = Store.open_or_rebuild(path)
+        try:
+            if online:
+                profile = dict(api.rpc("my_profile"))
+                store.save_profile(profile)
+                store.save_catalog(api.rpc("catalog"))
+            else:
+                kept = store.load_profile()
+                if kept is None:
+                    raise Retry("The server cannot be reached and this computer has no saved desk for this user yet. "
+                                "Connect once to start working offline later.")  # fmt: skip
+                profile = kept
+        finally:
+            store.close()
+        return {"api": api, "email": email, "path": path, "profile": profile, "online": online,
+                "recovery": recovery.message}  # fmt: skip
+
+    def _ask_login(self, note: str = "") -> None:
+        self._close_splash()
+        dialog = LoginDialog(self.settings, self._login_attempt, note)
+        if dialog.exec() and dialog.result_value is not None:
+            self._on_signed_in(dialog.result_value)
+        else:
+            QApplication.quit()
+
+    def _on_start_failed(self, exc: BaseException) -> None:
+        self._close_splash()
+        show_unexpected_error(None, f"The desk could not start: {exc}", getattr(exc, "__traceback_text__", ""))
+        self.exit_code = 1
+        QApplication.quit()
+
+    def _on_signed_in(self, info: dict[str, Any]) -> None:
+        self._close_splash()
+        api: ApiClient = info["api"]
+        self.api = api
+        if not self.args.demo:
+            self.settings.set("server/url", api.base_url)
+            self.settings.set("account/email", info["email"])
+        session = DeskSession(
+            api, info["path"], info["profile"], poll_interval=float(self.settings.get("sync/interval_s"))
+        )
+        self.session = session
+        window = MainWindow(session, self.settings, offline_start=not info["online"])
+        self.window = window
+        window.sign_out_requested.connect(self.sign_out)
+        window.settings_requested.connect(lambda: SettingsDialog(self.settings, window).exec())
+        window.diagnostics_requested.connect(self.show_diagnostics)
+        if info.get("recovery"):
+            window.message_bar.show_message("recovery", info["recovery"], "warning")
+        if not self.tokens.available and not self.args.demo:
+            window.message_bar.show_message("keyring", self.tokens.why_unavailable, "info")
+        if self.args.screenshot:
+            window.data_loaded.connect(self._take_screenshot)
+            QTimer.singleShot(int(self.args.screenshot_timeout * 1000), self._take_screenshot)
+        session.start()
+        window.show()
+
+    # -- actions --------------------------------------------------------------------------------------------------
+
+    def _take_screenshot(self) -> None:
+        if self.window is None or not self.args.screenshot:
+            return
+        target = self.args.screenshot
+        self.args.screenshot = None
+        QTimer.singleShot(300, lambda: self._save_and_quit(target))  # let the last signals paint
+
+    def _save_and_quit(self, target: str) -> None:
+        assert self.window is not None
+        self.window.grab().save(target)
+        log.info("screenshot saved to %s", target)
+        self.window.close()
+        QApplication.quit()
+
+    def show_diagnostics(self) -> None:
+        extra = {"Settings file": self.settings.path, "Log file": str(user_log_path("cre-desk") / "cre-desk.log")}
+        if self.session is not None:
+            extra["Server"] = self.session.api.base_url
+            extra["Local store"] = str(self.session.store_path)
+            extra["Signed in as"] = f"{self.session.profile.get('email')} ({self.session.profile.get('role')})"
+            extra["Connection"] = str(self.session.engine.connection_state)
+        extra["Keyring"] = "available" if self.tokens.available else self.tokens.why_unavailable
+        DiagnosticsDialog(environment_report(extra), list(RECENT_LOG), self.window).exec()
+
+    def sign_out(self) -> None:
+        if self.api is not None:
+            self.api.logout()
+        self._stop_session()
+        if self.demo is not None:
+            self._ask_login("Signed out. The demo server is still running for this window.")
+        else:
+            self._ask_login("Signed out.")
+
+    def _stop_session(self) -> None:
+        if self.window is not None:
+            self.window.save_window_state()
+            self.window.hide()
+            self.window.deleteLater()
+            self.window = None
+        if self.session is not None:
+            self.session.stop()
+            self.session = None
+
+    def shutdown(self) -> None:
+        self._stop_session()
+        if self.api is not None:
+            self.api.close()
+        if self.demo is not None:
+            self.demo.stop()
+            self.demo = None
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="crm-desktop", description="CRE Desk: the lead-entry desk for call centres.")
+    p.add_argument("--demo", action="store_true", help="start the embedded demo server and sign in to it")
+    p.add_argument("--as", dest="as_user", metavar="EMAIL", help="with --demo: the demo user (default cre1@demo.local)")
+    p.add_argument("--password", help=argparse.SUPPRESS)
+    p.add_argument("--demo-dir", help="with --demo: where the demo server keeps its data")
+    p.add_argument("--server", help="server URL (overrides the saved setting)")
+    p.add_argument("--anon-key", help="the server's anon key (overrides the saved setting)")
+    p.add_argument("--screenshot", metavar="FILE", help="render the main window to a PNG once data has loaded, exit")
+    p.add_argument("--screenshot-timeout", type=float, default=90.0, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def run(argv: list[str]) -> int:
+    args = parse_args(argv)
+    log_path = setup_logging()
+    log.info("starting; log at %s", log_path)
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
+    app.setApplicationName("CRE Desk")
+    app.setOrganizationName("CRE Desk")
+    app.setStyleSheet(style_sheet())
+    desk = DeskApp(args, Settings())
+    install_error_presenter(lambda: desk.window)
+    app.aboutToQuit.connect(desk.shutdown)
+    QTimer.singleShot(0, desk.start)
+    code = app.exec()
+    return desk.exit_code or int(code)

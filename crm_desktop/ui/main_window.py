@@ -1,0 +1,519 @@
+"""The main window: the lead desk tab (form, duplicate banner, this shift's list), the dashboard tab for team leads,
+the message bar for expected trouble, the offline banner and the status bar."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFrame,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTabWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from crm_desktop.core.models import LeadSummary, OutboxItem, OutboxState
+from crm_desktop.core.store import StoreError
+from crm_desktop.core.sync import SyncProgress
+from crm_desktop.ui.lead_form import LeadForm
+from crm_desktop.ui.session import DeskSession
+from crm_desktop.ui.settings import Settings
+from crm_desktop.ui.shift_model import COL_CUSTOMER, COL_RESULT, COL_STATE, COL_TIME, ROW_ROLE, ShiftModel
+
+log = logging.getLogger(__name__)
+
+OFFLINE_TEXT = "Offline — leads are saved on this computer and will be sent automatically."
+SHORTCUTS = [
+    ("Enter", "Save the lead (from any field)"),
+    ("Esc", "Clear the form for the next caller"),
+    ("Tab / Shift+Tab", "Next / previous field, in the order of the call"),
+    ("Alt+underlined letter", "Jump to that field"),
+    ("Ctrl+1 / Ctrl+2", "Lead desk / Dashboard tab"),
+    ("Ctrl+Shift+S", "Send queued leads now"),
+    ("F5", "Fetch new leads from the server now"),
+    ("F1", "This list"),
+]
+
+
+class MessageBar(QFrame):
+    """Expected operational trouble, non-modal. A message with the same key replaces its earlier line."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("messageBar")
+        self._lines: dict[str, QWidget] = {}
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.setSpacing(2)
+        self.hide()
+
+    def show_message(self, key: str, text: str, level: str = "warning") -> None:
+        self.clear_message(key)
+        row = QFrame()
+        row.setObjectName("messageLine")
+        row.setProperty("level", level)
+        lay = QHBoxLayout(row)
+        lay.setContentsMargins(10, 4, 4, 4)
+        label = QLabel(text)
+        label.setWordWrap(True)
+        close = QToolButton()
+        close.setText("✕")
+        close.setAutoRaise(True)
+        close.clicked.connect(lambda: self.clear_message(key))
+        lay.addWidget(label, 1)
+        lay.addWidget(close)
+        self._layout.addWidget(row)
+        self._lines[key] = row
+        self.show()
+
+    def clear_message(self, key: str) -> None:
+        row = self._lines.pop(key, None)
+        if row is not None:
+            row.deleteLater()
+        if not self._lines:
+            self.hide()
+
+    def text_of(self, key: str) -> str | None:
+        row = self._lines.get(key)
+        if row is None:
+            return None
+        label = row.findChild(QLabel)
+        return label.text() if label else None
+
+
+class MainWindow(QMainWindow):
+    """Signals: sign_out_requested(), settings_requested(), diagnostics_requested(), data_loaded() once the
+    catalogue and the first sync are in (used by --screenshot)."""
+
+    sign_out_requested = Signal()
+    settings_requested = Signal()
+    diagnostics_requested = Signal()
+    data_loaded = Signal()
+
+    def __init__(self, session: DeskSession, settings: Settings, *, offline_start: bool = False) -> None:
+        super().__init__()
+        self.session = session
+        self.settings = settings
+        profile = session.profile
+        self.setWindowTitle(f"CRE Desk — {profile.get('full_name', '')} ({profile.get('role', '')})")
+        self._catalog_ready = False
+        self._first_sync_done = False
+        self._loaded_emitted = False
+
+        # -- desk tab
+        self.form = LeadForm()
+        self.form.region = str(settings.get("phone/region"))
+        self.offline_banner = QLabel(OFFLINE_TEXT)
+        self.offline_banner.setObjectName("offlineBanner")
+        self.offline_banner.setWordWrap(True)
+        self.offline_banner.setVisible(offline_start)
+        self.shift_model = ShiftModel(self)
+        self.shift_view = QTableView()
+        self.shift_view.setObjectName("shiftView")
+        self.shift_view.setModel(self.shift_model)
+        self.shift_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.shift_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.shift_view.verticalHeader().hide()
+        header = self.shift_view.horizontalHeader()
+        header.setSectionResizeMode(COL_TIME, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COL_CUSTOMER, QHeaderView.ResizeMode.Interactive)
+        header.setSectionResizeMode(COL_STATE, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COL_RESULT, QHeaderView.ResizeMode.Stretch)
+        self.shift_view.setColumnWidth(COL_CUSTOMER, 200)
+        self.resend_button = QPushButton("Edit and resend")
+        self.discard_button = QPushButton("Discard…")
+        for b in (self.resend_button, self.discard_button):
+            b.setEnabled(False)
+        shift_box = QWidget()
+        shift_layout = QVBoxLayout(shift_box)
+        shift_layout.setContentsMargins(0, 0, 0, 0)
+        title = QLabel("This shift")
+        title.setObjectName("sectionTitle")
+        shift_layout.addWidget(title)
+        shift_layout.addWidget(self.shift_view, 1)
+        actions = QHBoxLayout()
+        actions.addStretch(1)
+        actions.addWidget(self.resend_button)
+        actions.addWidget(self.discard_button)
+        shift_layout.addLayout(actions)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        form_box = QWidget()
+        form_layout = QVBoxLayout(form_box)
+        form_layout.setContentsMargins(0, 0, 0, 0)
+        form_title = QLabel("New lead")
+        form_title.setObjectName("sectionTitle")
+        form_layout.addWidget(form_title)
+        form_layout.addWidget(self.form, 1)
+        self.splitter.addWidget(form_box)
+        self.splitter.addWidget(shift_box)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        desk = QWidget()
+        desk_layout = QVBoxLayout(desk)
+        desk_layout.addWidget(self.offline_banner)
+        desk_layout.addWidget(self.splitter, 1)
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(desk, "Lead desk")
+        self.dashboard: Any = None
+        if profile.get("role") in ("team_lead", "admin"):
+            from crm_desktop.ui.dashboard import DashboardTab
+
+            self.dashboard = DashboardTab(session.fetch_dashboard, [], int(settings.get("dashboard/refresh_s")))
+            self.tabs.addTab(self.dashboard, "Dashboard")
+
+        self.message_bar = MessageBar()
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.setContentsMargins(8, 8, 8, 0)
+        central_layout.addWidget(self.message_bar)
+        central_layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+
+        # -- status bar
+        self.conn_label = QLabel()
+        self.conn_label.setObjectName("connLabel")
+        self.sync_label = QLabel("Not synced yet")
+        self.sync_bar = QProgressBar()
+        self.sync_bar.setMaximumWidth(320)
+        self.sync_bar.setTextVisible(True)
+        self.sync_bar.hide()
+        self.queue_label = QLabel("Queue: 0")
+        self.send_now_button = QPushButton("Send now")
+        self.send_now_button.setObjectName("sendNow")
+        sb = self.statusBar()
+        sb.addWidget(self.conn_label)
+        sb.addWidget(self.sync_label)
+        sb.addWidget(self.sync_bar)
+        sb.addPermanentWidget(self.queue_label)
+        sb.addPermanentWidget(self.send_now_button)
+        self._set_connection("offline" if offline_start else "connecting", "")
+
+        self._build_menus()
+
+        # -- wiring
+        self.form.submitted.connect(self._on_form_submitted)
+        self.form.lookup_requested.connect(session.lookup)
+        self.form.phone_cleared.connect(session.cancel_lookup)
+        session.lookup_done.connect(self._on_session_lookup_done)
+        session.queue_stats.connect(self._on_session_queue_stats)
+        br = session.bridge
+        br.item_changed.connect(self._on_sync_item_changed)
+        br.connection_changed.connect(self._on_sync_connection_changed)
+        br.progress.connect(self._on_sync_progress)
+        br.leads_changed.connect(self._on_sync_leads_changed)
+        br.catalog_changed.connect(self._on_sync_catalog_changed)
+        br.error.connect(self._on_sync_error)
+        self.send_now_button.clicked.connect(self._on_send_now_clicked)
+        self.resend_button.clicked.connect(self._on_resend_clicked)
+        self.discard_button.clicked.connect(self._on_discard_clicked)
+        self.shift_view.selectionModel().selectionChanged.connect(self._on_shift_selection_changed)
+        self.shift_view.doubleClicked.connect(self._on_resend_clicked)
+
+        self._spinner = QTimer(self)
+        self._spinner.setInterval(150)
+        self._spinner.timeout.connect(self._on_spinner_timeout)
+        self._stats_timer = QTimer(self)
+        self._stats_timer.setInterval(5000)  # "oldest item 4 min ago" ages even when nothing happens
+        self._stats_timer.timeout.connect(session.refresh_queue_stats)
+        self._stats_timer.start()
+
+        self._restore_window_state()
+        session.load_catalog(self._on_cached_catalog)
+        session.load_items(self._on_items_loaded)
+        session.cache_info(self._on_cache_info)
+        session.refresh_queue_stats()
+
+    # -- menus ----------------------------------------------------------------------------------------------------
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        send = QAction("Send queued leads now", self, shortcut=QKeySequence("Ctrl+Shift+S"))
+        send.triggered.connect(self._on_send_now_clicked)
+        pull = QAction("Fetch new leads now", self, shortcut=QKeySequence("F5"))
+        pull.triggered.connect(self.session.engine.pull_now)
+        settings = QAction("Settings…", self, shortcut=QKeySequence("Ctrl+,"))
+        settings.triggered.connect(self.settings_requested)
+        sign_out = QAction("Sign out", self)
+        sign_out.triggered.connect(self.sign_out_requested)
+        quit_action = QAction("Quit", self, shortcut=QKeySequence("Ctrl+Q"))
+        quit_action.triggered.connect(self.close)
+        for a in (send, pull, settings, sign_out, quit_action):
+            file_menu.addAction(a)
+        view_menu = self.menuBar().addMenu("&View")
+        for i in range(self.tabs.count()):
+            act = QAction(self.tabs.tabText(i), self, shortcut=QKeySequence(f"Ctrl+{i + 1}"))
+            act.triggered.connect(lambda _=False, i=i: self.tabs.setCurrentIndex(i))
+            view_menu.addAction(act)
+        help_menu = self.menuBar().addMenu("&Help")
+        keys = QAction("Keyboard shortcuts", self, shortcut=QKeySequence("F1"))
+        keys.triggered.connect(self.show_shortcuts)
+        about = QAction("About / Diagnostics", self)
+        about.triggered.connect(self.diagnostics_requested)
+        help_menu.addAction(keys)
+        help_menu.addAction(about)
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;&nbsp;{v}</td></tr>" for k, v in SHORTCUTS)
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    # -- window state ---------------------------------------------------------------------------------------------
+
+    def _restore_window_state(self) -> None:
+        geometry = self.settings.window_state("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        splitter = self.settings.window_state("splitter")
+        if splitter is not None:
+            self.splitter.restoreState(splitter)
+        tab = self.settings.window_value("tab", 0)
+        try:
+            self.tabs.setCurrentIndex(int(tab))
+        except (TypeError, ValueError):
+            pass
+
+    def save_window_state(self) -> None:
+        self.settings.set_window_state("geometry", self.saveGeometry())
+        self.settings.set_window_state("splitter", self.splitter.saveState())
+        self.settings.set_window_value("tab", self.tabs.currentIndex())
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.save_window_state()
+        super().closeEvent(event)
+
+    # -- submit ---------------------------------------------------------------------------------------------------
+
+    @Slot(dict)
+    def _on_form_submitted(self, payload: dict[str, Any]) -> None:
+        editing = self.form.editing_ref
+        if editing is not None:
+            self.session.requeue(editing, payload, self._on_items_requeued, self._on_queue_failed)
+        else:
+            self.session.enqueue(payload, self._on_item_queued, self._on_queue_failed)
+        self.form.setEnabled(False)  # a few ms, until the lead is on disk; then the form is cleared
+
+    def _on_item_queued(self, item: OutboxItem) -> None:
+        self.form.setEnabled(True)
+        self.form.clear_for_next()
+        self.shift_model.upsert(item)
+        self.shift_view.scrollToBottom()
+        self._spinner.start()
+        self.session.refresh_queue_stats()
+
+    def _on_items_requeued(self, items: list[OutboxItem]) -> None:
+        for item in items[:-1]:
+            self.shift_model.upsert(item)
+        self.message_bar.clear_message("parked")
+        self._on_item_queued(items[-1])
+
+    def _on_queue_failed(self, exc: BaseException) -> None:
+        self.form.setEnabled(True)
+        if isinstance(exc, StoreError):
+            # The lead is NOT saved: keep everything in the form.
+            self.message_bar.show_message("store", f"The lead was not saved: {exc} The form keeps what you typed.",
+                                          "error")  # fmt: skip
+            return
+        raise exc
+
+    # -- shift list -----------------------------------------------------------------------------------------------
+
+    def _on_items_loaded(self, items: list[OutboxItem]) -> None:
+        self.shift_model.set_items(items)
+        self.shift_view.scrollToBottom()
+        if any(i.state in (OutboxState.QUEUED, OutboxState.SENDING) for i in items):
+            self._spinner.start()
+
+    @Slot(object)
+    def _on_sync_item_changed(self, item: OutboxItem) -> None:
+        self.shift_model.upsert(item)
+        self.session.refresh_queue_stats()
+        if item.state is OutboxState.PARKED:
+            self.message_bar.show_message(
+                "parked", f"The server refused {item.label}: {item.last_error} Select it in This shift to edit and "
+                "resend, or discard it.", "error")  # fmt: skip
+        if item.state is OutboxState.DONE and self.dashboard is not None:
+            self.dashboard.refresh()
+        self._on_shift_selection_changed()
+
+    @Slot()
+    def _on_spinner_timeout(self) -> None:
+        if not self.shift_model.tick():
+            self._spinner.stop()
+
+    def _selected_item(self) -> OutboxItem | None:
+        rows = self.shift_view.selectionModel().selectedRows()
+        if not rows:
+            return None
+        item = rows[0].data(ROW_ROLE)
+        return item if isinstance(item, OutboxItem) else None
+
+    @Slot()
+    def _on_shift_selection_changed(self, *_: Any) -> None:
+        item = self._selected_item()
+        parked = item is not None and item.state is OutboxState.PARKED
+        self.resend_button.setEnabled(parked)
+        self.discard_button.setEnabled(parked)
+
+    @Slot()
+    def _on_resend_clicked(self, *_: Any) -> None:
+        item = self._selected_item()
+        if item is None or item.state is not OutboxState.PARKED:
+            return
+        self.form.load_for_edit(item.client_ref, item.payload, item.last_error or "")
+        self.tabs.setCurrentIndex(0)
+
+    @Slot()
+    def _on_discard_clicked(self) -> None:
+        item = self._selected_item()
+        if item is None or item.state is not OutboxState.PARKED:
+            return
+        answer = QMessageBox.question(
+            self, "Discard this lead?",
+            f"Discard {item.label}? It will not be sent. (It stays in the list as discarded.)",
+        )  # fmt: skip
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self.session.discard(item.client_ref, self._on_discarded, self._on_queue_failed)
+
+    def _on_discarded(self, item: OutboxItem | None) -> None:
+        if item is not None:
+            self.shift_model.upsert(item)
+        self.message_bar.clear_message("parked")
+        self._on_shift_selection_changed()
+
+    def select_item(self, client_ref: str) -> None:
+        for row, it in enumerate(self.shift_model.items()):
+            if it.client_ref == client_ref:
+                self.shift_view.selectionModel().select(
+                    self.shift_model.index(row, 0),
+                    QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+                )
+
+    # -- lookup ---------------------------------------------------------------------------------------------------
+
+    @Slot(str, object)
+    def _on_session_lookup_done(self, e164: str, lead: LeadSummary | None) -> None:
+        self.form.show_lookup(e164, lead)
+
+    # -- status ---------------------------------------------------------------------------------------------------
+
+    def _set_connection(self, state: str, detail: str) -> None:
+        text = {"online": "● Online", "offline": "● Offline", "auth_needed": "● Sign-in needed",
+                "connecting": "● Connecting…"}.get(state, state)  # fmt: skip
+        self.conn_label.setText(text)
+        self.conn_label.setProperty("state", state)
+        self.conn_label.setToolTip(detail)
+        self.conn_label.style().unpolish(self.conn_label)
+        self.conn_label.style().polish(self.conn_label)
+        self.offline_banner.setVisible(state == "offline")
+
+    @Slot(str, str)
+    def _on_sync_connection_changed(self, state: str, detail: str) -> None:
+        self._set_connection(state, detail)
+        if state == "auth_needed":
+            self.message_bar.show_message(
+                "auth", "Your sign-in has ended. Use File → Sign out and sign in again; queued leads are kept "
+                "and will be sent after you sign in.", "error")  # fmt: skip
+        else:
+            self.message_bar.clear_message("auth")
+
+    @Slot(int, int, object)
+    def _on_session_queue_stats(self, pending: int, parked: int, oldest: float | None) -> None:
+        text = f"Queue: {pending}"
+        if oldest is not None and pending:
+            text += f" · oldest {_age(time.time() - oldest)}"
+        if parked:
+            text += f" · {parked} refused"
+        self.queue_label.setText(text)
+
+    @Slot(object)
+    def _on_sync_progress(self, p: SyncProgress) -> None:
+        if p.finished:
+            self.sync_bar.hide()
+            self.session.cache_info(self._on_cache_info)
+            if not self._first_sync_done:
+                self._first_sync_done = True
+                self._maybe_loaded()
+            return
+        self.sync_bar.show()
+        self.sync_bar.setMaximum(1000)
+        self.sync_bar.setValue(int(p.fraction * 1000))
+        eta = p.eta_seconds(time.time())
+        eta_text = f" — {int(eta)} s left" if eta is not None else ""
+        self.sync_bar.setFormat(f"Syncing {p.done:,} / {p.total:,} leads{eta_text}")
+
+    @Slot(int)
+    def _on_sync_leads_changed(self, n: int) -> None:
+        # A banner on screen may describe a lead that just changed: look the number up again.
+        self.form.refresh_lookup()
+
+    def _on_cache_info(self, info: tuple[int, float | None]) -> None:
+        count, stored_at = info
+        synced_at = self.session.engine.last_sync_at or stored_at
+        if synced_at is not None:
+            when = time.strftime("%H:%M:%S", time.localtime(synced_at))
+            self.sync_label.setText(f"{count:,} leads cached · synced {when}")
+        else:
+            self.sync_label.setText(f"{count:,} leads cached · not synced yet")
+
+    def _on_cached_catalog(self, catalog: dict[str, Any] | None) -> None:
+        if catalog:
+            self._apply_catalog(catalog)
+
+    @Slot(object)
+    def _on_sync_catalog_changed(self, catalog: dict[str, Any]) -> None:
+        self._apply_catalog(catalog)
+
+    def _apply_catalog(self, catalog: dict[str, Any]) -> None:
+        self.form.set_catalog(catalog)
+        if self.dashboard is not None and hasattr(self.dashboard, "set_branches"):
+            self.dashboard.set_branches(list(catalog.get("branches", [])))
+        if not self._catalog_ready:
+            self._catalog_ready = True
+            self._maybe_loaded()
+
+    def _maybe_loaded(self) -> None:
+        if self._catalog_ready and self._first_sync_done and not self._loaded_emitted:
+            self._loaded_emitted = True
+            self.data_loaded.emit()
+
+    @Slot(object)
+    def _on_sync_error(self, exc: Exception) -> None:
+        if isinstance(exc, StoreError):
+            self.message_bar.show_message(f"store-{exc.kind}", str(exc), "error")
+            return
+        import sys
+
+        sys.excepthook(type(exc), exc, exc.__traceback__)
+
+    @Slot()
+    def _on_send_now_clicked(self) -> None:
+        self.session.engine.send_now()
+        self.session.engine.pull_now()
+
+
+def _age(seconds: float) -> str:
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60)} min"

@@ -1,0 +1,159 @@
+"""One signed-in desk: the API client, the store files, the sync engine and the UI-side access to the store.
+
+The GUI thread never touches SQLite itself: lookups run on the reader pool, outbox writes on the one-thread writer
+pool (see workers.py). Each pool thread keeps its own `Store` (SQLite connections are per thread)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+from crm_desktop.core.api import ApiClient
+from crm_desktop.core.models import LeadSummary, OutboxItem
+from crm_desktop.core.store import Store
+from crm_desktop.core.sync import SyncEngine
+from crm_desktop.ui.bridge import SyncBridge
+from crm_desktop.ui.workers import reader_pool, run_in, writer_pool
+
+
+class DeskSession(QObject):
+    """Signals: lookup_done(str e164, object LeadSummary|None) for the newest lookup only;
+    queue_stats(int pending, int parked, object oldest_created_at|None)."""
+
+    lookup_done = Signal(str, object)
+    queue_stats = Signal(int, int, object)
+
+    def __init__(
+        self,
+        api: ApiClient,
+        store_path: Path,
+        profile: dict[str, Any],
+        *,
+        poll_interval: float = 15.0,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.api = api
+        self.store_path = store_path
+        self.profile = profile
+        self.engine = SyncEngine(api, store_path, poll_interval=poll_interval)
+        self.bridge = SyncBridge(self.engine, self)
+        self._local = threading.local()
+        self._stores: list[Store] = []
+        self._stores_lock = threading.Lock()
+        self._lookup_seq = 0
+        self.shift_started = time.time() - 12 * 3600  # "this shift": the last 12 hours plus anything still open
+
+    # -- per-thread store ---------------------------------------------------------------------------------------
+
+    def _store(self) -> Store:
+        store: Store | None = getattr(self._local, "store", None)
+        if store is None:
+            store = Store(self.store_path)
+            self._local.store = store
+            with self._stores_lock:
+                self._stores.append(store)
+        return store
+
+    def with_store(self, fn: Callable[[Store], Any]) -> Callable[[], Any]:
+        return lambda: fn(self._store())
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.engine.start()
+
+    def stop(self) -> None:
+        self.engine.stop()
+        writer_pool().waitForDone(10_000)
+        reader_pool().waitForDone(10_000)
+        with self._stores_lock:
+            for store in self._stores:
+                try:
+                    store.close()
+                except Exception:  # closing from the GUI thread at exit; SQLite may refuse a cross-thread close
+                    pass
+            self._stores.clear()
+
+    # -- operations (call from the GUI thread) --------------------------------------------------------------------
+
+    def lookup(self, e164: str) -> None:
+        """Look the number up in the cache; only the newest request's answer is delivered (lookup_done)."""
+        self._lookup_seq += 1
+        seq = self._lookup_seq
+
+        def deliver(result: LeadSummary | None) -> None:
+            if seq == self._lookup_seq:
+                self.lookup_done.emit(e164, result)
+
+        run_in(reader_pool(), self.with_store(lambda s: s.lookup(e164)), deliver)
+
+    def cancel_lookup(self) -> None:
+        self._lookup_seq += 1
+
+    def enqueue(
+        self,
+        payload: dict[str, Any],
+        on_queued: Callable[[OutboxItem], None],
+        on_failed: Callable[[BaseException], None],
+    ) -> None:
+        def work(store: Store) -> OutboxItem:
+            item = store.enqueue(payload)
+            self.engine.wake_push()
+            return item
+
+        run_in(writer_pool(), self.with_store(work), on_queued, on_failed)
+
+    def requeue(
+        self,
+        client_ref: str,
+        payload: dict[str, Any] | None,
+        on_queued: Callable[[list[OutboxItem]], None],
+        on_failed: Callable[[BaseException], None],
+    ) -> None:
+        def work(store: Store) -> list[OutboxItem]:
+            item = store.requeue(client_ref, payload)
+            self.engine.wake_push()
+            old = store.get(client_ref)
+            # The edited lead, and the refused one (now "replaced" when the edit got a new client_ref).
+            return [item] if old is None or old.client_ref == item.client_ref else [old, item]
+
+        run_in(writer_pool(), self.with_store(work), on_queued, on_failed)
+
+    def discard(
+        self, client_ref: str, on_done: Callable[[Any], None], on_failed: Callable[[BaseException], None]
+    ) -> None:
+        def work(store: Store) -> OutboxItem | None:
+            store.discard(client_ref)
+            return store.get(client_ref)
+
+        run_in(writer_pool(), self.with_store(work), on_done, on_failed)
+
+    def load_items(self, on_loaded: Callable[[list[OutboxItem]], None]) -> None:
+        run_in(reader_pool(), self.with_store(lambda s: s.items(self.shift_started)), on_loaded)
+
+    def refresh_queue_stats(self) -> None:
+        def work(store: Store) -> tuple[int, int, float | None]:
+            return store.pending_count(), store.parked_count(), store.oldest_pending_at()
+
+        run_in(reader_pool(), self.with_store(work), lambda r: self.queue_stats.emit(*r))
+
+    def load_catalog(self, on_loaded: Callable[[dict[str, Any] | None], None]) -> None:
+        run_in(reader_pool(), self.with_store(lambda s: s.load_catalog()), on_loaded)
+
+    def cache_info(self, on_loaded: Callable[[tuple[int, float | None]], None]) -> None:
+        run_in(reader_pool(), self.with_store(lambda s: (s.cache_count(), s.last_synced_at())), on_loaded)
+
+    def fetch_dashboard(self, date_from: Any, date_to: Any, branch: str | None) -> dict[str, Any]:
+        """Blocking; the dashboard runs it on the reader pool."""
+        return dict(
+            self.api.rpc(
+                "dashboard_summary",
+                {"date_from": date_from.isoformat(), "date_to": date_to.isoformat(), "branch": branch},
+            )
+        )

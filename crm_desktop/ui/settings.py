@@ -1,0 +1,71 @@
+"""Every user setting, declared once with its type, default and description; stored with QSettings.
+
+User preferences (this file's SETTINGS) are kept apart from window state (geometry, splitter, last tab), which lives
+under the `window/` group and is never shown in the settings dialog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    type: type
+    default: Any
+    label: str
+    description: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("server/url", str, "", "Server URL", "Your Supabase project URL (https://<project>.supabase.co)."),
+    Setting("server/anon_key", str, "", "Anon key", "The project's public anon key (Supabase: Settings → API)."),
+    Setting("account/email", str, "", "E-mail", "The e-mail you sign in with; remembered for the next start."),
+    Setting("sync/interval_s", int, 15, "Sync interval (s)", "How often new leads from others are fetched."),
+    Setting("phone/region", str, "IN", "Phone region", "Country whose numbering rules apply to typed numbers."),
+    Setting("dashboard/refresh_s", int, 60, "Dashboard refresh (s)", "How often the dashboard refreshes itself."),
+)
+_BY_KEY = {s.key: s for s in SETTINGS}
+
+
+class Settings:
+    """Typed access to the declared settings. `organization`/`application` select the QSettings store (tests pass a
+    temporary one)."""
+
+    def __init__(self, qsettings: QSettings | None = None) -> None:
+        self._q = qsettings or QSettings("CRE Desk", "CRE Desk")
+
+    def get(self, key: str) -> Any:
+        spec = _BY_KEY[key]
+        value = self._q.value(key, spec.default)
+        try:
+            return spec.type(value)
+        except (TypeError, ValueError):
+            return spec.default
+
+    def set(self, key: str, value: Any) -> None:
+        spec = _BY_KEY[key]
+        self._q.setValue(key, spec.type(value))
+
+    def window_state(self, name: str) -> QByteArray | None:
+        value = self._q.value(f"window/{name}")
+        return value if isinstance(value, QByteArray) else None
+
+    def set_window_state(self, name: str, value: QByteArray) -> None:
+        self._q.setValue(f"window/{name}", value)
+
+    def window_value(self, name: str, default: Any = None) -> Any:
+        return self._q.value(f"window/{name}", default)
+
+    def set_window_value(self, name: str, value: Any) -> None:
+        self._q.setValue(f"window/{name}", value)
+
+    def sync(self) -> None:
+        self._q.sync()
+
+    @property
+    def path(self) -> str:
+        return self._q.fileName()

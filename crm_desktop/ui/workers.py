@@ -1,0 +1,147 @@
+"""Background work for the UI: a `QRunnable` per operation, its signals on a small `QObject`, and the two pools.
+
+Pools are sized on purpose:
+- `writer_pool`: ONE thread. Outbox writes (enqueue, requeue, discard) run here in submission order, so two quick
+  Enters can never commit out of order and no two UI writes race for SQLite's write lock.
+- `reader_pool`: two threads for lookups and RPC reads (dashboard, catalogue). The as-you-type duplicate lookup runs
+  here, so a slow dashboard refresh never delays the caller-facing lookup by more than one job.
+Workers never touch widgets; results come back through queued signals on the GUI thread."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import shiboken6
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+log = logging.getLogger(__name__)
+
+
+class WorkerSignals(QObject):
+    """Signals: succeeded(object) with the job's result, failed(object) with the exception (its traceback text in
+    `exc.__traceback_text__`), finished() after either."""
+
+    succeeded = Signal(object)
+    failed = Signal(object)
+    finished = Signal()
+
+
+class Worker(QRunnable):
+    """Runs `fn()` on a pool thread and ends in exactly one of succeeded/failed, then finished."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        super().__init__()
+        self.fn = fn
+        self.signals = WorkerSignals()
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        try:
+            result = self.fn()
+        except BaseException as exc:  # reported to the GUI thread, never swallowed
+            exc.__traceback_text__ = traceback.format_exc()  # type: ignore[attr-defined]
+            self.signals.failed.emit(exc)
+        else:
+            self.signals.succeeded.emit(result)
+        finally:
+            self.signals.finished.emit()
+
+
+_writer: QThreadPool | None = None
+_reader: QThreadPool | None = None
+
+
+def writer_pool() -> QThreadPool:
+    global _writer
+    if _writer is None:
+        _writer = QThreadPool()
+        _writer.setMaxThreadCount(1)  # ordering: see module docstring
+        _writer.setExpiryTimeout(-1)  # the thread keeps its SQLite connection for the whole run
+    return _writer
+
+
+def reader_pool() -> QThreadPool:
+    global _reader
+    if _reader is None:
+        _reader = QThreadPool()
+        _reader.setMaxThreadCount(2)  # a lookup never waits behind more than one slow read
+        _reader.setExpiryTimeout(-1)
+    return _reader
+
+
+class _Relay(QObject):
+    """Receives a worker's signals on the thread that started it (the GUI thread) and calls the plain callables
+    there. Connecting a signal straight to a lambda would run the lambda on the pool thread."""
+
+    def __init__(
+        self,
+        on_success: Callable[[Any], None] | None,
+        on_failure: Callable[[BaseException], None] | None,
+        on_finished: Callable[[], None] | None,
+    ) -> None:
+        super().__init__()
+        self._on_success_cb = on_success
+        self._on_failure_cb = on_failure or _unhandled
+        self._on_finished_cb = on_finished
+
+    @Slot(object)
+    def _on_worker_succeeded(self, result: Any) -> None:
+        if self._on_success_cb is not None and _alive(self._on_success_cb):
+            self._on_success_cb(result)
+
+    @Slot(object)
+    def _on_worker_failed(self, exc: BaseException) -> None:
+        if _alive(self._on_failure_cb):
+            self._on_failure_cb(exc)
+
+    @Slot()
+    def _on_worker_finished(self) -> None:
+        try:
+            if self._on_finished_cb is not None:
+                self._on_finished_cb()
+        finally:
+            _live.discard(self)
+
+
+def _alive(callback: Callable[..., Any]) -> bool:
+    """False when the callback is a method of a widget that was deleted while the job ran (a closed window)."""
+    owner = getattr(callback, "__self__", None)
+    return not isinstance(owner, QObject) or shiboken6.isValid(owner)
+
+
+_live: set[_Relay] = set()  # relays of running jobs, kept alive until their job finished
+
+
+def run_in(
+    pool: QThreadPool,
+    fn: Callable[[], Any],
+    on_success: Callable[[Any], None] | None = None,
+    on_failure: Callable[[BaseException], None] | None = None,
+    on_finished: Callable[[], None] | None = None,
+) -> Worker:
+    """One line per operation: what runs, what happens on success, on failure, when done. Call from the GUI thread;
+    the callbacks run there. A failure without a handler goes to the shared error presenter (sys.excepthook)."""
+    worker = Worker(fn)
+    relay = _Relay(on_success, on_failure, on_finished)
+    _live.add(relay)
+    worker.signals.succeeded.connect(relay._on_worker_succeeded)
+    worker.signals.failed.connect(relay._on_worker_failed)
+    worker.signals.finished.connect(relay._on_worker_finished)
+    pool.start(worker)
+    return worker
+
+
+def _unhandled(exc: BaseException) -> None:
+    import sys
+
+    sys.excepthook(type(exc), exc, exc.__traceback__)
+
+
+def wait_for_pools(msecs: int = 10_000) -> None:
+    """On shutdown: let queued writes finish (a typed lead must reach the disk)."""
+    for pool in (_writer, _reader):
+        if pool is not None:
+            pool.waitForDone(msecs)

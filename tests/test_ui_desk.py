@@ -1,0 +1,298 @@
+"""The desk driven as a CRE drives it (pytest-qt, offscreen), on the real client core and the real reference server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtWidgets import QMessageBox
+from serverproc import Api, new_lead, phone_for
+
+from crm_desktop.core.api import ApiClient
+from crm_desktop.core.models import OutboxState
+from crm_desktop.core.store import Store
+from crm_desktop.ui.main_window import OFFLINE_TEXT, MainWindow
+from crm_desktop.ui.session import DeskSession
+from crm_desktop.ui.settings import Settings
+from crm_desktop.ui.shift_model import ROW_ROLE, ShiftModel
+
+
+class SlowTransport(httpx.HTTPTransport):
+    """A real HTTP transport that waits before each request: a server that answers slowly."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        time.sleep(self.delay)
+        return super().handle_request(request)
+
+
+def open_desk(server: Any, tmp_path: Path, qtbot: Any, email: str, transport: Any = None) -> MainWindow:
+    api = ApiClient(server.url, server.anon_key, transport=transport)
+    api.login(email, "demo1234")
+    path = tmp_path / f"{email}.sqlite3"
+    store, _ = Store.open_or_rebuild(path)
+    profile = api.rpc("my_profile")
+    store.save_profile(profile)
+    store.save_catalog(api.rpc("catalog"))
+    store.close()
+    settings = Settings(QSettings(str(tmp_path / f"{email}.ini"), QSettings.Format.IniFormat))
+    session = DeskSession(api, path, profile, poll_interval=0.5)
+    session.engine.backoff_base = 0.05
+    session.engine.backoff_max = 0.5
+    window = MainWindow(session, settings)
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(window.data_loaded, timeout=30_000):
+        session.start()
+        window.show()
+    return window
+
+
+def close_desk(window: MainWindow) -> None:
+    window.session.stop()
+    window.session.api.close()
+    window.close()
+
+
+@pytest.fixture
+def cre_window(server, clean_db, tmp_path: Path, qtbot: Any) -> Iterator[MainWindow]:
+    window = open_desk(server, tmp_path, qtbot, "cre1@demo.local")
+    yield window
+    close_desk(window)
+
+
+def fill(qtbot: Any, window: MainWindow, phone: str, name: str = "Meena Kumari", source: str = "GOOGLE",
+         sub_source: str = "Google Know") -> None:  # fmt: skip
+    form = window.form
+    form.clear_for_next()
+    qtbot.keyClicks(form.phone, phone)
+    qtbot.keyClicks(form.name, name)
+    form.source.set_value(source)
+    form.sub_source.set_value(sub_source)
+    form.lead_status.set_value("Interested")
+    form.branch.set_value("SOMAJIGUDA")
+
+
+def items_by_phone(window: MainWindow) -> dict[str, Any]:
+    return {it.payload["phone"]: it for it in window.shift_model.items()}
+
+
+def test_banner_shows_the_existing_lead_on_the_completing_keystroke(cre_window: MainWindow, api: Api, qtbot):
+    other = api.token("cre2@demo.local")
+    api.rpc("create_lead", other, lead=new_lead(phone_for(900), customer_name="Farooq Ali",
+                                                 source="META", sub_source="Meta Know"))  # fmt: skip
+    window = cre_window
+    window.session.engine.pull_now()
+    qtbot.waitUntil(lambda: window.session.engine.last_sync_at is not None and
+                    Store(window.session.store_path).lookup(phone_for(900)) is not None, timeout=10_000)  # fmt: skip
+    form = window.form
+    form.source.set_value("META")
+    form.sub_source.set_value("Meta Know")
+    typed = "+91 99000 0090"  # one digit short: nothing yet
+    qtbot.keyClicks(form.phone, typed)
+    assert not form.banner.isVisible()
+    qtbot.keyClicks(form.phone, "0")
+    qtbot.waitUntil(form.banner.isVisible, timeout=2000)
+    assert phone_for(900)[-4:] in form.banner.title.text() or "Farooq Ali" in form.banner.title.text()
+    assert "Farooq Ali" in form.banner.title.text()
+    assert "Imran Khan" in form.banner.details.text()  # owner CRE
+    assert "META / Meta Know" in form.banner.details.text()
+    assert "Exact duplicate" in form.banner.verdict.text()
+    form.source.set_value("GOOGLE")
+    form.sub_source.set_value("Google Know")
+    assert "New source" in form.banner.verdict.text()
+    qtbot.keyClick(form.phone, Qt.Key.Key_Backspace)
+    assert not form.banner.isVisible()
+
+
+def test_enter_queues_clears_and_the_item_turns_created(cre_window: MainWindow, qtbot, clean_db):
+    window = cre_window
+    fill(qtbot, window, "98450 12345")
+    qtbot.keyClick(window.form.name, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window.form.phone.text() == "", timeout=2000)
+    assert window.form.phone.hasFocus() or not window.isActiveWindow()
+    qtbot.waitUntil(lambda: items_by_phone(window).get("+919845012345") is not None
+                    and items_by_phone(window)["+919845012345"].state is OutboxState.DONE, timeout=10_000)  # fmt: skip
+    item = items_by_phone(window)["+919845012345"]
+    assert item.answer["outcome"] == "created"
+    row = window.shift_model.items().index(item)
+    assert window.shift_model.index(row, 2).data() == "Created"
+    assert item.answer["uid"] in window.shift_model.index(row, 3).data()
+    assert clean_db.execute("select count(*) from leads where phone = '+919845012345'").fetchone() == (1,)
+
+
+def test_new_source_and_exact_duplicate_through_the_form(cre_window: MainWindow, qtbot, clean_db):
+    window = cre_window
+    for source, sub in (("GOOGLE", "Google Know"), ("BTL", "BTL Know"), ("BTL", "BTL Know")):
+        fill(qtbot, window, "9845012346", source=source, sub_source=sub)
+        window.form.submit()
+        qtbot.waitUntil(lambda: window.form.phone.text() == "", timeout=2000)
+    qtbot.waitUntil(lambda: all(i.state is OutboxState.DONE for i in window.shift_model.items())
+                    and len(window.shift_model.items()) == 3, timeout=10_000)  # fmt: skip
+    outcomes = [i.answer["outcome"] for i in window.shift_model.items()]
+    assert outcomes == ["created", "added_source", "exact_duplicate"]
+    states = [window.shift_model.index(r, 2).data() for r in range(3)]
+    assert states == ["Created", "New source added", "Exact duplicate"]
+
+
+def test_invalid_phone_shows_the_reason_and_sends_nothing(cre_window: MainWindow, qtbot, clean_db):
+    window = cre_window
+    fill(qtbot, window, "022 2345 6789")
+    assert "landline" in window.form.phone_status.text().lower()
+    window.form.submit()
+    assert window.form.errors["phone"].isVisible()
+    assert "landline" in window.form.errors["phone"].text().lower()
+    assert window.form.phone.text() != ""  # the form kept what was typed
+    qtbot.wait(200)
+    assert window.shift_model.rowCount() == 0
+    assert clean_db.execute("select count(*) from leads").fetchone() == (0,)
+
+
+def test_missing_name_is_an_inline_error(cre_window: MainWindow, qtbot):
+    window = cre_window
+    fill(qtbot, window, "9845012347", name="")
+    window.form.submit()
+    assert window.form.errors["customer_name"].isVisible()
+    assert window.shift_model.rowCount() == 0
+
+
+def test_outage_offline_banner_queue_five_then_all_created_once(cre_window: MainWindow, server, qtbot, clean_db):
+    window = cre_window
+    server.stop()
+    try:
+        window.session.engine.pull_now()
+        qtbot.waitUntil(lambda: window.offline_banner.isVisible(), timeout=15_000)
+        assert window.offline_banner.text() == OFFLINE_TEXT
+        assert "Offline" in window.conn_label.text()
+        for i in range(5):
+            fill(qtbot, window, phone_for(950 + i))
+            window.form.submit()
+            qtbot.waitUntil(lambda: window.form.phone.text() == "", timeout=2000)
+        assert len(window.shift_model.items()) == 5
+        qtbot.waitUntil(lambda: window.queue_label.text().startswith("Queue: 5"), timeout=10_000)
+        # The duplicate lookup keeps working offline, from the cache (empty here: a new number).
+        qtbot.keyClicks(window.form.phone, phone_for(999))
+        qtbot.waitUntil(lambda: "new number" in window.form.phone_status.text(), timeout=2000)
+    finally:
+        server.start()
+    qtbot.waitUntil(lambda: all(i.state is OutboxState.DONE for i in window.shift_model.items()), timeout=30_000)
+    qtbot.waitUntil(lambda: not window.offline_banner.isVisible(), timeout=10_000)
+    assert {i.answer["outcome"] for i in window.shift_model.items()} == {"created"}
+    assert clean_db.execute("select count(*) from leads").fetchone() == (5,)
+
+
+def test_refused_lead_is_parked_then_edited_and_resent(cre_window: MainWindow, qtbot, clean_db, monkeypatch):
+    window = cre_window
+    fill(qtbot, window, "9845012348")
+    window.form.follow_up.setDate(window.form.follow_up.date().addYears(3))  # the server refuses > 1 year ahead
+    window.form.submit()
+    qtbot.waitUntil(lambda: any(i.state is OutboxState.PARKED for i in window.shift_model.items()), timeout=10_000)
+    parked = next(i for i in window.shift_model.items() if i.state is OutboxState.PARKED)
+    assert "follow_up_out_of_range" in (parked.last_error or "")
+    assert "refused" in (window.message_bar.text_of("parked") or "")
+    window.select_item(parked.client_ref)
+    assert window.resend_button.isEnabled()
+    qtbot.mouseClick(window.resend_button, Qt.MouseButton.LeftButton)
+    assert window.form.editing_ref == parked.client_ref and window.form.name.text() == "Meena Kumari"
+    window.form.follow_up.setDate(window.form.follow_up.date().addYears(-3))
+    window.form.submit()
+    qtbot.waitUntil(lambda: any(i.state is OutboxState.DONE for i in window.shift_model.items()), timeout=10_000)
+    states = sorted(i.state.value for i in window.shift_model.items())
+    assert states == ["done", "replaced"]  # the refused one stays listed
+    assert clean_db.execute("select count(*) from leads").fetchone() == (1,)
+
+
+def test_discard_asks_first_and_keeps_the_row(cre_window: MainWindow, qtbot, monkeypatch):
+    window = cre_window
+    fill(qtbot, window, "9845012349")
+    window.form.follow_up.setDate(window.form.follow_up.date().addYears(3))
+    window.form.submit()
+    qtbot.waitUntil(lambda: any(i.state is OutboxState.PARKED for i in window.shift_model.items()), timeout=10_000)
+    parked = next(i for i in window.shift_model.items() if i.state is OutboxState.PARKED)
+    window.select_item(parked.client_ref)
+    asked: list[str] = []
+
+    def answer(*args: Any, **kwargs: Any) -> QMessageBox.StandardButton:
+        asked.append(args[1])
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    qtbot.mouseClick(window.discard_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.shift_model.items()[0].state is OutboxState.DISCARDED, timeout=5000)
+    assert asked == ["Discard this lead?"]
+    assert window.shift_model.rowCount() == 1
+
+
+def test_team_lead_sees_the_dashboard_with_the_new_numbers(server, clean_db, api: Api, tmp_path, qtbot):
+    token = api.token("cre1@demo.local")
+    for i in range(3):
+        api.rpc("create_lead", token, lead=new_lead(phone_for(960 + i)))
+    window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
+    try:
+        assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Lead desk", "Dashboard"]
+        dash = window.dashboard
+        with qtbot.waitSignal(dash.loaded, timeout=15_000) as blocker:
+            dash.refresh()
+        assert blocker.args[0]["totals"]["leads"] == 3
+    finally:
+        close_desk(window)
+
+
+def test_a_cre_has_no_dashboard_tab(cre_window: MainWindow):
+    assert cre_window.dashboard is None
+    assert [cre_window.tabs.tabText(i) for i in range(cre_window.tabs.count())] == ["Lead desk"]
+
+
+def test_shift_model_passes_the_model_tester(cre_window: MainWindow, qtbot, qtmodeltester):
+    window = cre_window
+    for i in range(3):
+        fill(qtbot, window, phone_for(970 + i))
+        window.form.submit()
+        qtbot.waitUntil(lambda: window.form.phone.text() == "", timeout=2000)
+    qtbot.waitUntil(lambda: all(i.state is OutboxState.DONE for i in window.shift_model.items()), timeout=10_000)
+    qtmodeltester.check(window.shift_model)
+    assert window.shift_model.index(0, 0).data(ROW_ROLE).payload["phone"] == phone_for(970)
+    empty = ShiftModel()
+    qtmodeltester.check(empty)
+
+
+def test_gui_stays_responsive_while_200_leads_drain_from_a_slow_server(server, clean_db, tmp_path, qtbot, api: Api):
+    token = api.token("cre2@demo.local")
+    for i in range(300):  # something for the sync to pull meanwhile
+        api.rpc("create_lead", token, lead=new_lead(phone_for(40_000 + i)))
+    slow = SlowTransport(0.02)
+    window = open_desk(server, tmp_path, qtbot, "cre1@demo.local", transport=slow)
+    try:
+        store = Store(window.session.store_path)
+        for i in range(200):
+            store.enqueue(new_lead(phone_for(50_000 + i)))
+        store.close()
+        gaps: list[float] = []
+        last = [time.perf_counter()]
+
+        def beat() -> None:
+            now = time.perf_counter()
+            gaps.append(now - last[0])
+            last[0] = now
+
+        timer = QTimer()
+        timer.setInterval(10)
+        timer.timeout.connect(beat)
+        timer.start()
+        window.session.engine.send_now()
+        window.session.engine.pull_now()
+        qtbot.waitUntil(lambda: window.queue_label.text().startswith("Queue: 0") and
+                        clean_db.execute("select count(*) from leads").fetchone()[0] == 500, timeout=90_000)  # fmt: skip
+        timer.stop()
+        assert len(gaps) > 50
+        assert max(gaps) < 1.0, f"the GUI thread stalled for {max(gaps):.3f} s"
+    finally:
+        close_desk(window)
+        slow.close()
