@@ -2,6 +2,7 @@
 
     crm-server serve [--data-dir DIR | --database-url URL] [--host 127.0.0.1] [--port N] [--demo] [--smtp HOST:PORT]
     crm-server seed --leads N [--data-dir DIR | --database-url URL]
+    crm-server mail --smtp HOST:PORT [--data-dir DIR | --database-url URL]
 
 `serve` prints one JSON line first, `{"url", "anon_key", ...}`, so tools and tests can find it (port 0 = a free port).
 """
@@ -125,6 +126,25 @@ def seed_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def mail_cmd(args: argparse.Namespace) -> int:
+    """Run only the mail worker against a database (e.g. a Supabase project, with its connection string)."""
+    from server_contract.mailer import MailWorker, SmtpTarget
+
+    database = _open_database(args)
+    worker = MailWorker(database.admin_conninfo, SmtpTarget.parse(args.smtp), poll_interval=args.mail_poll)
+    worker.start()
+    print(json.dumps({"mail_worker": "running", "smtp": args.smtp}), flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker.stop()
+        database.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="crm-server", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -149,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     p_seed.add_argument("--days", type=float, default=365.0, help="spread creation times over this many days")
     p_seed.add_argument("--reference-shim", action="store_true", help="with --database-url: create roles/auth too")
     p_seed.set_defaults(func=seed_cmd)
+
+    p_mail = sub.add_parser("mail", help="run only the PS e-mail worker (e.g. beside a Supabase project)")
+    _add_db_args(p_mail)
+    p_mail.add_argument("--smtp", required=True, help="HOST:PORT of the SMTP server")
+    p_mail.add_argument("--mail-poll", type=float, default=5.0)
+    p_mail.set_defaults(func=mail_cmd)
 
     args = parser.parse_args(argv)
     logging.basicConfig(
