@@ -1,0 +1,44 @@
+"""End to end: the real `crm-desktop --demo` entry point in a child process (embedded server included)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+from PySide6.QtGui import QImage
+
+
+def run_app(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"),
+               XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"),
+               XDG_STATE_HOME=str(tmp_path / "state"), XDG_CACHE_HOME=str(tmp_path / "cache"))  # fmt: skip
+    cmd = [sys.executable, "-m", "crm_desktop", "--demo", "--demo-dir", str(tmp_path / "demo"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+
+
+def _servers_for(demo_dir: Path) -> list[psutil.Process]:
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = p.info.get("cmdline") or []
+        if ("server_contract" in cmd or "postgres" in " ".join(cmd[:1])) and str(demo_dir) in " ".join(cmd):
+            found.append(p)
+    return found
+
+
+def test_demo_opens_the_desk_renders_a_screenshot_and_stops_its_server(tmp_path: Path):
+    shot = tmp_path / "desk.png"
+    result = run_app(tmp_path, "--screenshot", str(shot))
+    assert result.returncode == 0, result.stderr[-3000:]
+    image = QImage(str(shot))
+    assert not image.isNull() and image.width() >= 800 and image.height() >= 500
+    assert not _servers_for(tmp_path / "demo")  # closing the app stopped what it started, PostgreSQL included
+
+
+def test_demo_as_team_lead(tmp_path: Path):
+    shot = tmp_path / "lead.png"
+    result = run_app(tmp_path, "--as", "lead@demo.local", "--screenshot", str(shot))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not QImage(str(shot)).isNull()
