@@ -101,11 +101,10 @@ def _check_indian(national: str) -> str:
         raise InvalidPhone("too_long")
     number = phonenumbers.parse("+91" + national)
     kind = phonenumbers.number_type(number)
-    if national[0] not in "6789":
-        if phonenumbers.is_valid_number(number) and kind == PhoneNumberType.FIXED_LINE:
-            raise InvalidPhone("landline")
-        raise InvalidPhone("not_mobile")
-    if kind not in _MOBILE_TYPES or not phonenumbers.is_valid_number(number):
+    valid = phonenumbers.is_valid_number(number)
+    if valid and kind == PhoneNumberType.FIXED_LINE:
+        raise InvalidPhone("landline")  # also 080 2345 6789: an STD code that starts with 8 is still a landline
+    if national[0] not in "6789" or kind not in _MOBILE_TYPES or not valid:
         raise InvalidPhone("not_mobile")
     return "+91" + national
 
