@@ -100,7 +100,9 @@ def test_failure_classification(server, fault, expected):
         real.close()
 
 
-@pytest.mark.parametrize("exc", [httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), httpx.RemoteProtocolError("dropped")])
+@pytest.mark.parametrize(
+    "exc", [httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), httpx.RemoteProtocolError("dropped")]
+)
 def test_network_faults_are_retry(server, exc):
     real = httpx.HTTPTransport()
 
@@ -174,8 +176,12 @@ def test_refused_refresh_means_sign_in_again(server):
     other = client_for(server)
     other.login("cre1@demo.local", "demo1234")
     # Use the refresh token elsewhere first (e.g. a copied profile): ours is now spent.
-    r = httpx.post(server.url + "/auth/v1/token", params={"grant_type": "refresh_token"},
-                   headers={"apikey": server.anon_key}, json={"refresh_token": session.refresh_token})
+    r = httpx.post(
+        server.url + "/auth/v1/token",
+        params={"grant_type": "refresh_token"},
+        headers={"apikey": server.anon_key},
+        json={"refresh_token": session.refresh_token},
+    )
     assert r.status_code == 200
     with pytest.raises(AuthExpired):
         client.refresh()

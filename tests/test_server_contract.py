@@ -168,8 +168,10 @@ def test_ps_sets_the_branch_when_none_given(api: Api, clean_db: psycopg.Connecti
 
 def test_uids_are_distinct_readable_and_need_no_probe(api: Api, clean_db: psycopg.Connection[Any]):
     token = api.token(CRE1)
-    uids = [api.rpc("create_lead", token, lead=new_lead(phone_for(100 + i), source="OEM", sub_source="Tele")).json()["uid"]
-            for i in range(5)]  # fmt: skip
+    uids = [
+        api.rpc("create_lead", token, lead=new_lead(phone_for(100 + i), source="OEM", sub_source="Tele")).json()["uid"]
+        for i in range(5)
+    ]
     assert len(set(uids)) == 5
     assert all(u.startswith("TA-") and len(u) == len("TA-0100-0000") for u in uids)
     assert [u[-4:] for u in uids] == ["0000", "0001", "0002", "0003", "0004"]
@@ -247,9 +249,8 @@ def test_api_roles_cannot_touch_tables(server, db: psycopg.Connection[Any]):
             "delete from lead_sources",
             "select public.uid_for('G', '+919876543210', 1)",
         ):
-            with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                with conn.transaction():
-                    conn.execute(stmt)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege), conn.transaction():
+                conn.execute(stmt)
         # Own profile only, through RLS.
         assert [r[0] for r in conn.execute("select email from profiles").fetchall()] == [CRE1]
 

@@ -48,7 +48,7 @@ def server_count(db: Any, sql: str, *args: Any) -> int:
 
 
 def test_full_flow_sync_lookup_and_a_hundred_queued_leads(desk, api: Api, clean_db):
-    client, path, engine = desk
+    _client, path, engine = desk
     other = api.token("cre2@demo.local")
     for i in range(120):  # more than two pages
         api.rpc("create_lead", other, lead=new_lead(phone_for(800 + i), customer_name=f"Caller {i}"))
@@ -75,7 +75,7 @@ def test_full_flow_sync_lookup_and_a_hundred_queued_leads(desk, api: Api, clean_
 
 
 def test_outage_mid_drain_every_lead_lands_once(desk, server, clean_db):
-    client, path, engine = desk
+    _client, path, engine = desk
     store = Store(path)
     states: list[str] = []
     engine.listeners.connection.append(lambda s, d: states.append(s))
@@ -102,7 +102,7 @@ def test_outage_mid_drain_every_lead_lands_once(desk, server, clean_db):
 
 
 def test_a_rejected_item_is_parked_and_does_not_block_the_queue(desk, clean_db):
-    client, path, engine = desk
+    _client, path, engine = desk
     store = Store(path)
     good1 = store.enqueue(new_lead(phone_for(4000)))
     bad = store.enqueue(new_lead(phone_for(4001), source="Google"))  # misspelt: the catalogue refuses it
@@ -199,7 +199,7 @@ def test_killed_mid_drain_twenty_times_no_lead_lost_or_doubled(server, clean_db,
 
 
 def test_corrupt_cache_is_rebuilt_and_the_outbox_kept(desk, api: Api, clean_db):
-    client, path, engine = desk
+    _client, path, engine = desk
     api.rpc("create_lead", api.token("cre2@demo.local"), lead=new_lead(phone_for(7000)))
     store = Store(path)
     queued = store.enqueue(new_lead(phone_for(7001)))

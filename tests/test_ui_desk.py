@@ -288,8 +288,13 @@ def test_gui_stays_responsive_while_200_leads_drain_from_a_slow_server(server, c
         timer.start()
         window.session.engine.send_now()
         window.session.engine.pull_now()
-        qtbot.waitUntil(lambda: window.queue_label.text().startswith("Queue: 0") and
-                        clean_db.execute("select count(*) from leads").fetchone()[0] == 500, timeout=90_000)  # fmt: skip
+        qtbot.waitUntil(
+            lambda: (
+                window.queue_label.text().startswith("Queue: 0")
+                and clean_db.execute("select count(*) from leads").fetchone()[0] == 500
+            ),
+            timeout=90_000,
+        )
         timer.stop()
         assert len(gaps) > 50
         assert max(gaps) < 1.0, f"the GUI thread stalled for {max(gaps):.3f} s"
