@@ -134,7 +134,8 @@ class MainWindow(QMainWindow):
         header.setSectionResizeMode(COL_CUSTOMER, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_STATE, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COL_RESULT, QHeaderView.ResizeMode.Stretch)
-        self.shift_view.setColumnWidth(COL_CUSTOMER, 200)
+        self.shift_view.setColumnWidth(COL_CUSTOMER, 150)  # names elide; the UID in Result must stay readable
+        self.shift_view.setWordWrap(False)
         self.resend_button = QPushButton("Edit and resend")
         self.discard_button = QPushButton("Discard…")
         for b in (self.resend_button, self.discard_button):
@@ -162,8 +163,8 @@ class MainWindow(QMainWindow):
         form_layout.addWidget(self.form, 1)
         self.splitter.addWidget(form_box)
         self.splitter.addWidget(shift_box)
-        self.splitter.setStretchFactor(0, 3)
-        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
         desk = QWidget()
         desk_layout = QVBoxLayout(desk)
         desk_layout.addWidget(self.offline_banner)
