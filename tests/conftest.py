@@ -61,3 +61,16 @@ def data_dir(tmp_path: Path) -> Path:
     d = tmp_path / "data"
     d.mkdir()
     return d
+
+
+@pytest.fixture(autouse=True)
+def _no_unexpected_log_warnings(request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """A test fails when the project logs a warning or error it did not expect (mark: expected_log_warnings)."""
+    yield
+    if request.node.get_closest_marker("expected_log_warnings"):
+        return
+    ours = [
+        r for r in caplog.get_records("call")
+        if r.levelno >= 30 and r.name.split(".")[0] in ("crm_desktop", "server_contract")
+    ]  # fmt: skip
+    assert not ours, [f"{r.name}: {r.getMessage()}" for r in ours]

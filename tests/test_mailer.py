@@ -79,6 +79,7 @@ def test_two_workers_send_each_mail_once(api: Api, server, clean_db: psycopg.Con
     assert len(inbox.messages) == 30
 
 
+@pytest.mark.expected_log_warnings
 def test_failed_send_is_retried_later_and_then_sent_once(api: Api, server, clean_db, smtp):
     controller, inbox = smtp
     _queue_mails(api, 1)

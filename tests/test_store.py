@@ -535,6 +535,7 @@ def fill(store: Store) -> list[str]:
     return refs
 
 
+@pytest.mark.expected_log_warnings
 def test_a_cache_overwritten_with_garbage_is_rebuilt_and_the_outbox_kept(store: Store, path: Path) -> None:
     refs = fill(store)
     store.close()
@@ -568,6 +569,7 @@ def test_rebuild_cache_on_request_after_damage_found_mid_shift(store: Store, pat
         again.close()
 
 
+@pytest.mark.expected_log_warnings
 def test_a_garbage_outbox_is_set_aside_never_deleted(store: Store, path: Path) -> None:
     fill(store)
     store.close()
@@ -586,6 +588,7 @@ def test_a_garbage_outbox_is_set_aside_never_deleted(store: Store, path: Path) -
         again.close()
 
 
+@pytest.mark.expected_log_warnings
 def test_readable_outbox_rows_are_rescued_from_a_damaged_file(store: Store, path: Path) -> None:
     refs = fill(store)
     # A large kept blob lands on the last pages of the file, away from the outbox table's pages.
@@ -609,6 +612,7 @@ def test_readable_outbox_rows_are_rescued_from_a_damaged_file(store: Store, path
         again.close()
 
 
+@pytest.mark.expected_log_warnings
 def test_files_from_a_newer_version(store: Store, path: Path) -> None:
     fill(store)
     store.close()

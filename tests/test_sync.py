@@ -198,6 +198,7 @@ def test_killed_mid_drain_twenty_times_no_lead_lost_or_doubled(server, clean_db,
     print(f"{kills} kills, {replays} replayed answers")
 
 
+@pytest.mark.expected_log_warnings
 def test_corrupt_cache_is_rebuilt_and_the_outbox_kept(desk, api: Api, clean_db):
     _client, path, engine = desk
     api.rpc("create_lead", api.token("cre2@demo.local"), lead=new_lead(phone_for(7000)))

@@ -214,6 +214,7 @@ def test_custom_range_asks_for_the_chosen_days_and_refuses_a_backwards_one(qtbot
 # -- trouble -------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.expected_log_warnings
 def test_failed_refresh_shows_one_error_line_and_keeps_the_last_figures(qtbot, lead_client, desk_leads):
     real = summary_fetcher(lead_client)
     offline = threading.Event()
@@ -250,6 +251,7 @@ def test_failed_refresh_shows_one_error_line_and_keeps_the_last_figures(qtbot, l
     assert tile(tab, "leads") == "1" and tab.title_label.text().endswith("ATTAPUR")
 
 
+@pytest.mark.expected_log_warnings
 def test_a_bug_in_the_fetch_goes_to_the_error_presenter_and_a_plain_line(qtbot, lead_client, desk_leads):
     real = summary_fetcher(lead_client)
     broken = threading.Event()
