@@ -19,7 +19,7 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
 from crm_desktop.core.api import ApiClient
-from crm_desktop.core.store import Store
+from crm_desktop.core.sync import prepare_local_desk
 from crm_desktop.ui.app import style_sheet
 from crm_desktop.ui.demo import DemoServer
 from crm_desktop.ui.main_window import MainWindow
@@ -41,11 +41,7 @@ def open_window(demo: DemoServer, email: str, tmp: Path) -> MainWindow:
     api = ApiClient(demo.url, demo.anon_key)
     api.login(email, "demo1234")
     path = tmp / f"{email}.sqlite3"
-    store, _ = Store.open_or_rebuild(path)
-    profile = api.rpc("my_profile")
-    store.save_profile(profile)
-    store.save_catalog(api.rpc("catalog"))
-    store.close()
+    profile, _ = prepare_local_desk(api, path)
     session = DeskSession(api, path, profile, poll_interval=1.0)
     session.engine.backoff_max = 1.0
     window = MainWindow(session, Settings(QSettings(str(tmp / f"{email}.ini"), QSettings.Format.IniFormat)))

@@ -74,3 +74,16 @@ def _no_unexpected_log_warnings(request: pytest.FixtureRequest, caplog: pytest.L
         if r.levelno >= 30 and r.name.split(".")[0] in ("crm_desktop", "server_contract")
     ]  # fmt: skip
     assert not ours, [f"{r.name}: {r.getMessage()}" for r in ours]
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[Any]:
+    """The OS keyring replaced by an in-process backend (CI has no Secret Service); restored afterwards."""
+    import keyring
+    from keyring_backend import MemoryKeyring
+
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    yield backend
+    keyring.set_keyring(previous)

@@ -8,19 +8,9 @@ from typing import Any
 import httpx
 import keyring
 import pytest
-from keyring_backend import MemoryKeyring
 from serverproc import new_lead, phone_for
 
 from crm_desktop.core.api import ApiClient, AuthExpired, KeyringTokenStore, LoginFailed, Rejected, Retry
-
-
-@pytest.fixture
-def memory_keyring() -> Any:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
 
 
 def client_for(server: Any, **kwargs: Any) -> ApiClient:

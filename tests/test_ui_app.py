@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import keyring
 import pytest
-from keyring_backend import MemoryKeyring
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 from serverproc import new_lead, phone_for
@@ -17,15 +14,6 @@ from crm_desktop.core.models import OutboxState
 from crm_desktop.ui.app import DeskApp, parse_args
 from crm_desktop.ui.dialogs import DiagnosticsDialog, LoginDialog, SettingsDialog, environment_report
 from crm_desktop.ui.settings import Settings
-
-
-@pytest.fixture
-def memory_keyring() -> Any:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    yield backend
-    keyring.set_keyring(previous)
 
 
 @pytest.fixture

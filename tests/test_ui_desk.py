@@ -16,6 +16,7 @@ from serverproc import Api, new_lead, phone_for
 from crm_desktop.core.api import ApiClient
 from crm_desktop.core.models import OutboxState
 from crm_desktop.core.store import Store
+from crm_desktop.core.sync import prepare_local_desk
 from crm_desktop.ui.main_window import OFFLINE_TEXT, MainWindow
 from crm_desktop.ui.session import DeskSession
 from crm_desktop.ui.settings import Settings
@@ -38,11 +39,7 @@ def open_desk(server: Any, tmp_path: Path, qtbot: Any, email: str, transport: An
     api = ApiClient(server.url, server.anon_key, transport=transport)
     api.login(email, "demo1234")
     path = tmp_path / f"{email}.sqlite3"
-    store, _ = Store.open_or_rebuild(path)
-    profile = api.rpc("my_profile")
-    store.save_profile(profile)
-    store.save_catalog(api.rpc("catalog"))
-    store.close()
+    profile, _ = prepare_local_desk(api, path)
     settings = Settings(QSettings(str(tmp_path / f"{email}.ini"), QSettings.Format.IniFormat))
     session = DeskSession(api, path, profile, poll_interval=0.5)
     session.engine.backoff_base = 0.05

@@ -73,6 +73,30 @@ class Listeners:
                 log.exception("sync listener failed")
 
 
+def prepare_local_desk(api: ApiClient, path: Path, *, online: bool = True) -> tuple[dict[str, Any], str | None]:
+    """Open (or repair) the user's store and keep what an offline start needs: returns (profile, recovery message).
+
+    Online, the profile and the catalogue are fetched and kept; offline, the kept profile is used, and Retry says
+    the desk cannot start when this computer never saw this user."""
+    store, recovery = Store.open_or_rebuild(path)
+    try:
+        if online:
+            profile = dict(api.rpc("my_profile"))
+            store.save_profile(profile)
+            store.save_catalog(api.rpc("catalog"))
+        else:
+            kept = store.load_profile()
+            if kept is None:
+                raise Retry(
+                    "The server cannot be reached and this computer has no saved desk for this user yet. "
+                    "Connect once to start working offline later."
+                )
+            profile = kept
+    finally:
+        store.close()
+    return profile, recovery.message
+
+
 def backoff_delay(attempts: int, base: float, cap: float, rnd: random.Random) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random, so a desk full of clients coming back from
     the same outage does not retry in lockstep."""

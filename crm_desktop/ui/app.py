@@ -18,7 +18,8 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication, QLabel
 
 from crm_desktop.core.api import ApiClient, KeyringTokenStore, Retry, TokenStore
-from crm_desktop.core.store import Store, default_store_path
+from crm_desktop.core.store import default_store_path
+from crm_desktop.core.sync import prepare_local_desk
 from crm_desktop.ui.demo import DemoServer
 from crm_desktop.ui.dialogs import (
     DiagnosticsDialog,
@@ -161,22 +162,8 @@ class DeskApp:
     def _prepare(self, api: ApiClient, email: str, *, online: bool) -> dict[str, Any]:
         """Worker thread: open (or repair) the local store and get the profile; nothing here touches widgets."""
         path = default_store_path(api.base_url, email)
-        store, recovery = Store.open_or_rebuild(path)
-        try:
-            if online:
-                profile = dict(api.rpc("my_profile"))
-                store.save_profile(profile)
-                store.save_catalog(api.rpc("catalog"))
-            else:
-                kept = store.load_profile()
-                if kept is None:
-                    raise Retry("The server cannot be reached and this computer has no saved desk for this user yet. "
-                                "Connect once to start working offline later.")  # fmt: skip
-                profile = kept
-        finally:
-            store.close()
-        return {"api": api, "email": email, "path": path, "profile": profile, "online": online,
-                "recovery": recovery.message}  # fmt: skip
+        profile, recovery = prepare_local_desk(api, path, online=online)
+        return {"api": api, "email": email, "path": path, "profile": profile, "online": online, "recovery": recovery}
 
     def _ask_login(self, note: str = "") -> None:
         self._close_splash()

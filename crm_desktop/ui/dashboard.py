@@ -277,7 +277,8 @@ class DashboardTab(QWidget):
         self.range_combo.setAccessibleName("Date range")
         for label, key in RANGES:
             self.range_combo.addItem(label, key)
-        today = QDate(desk_today())
+        d = desk_today()
+        today = QDate(d.year, d.month, d.day)
         self.from_edit = QDateEdit(today.addDays(-6))
         self.to_edit = QDateEdit(today)
         for edit, name in ((self.from_edit, "From"), (self.to_edit, "To")):
@@ -718,7 +719,7 @@ class DashboardTab(QWidget):
             if shown is not None:
                 for edit, day in zip((self.from_edit, self.to_edit), shown, strict=True):
                     edit.blockSignals(True)
-                    edit.setDate(QDate(day))
+                    edit.setDate(QDate(day.year, day.month, day.day))
                     edit.blockSignals(False)
         for widget in (self.from_edit, self._to_dash, self.to_edit):
             widget.setVisible(custom)
