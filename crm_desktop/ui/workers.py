@@ -86,6 +86,7 @@ class _Relay(QObject):
         self._on_success_cb = on_success
         self._on_failure_cb = on_failure or _unhandled
         self._on_finished_cb = on_finished
+        self.signals: WorkerSignals | None = None
 
     @Slot(object)
     def _on_worker_succeeded(self, result: Any) -> None:
@@ -103,6 +104,9 @@ class _Relay(QObject):
             if self._on_finished_cb is not None:
                 self._on_finished_cb()
         finally:
+            signals, self.signals = self.signals, None
+            if signals is not None:
+                signals.deleteLater()  # on this (the GUI) thread, after every queued delivery
             _live.discard(self)
 
 
@@ -126,6 +130,10 @@ def run_in(
     the callbacks run there. A failure without a handler goes to the shared error presenter (sys.excepthook)."""
     worker = Worker(fn)
     relay = _Relay(on_success, on_failure, on_finished)
+    # The relay owns the signals object until `finished` has been delivered here: otherwise it dies with the
+    # auto-deleted runnable on the pool thread while this thread may still be delivering its signals (a segfault
+    # bench/bench_ui.py --stress-workers reproduced 5 times out of 5).
+    relay.signals = worker.signals
     _live.add(relay)
     worker.signals.succeeded.connect(relay._on_worker_succeeded)
     worker.signals.failed.connect(relay._on_worker_failed)
