@@ -490,6 +490,31 @@ def _connect(path: Path, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.C
     return conn
 
 
+def _ensure_wal(conn: sqlite3.Connection, part: Part) -> None:
+    """Switch the file to WAL; persistent, but checked on every open: a file copied in from elsewhere may not be WAL.
+
+    The switch needs the file to itself, and SQLite answers SQLITE_BUSY at once, without the busy handler, when
+    another connection opens the same new file at that moment (several Stores starting together). So the switch is
+    retried here for up to the busy timeout; once any connection has switched, the mode reads back as "wal".
+    """
+    timeout_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    deadline = time.monotonic() + timeout_ms / 1000
+    delay = 0.002
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode != "wal":
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            break
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) not in (5, 6) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+    if mode != "wal":
+        log.warning("%s file stays in %s journal mode (no WAL on this filesystem?)", part, mode)
+
+
 def _migrate(conn: sqlite3.Connection, migrations: tuple[tuple[str, ...], ...], part: Part, path: Path) -> None:
     """Bring the file to the newest schema. Cheap when it is current: one header read, no lock."""
     latest = len(migrations)
@@ -501,12 +526,7 @@ def _migrate(conn: sqlite3.Connection, migrations: tuple[tuple[str, ...], ...], 
             part=part,
             path=path,
         )
-    # Persistent, but set on every open that finds another mode: a file copied in from elsewhere may not be WAL.
-    mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    if mode != "wal":
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode != "wal":
-            log.warning("%s file stays in %s journal mode (no WAL on this filesystem?)", part, mode)
+    _ensure_wal(conn, part)
     if version == latest:
         return
     with _write(conn):
