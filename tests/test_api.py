@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -85,9 +86,30 @@ def test_failure_classification(server, fault, expected):
         client.login("cre1@demo.local", "demo1234")
         with pytest.raises(expected):
             client.rpc("catalog")
+        if fault(httpx.Request("POST", server.url)).status_code == 200:
+            # An unreadable 200 comes back as text: the reader (Store.apply_feed_page) is the one that refuses it.
+            assert client.rpc_text("catalog") == "<html>captive portal</html>"
+        else:
+            with pytest.raises(expected):  # the undecoded variant classifies every failure the same way
+                client.rpc_text("catalog")
     finally:
         client.close()
         real.close()
+
+
+def test_rpc_text_hands_back_the_servers_json_undecoded(server, clean_db):
+    client = client_for(server)
+    try:
+        client.login("cre1@demo.local", "demo1234")
+        client.rpc("create_lead", {"lead": new_lead(phone_for(701))})
+        text = client.rpc_text("lead_changes", {"since": 0, "max_rows": 10})
+        assert isinstance(text, str)
+        assert json.loads(text) == client.rpc("lead_changes", {"since": 0, "max_rows": 10})
+        with pytest.raises(Rejected) as info:
+            client.rpc_text("lead_changes", {"since": -1})
+        assert info.value.code == "invalid_cursor"
+    finally:
+        client.close()
 
 
 @pytest.mark.parametrize(

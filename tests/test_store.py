@@ -16,15 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crm_desktop.core.models import LeadSummary, OutboxState, SourceSeen
 from crm_desktop.core.store import (
     _CACHE_MIGRATIONS,
     _OUTBOX_MIGRATIONS,
     FEED_COLUMNS,
+    FeedHead,
     OutboxStateError,
     Store,
     StoreError,
+    _decode_page,
     classify_error,
     default_store_path,
     mask_phone,
@@ -276,6 +280,139 @@ def test_a_bad_row_leaves_cache_and_cursor_as_they_were(
     assert store.sync_cursor() == 1
     assert store.cache_count() == 1
     assert store.lookup("+916300000010") is None
+    hit = store.lookup("+919876543210")
+    assert hit is not None and hit.customer_name == "Before"
+
+
+def feed_page(rows: list[list[Any]], next_since: int, *, columns: list[str] = COLUMNS, **extra: Any) -> str:
+    """A `lead_changes` answer as the server sends it (PostgreSQL's json: UTF-8, not ASCII-escaped)."""
+    body = {"columns": columns, "rows": rows, "next_since": next_since, "more": False, "remaining": 0, **extra}
+    return json.dumps(body, ensure_ascii=False)
+
+
+def test_a_page_read_by_sqlite_gives_the_same_cache_as_decoded_rows(store: Store, tmp_path: Path) -> None:
+    rows = [
+        feed_row(1, "+919876543210", name='Anjali "Anju" D\'Souza \\ रमेश', ps="Kiran Rao"),
+        feed_row(2, "+916300000002", name="Ravi", status=None, follow_up=None, sources=[]),
+        feed_row(3, "+917000000003", name="Śrī ஸ்ரீ 😀", sources=[
+            {"source": "OEM", "sub_source": "Web", "at": "2026-11-01T09:00:00+00:00"},
+            {"source": "META", "sub_source": "Meta Know", "at": "2026-11-20T12:00:00+00:00"},
+        ]),
+    ]  # fmt: skip
+    page = store.apply_feed_page(feed_page(rows, 3, more=True, remaining=40))
+    assert (page.rows, page.applied, page.next_since, page.more, page.remaining) == (3, 3, 3, True, 40)
+    assert store.sync_cursor() == 3
+
+    decoded = Store(tmp_path / "decoded.sqlite3")
+    try:
+        decoded.apply_changes(COLUMNS, rows, 3)
+        for row in rows:
+            hit = store.lookup(row[2])
+            assert hit is not None and hit == decoded.lookup(row[2])
+    finally:
+        decoded.close()
+    hit = store.lookup("+919876543210")
+    assert hit is not None and hit.customer_name == 'Anjali "Anju" D\'Souza \\ रमेश' and hit.ps_name == "Kiran Rao"
+    hit = store.lookup("+917000000003")
+    assert hit is not None and [s.source for s in hit.sources] == ["OEM", "META"]
+
+
+# Any text PostgreSQL can hold (no NUL, no lone surrogates), sent raw or \u-escaped.
+_pg_text = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    names=st.lists(_pg_text, min_size=1, max_size=5),
+    statuses=st.lists(st.none() | _pg_text, min_size=5, max_size=5),
+    sub_source=_pg_text,
+    ascii_only=st.booleans(),
+)
+def test_any_text_reads_back_the_same_through_sqlite_json(
+    tmp_path_factory: pytest.TempPathFactory,
+    names: list[str],
+    statuses: list[str | None],
+    sub_source: str,
+    ascii_only: bool,
+) -> None:
+    rows = [
+        feed_row(i + 1, f"+91630000{i:04d}", name=name, status=statuses[i],
+                 sources=[{"source": "GOOGLE", "sub_source": sub_source, "at": "2026-11-28T10:00:00+00:00"}])
+        for i, name in enumerate(names)
+    ]  # fmt: skip
+    text = json.dumps({"columns": COLUMNS, "rows": rows, "next_since": len(rows)}, ensure_ascii=ascii_only)
+    folder = tmp_path_factory.mktemp("page")
+    with Store(folder / "json.sqlite3") as via_json, Store(folder / "rows.sqlite3") as via_rows:
+        assert via_json.apply_feed_page(text).rows == len(rows)
+        via_rows.apply_changes(COLUMNS, rows, len(rows))
+        for row in rows:
+            hit = via_json.lookup(row[2])
+            assert hit is not None and hit == via_rows.lookup(row[2])
+            assert hit.customer_name == row[4] and hit.lead_status == row[6]
+            assert hit.sources[0].sub_source == sub_source
+
+
+def test_a_page_read_by_sqlite_keeps_the_newer_version_and_reads_columns_by_name(store: Store) -> None:
+    store.apply_feed_page(feed_page([feed_row(5, "+919876543210", name="Priya Reddy")], 5))
+    replay = store.apply_feed_page(feed_page([feed_row(1, "+919876543210", name="Priya")], 5))
+    assert replay.applied == 0 and replay.rows == 1
+    hit = store.lookup("+919876543210")
+    assert hit is not None and hit.customer_name == "Priya Reddy"
+
+    columns = [*reversed(COLUMNS), "added_later"]
+    row = feed_row(8, "+916300000008")
+    store.apply_feed_page(feed_page([[*reversed(row), {"any": "thing"}]], 8, columns=columns))
+    hit = store.lookup("+916300000008")
+    assert hit is not None and hit.uid == "GA-0008-0008" and hit.cre_name == "Anitha Reddy"
+    assert store.sync_cursor() == 8
+
+
+def test_the_python_reading_of_a_page_applies_the_same(store: Store, tmp_path: Path) -> None:
+    """The path for an SQLite without JSON functions: the header carries the page Python decoded."""
+    rows = [feed_row(1, "+919876543210", name="Devi"), feed_row(4, "+916300000004", status=None)]
+    text = feed_page(rows, 4, more=True, remaining=9)
+    decoded = _decode_page(text)
+    head = FeedHead(tuple(decoded["columns"]), decoded["next_since"], decoded["more"], decoded["remaining"], decoded)
+    page = store.apply_feed_page(text, head)
+    assert (page.rows, page.applied, page.next_since, page.more, page.remaining) == (2, 2, 4, True, 9)
+    with Store(tmp_path / "sqlite-read.sqlite3") as other:
+        assert other.read_feed_head(text) == FeedHead(tuple(COLUMNS), 4, True, 9)
+        other.apply_feed_page(text)
+        assert [other.lookup(r[2]) for r in rows] == [store.lookup(r[2]) for r in rows]
+    for bad in ("{", "[]", '{"columns": [], "rows": [], "next_since": true}'):
+        with pytest.raises(ValueError):
+            _decode_page(bad)
+
+
+def test_an_empty_page_moves_only_the_cursor(store: Store) -> None:
+    page = store.apply_feed_page(feed_page([], 17))
+    assert (page.rows, page.applied, page.more) == (0, 0, False)
+    assert store.sync_cursor() == 17 and store.cache_count() == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("<html>502 Bad Gateway</html>", "not JSON"),
+        ("", "not JSON"),
+        ("null", "not a JSON object"),
+        ("[1, 2]", "not a JSON object"),
+        ('{"columns": [], "rows": [], "next_since": 1}', "lacks column"),
+        (feed_page([], 1, columns=["phone", 3]), "not a list of names"),  # type: ignore[list-item]
+        (json.dumps({"columns": COLUMNS, "rows": {}, "next_since": 4}), "not a JSON object"),
+        (json.dumps({"columns": COLUMNS, "rows": [], "next_since": "4"}), "not a JSON object"),
+        (feed_page([], -1), "next_since"),
+        (feed_page([feed_row(10, "+916300000010"), feed_row(11, "+916300000011")[:-1]], 12), "not arrays of 13"),
+        (feed_page([feed_row(10, "+916300000010"), {"phone": "+916300000011"}], 12), "not arrays of 13"),  # type: ignore[list-item]
+        (feed_page([feed_row(10, "+916300000010"), feed_row(11, None)], 12), "lacks a required value"),
+    ],
+)
+def test_a_bad_page_read_by_sqlite_changes_nothing(store: Store, text: str, match: str) -> None:
+    store.apply_changes(COLUMNS, [feed_row(1, "+919876543210", name="Before")], 1)
+    with pytest.raises(ValueError, match=match):
+        store.apply_feed_page(text)
+    assert store.sync_cursor() == 1
+    assert store.cache_count() == 1
     hit = store.lookup("+919876543210")
     assert hit is not None and hit.customer_name == "Before"
 

@@ -316,6 +316,22 @@ class ApiClient:
 
     def rpc(self, name: str, params: dict[str, Any] | None = None, *, timeout: float | None = None) -> Any:
         """Call `POST /rest/v1/rpc/<name>` with named parameters; returns the decoded answer or raises an ApiError."""
+        return self._answer(self._call(name, params, timeout))
+
+    def rpc_text(self, name: str, params: dict[str, Any] | None = None, *, timeout: float | None = None) -> str:
+        """`rpc`, but a successful answer comes back as the JSON text the server sent, not decoded.
+
+        For big answers read by SQLite (the cache feed): no Python object per value, no GIL held decoding them.
+        Failures are classified exactly as `rpc` does.
+        """
+        r = self._call(name, params, timeout)
+        if r.status_code == 200 and r.content.strip():
+            return r.text
+        self._answer(r)  # raises for every failure
+        raise Retry("The server sent an empty answer.")
+
+    def _call(self, name: str, params: dict[str, Any] | None, timeout: float | None) -> httpx.Response:
+        """POST one RPC; network failures are Retry, a 401 renews the token once (shared) and tries again."""
         for attempt in (1, 2):
             token = self._access_token()
             generation = self._generation
@@ -335,7 +351,7 @@ class ApiClient:
                 with self._refresh_lock:
                     self._refresh_locked(generation)
                 continue
-            return self._answer(r)
+            return r
         raise AuthExpired("Your session has ended. Sign in again; queued leads are kept.")
 
     def _answer(self, r: httpx.Response) -> Any:
