@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from serverproc import Api, new_lead, phone_for
 
@@ -216,3 +217,46 @@ def test_corrupt_cache_is_rebuilt_and_the_outbox_kept(desk, api: Api, clean_db):
     assert engine.pull(store) == 1 and store.lookup(phone_for(7000)) is not None
     assert engine.drain(store, force=True) == 1
     store.close()
+
+
+class GarblingTransport(httpx.HTTPTransport):
+    """The real server behind a proxy that cuts the first `garble` feed answers short (still HTTP 200)."""
+
+    def __init__(self, garble: int) -> None:
+        super().__init__()
+        self.garble = garble
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.url.path.endswith("/rpc/lead_changes") and self.garble > 0:
+            self.garble -= 1
+            body = response.read()
+            return httpx.Response(200, content=body[: len(body) // 2], headers={"Content-Type": "application/json"})
+        return response
+
+
+@pytest.mark.expected_log_warnings
+def test_a_garbled_feed_page_is_retried_and_the_cache_completes(server, api: Api, clean_db, tmp_path: Path):
+    other = api.token("cre2@demo.local")
+    for i in range(60):
+        api.rpc("create_lead", other, lead=new_lead(phone_for(900 + i)))
+    client = ApiClient(server.url, server.anon_key, transport=GarblingTransport(garble=2))
+    client.login("cre1@demo.local", "demo1234")
+    path = tmp_path / "desk.sqlite3"
+    engine = SyncEngine(client, path, poll_interval=0.2, page_size=25)
+    connection: list[tuple[str, str]] = []
+    errors: list[BaseException] = []
+    engine.listeners.connection.append(lambda state, detail: connection.append((state, detail)))
+    engine.listeners.error.append(errors.append)
+    store = Store(path)
+    try:
+        engine.start()
+        wait_for(lambda: store.cache_count() == 60, what="sync after two garbled pages")
+        assert store.sync_cursor() > 0
+        assert any("unreadable" in detail for state, detail in connection if state == "offline")
+        assert connection[-1][0] == "online"
+        assert errors == []  # a bad page is the network's fault, not a crash of the pull thread
+    finally:
+        engine.stop()
+        store.close()
+        client.close()
