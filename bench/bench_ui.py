@@ -27,13 +27,13 @@ Phases (--phases picks some):
               is made slow (every request sleeps --slow-ms first); --stall-leads leads are queued; then, with a 5 ms
               QTimer on the GUI thread recording the gap between ticks, the engine is started and the window's
               event loop runs until every queued lead is done and the sync brought the new leads. Gaps over 16 ms
-              are matched against what the engine threads were doing (JSON decoding of an answer, apply_changes,
+              are matched against what the engine threads were doing (decoding an answer, apply_feed_page,
               full garbage collections), recorded by wrapping (not changing) those calls and with gc.callbacks; a
               watchdog thread samples every thread's Python stack during long gaps (--no-watch: off).
 
-A/B switches, for trying a fix without changing the project: --ab-worker-fix (see apply_worker_fix; without it the
-desk as it is crashed with a segfault in 3 of 3 full runs here, see README), --stall-page-size (the sync's page size
-in the stall phase), --switch-interval (Python's GIL switch interval).
+A/B switches: --stall-page-size (the sync's page size in the stall phase), --switch-interval (Python's GIL switch
+interval). --stress-workers N only pushes N trivial jobs through run_in (the worker crash found here, fixed in
+crm_desktop/ui/workers.py; see README).
 
 The machine is small (2 cores here) and shared with other work; client, uvicorn and PostgreSQL share the CPUs.
 """
@@ -212,10 +212,10 @@ class GuiWatch:
 
 
 def instrument(api: ApiClient, activity: Activity) -> Callable[[], None]:
-    """Record when the engine threads decode JSON and write the cache. Wraps the ApiClient instance's calls and
-    `Store.apply_changes` (the class: the engine's threads make their own Store objects); returns an undo."""
+    """Record when the engine threads decode answers and write the cache. Wraps the ApiClient instance's calls and
+    `Store.apply_feed_page` (the class: the engine's threads make their own Store objects); returns an undo."""
     http = api._http
-    real_post, real_rpc, real_apply = http.post, api.rpc, Store.apply_changes
+    real_post, real_rpc, real_text, real_apply = http.post, api.rpc, api.rpc_text, Store.apply_feed_page
     local = threading.local()
 
     def post(*args: Any, **kwargs: Any) -> Any:
@@ -224,69 +224,40 @@ def instrument(api: ApiClient, activity: Activity) -> Callable[[], None]:
         finally:
             local.http_end = time.perf_counter()
 
-    def rpc(name: str, *args: Any, **kwargs: Any) -> Any:
-        t0 = time.perf_counter()
-        local.http_end = None
-        try:
-            return real_rpc(name, *args, **kwargs)
-        finally:
-            t1 = time.perf_counter()
-            end = getattr(local, "http_end", None) or t0
-            activity.add(t0, end, f"http {name}")
-            activity.add(end, t1, f"json decode {name}")
+    def timed_call(real: Callable[..., Any], decoding: str) -> Callable[..., Any]:
+        def call(name: str, *args: Any, **kwargs: Any) -> Any:
+            t0 = time.perf_counter()
+            local.http_end = None
+            try:
+                return real(name, *args, **kwargs)
+            finally:
+                t1 = time.perf_counter()
+                end = getattr(local, "http_end", None) or t0
+                activity.add(t0, end, f"http {name}")
+                activity.add(end, t1, f"{decoding} {name}")
 
-    def apply_changes(self: Store, columns: Any, rows: Any, next_since: int) -> int:
+        return call
+
+    def apply_feed_page(self: Store, text: str, *args: Any) -> Any:
         t0 = time.perf_counter()
+        page = None
         try:
-            return real_apply(self, columns, rows, next_since)
+            page = real_apply(self, text, *args)
+            return page
         finally:
-            activity.add(t0, time.perf_counter(), f"apply_changes ({len(rows):,} rows)")
+            rows = f"{page.rows:,} rows" if page is not None else "failed"
+            activity.add(t0, time.perf_counter(), f"apply_feed_page ({rows})")
 
     http.post = post  # type: ignore[method-assign]
-    api.rpc = rpc  # type: ignore[method-assign]
-    Store.apply_changes = apply_changes  # type: ignore[method-assign]
+    api.rpc = timed_call(real_rpc, "json decode")  # type: ignore[method-assign]
+    api.rpc_text = timed_call(real_text, "text decode")  # type: ignore[method-assign]
+    Store.apply_feed_page = apply_feed_page  # type: ignore[method-assign]
 
     def undo() -> None:
-        del http.post, api.rpc
-        Store.apply_changes = real_apply  # type: ignore[method-assign]
+        del http.post, api.rpc, api.rpc_text
+        Store.apply_feed_page = real_apply  # type: ignore[method-assign]
 
     return undo
-
-
-def apply_worker_fix() -> None:
-    """A/B of the fix proposed for a crash in crm_desktop/ui/workers.py (see README): the `WorkerSignals` of a job is
-    kept alive until its `finished` signal has been delivered on the GUI thread and then dropped with deleteLater(),
-    instead of being destroyed on the pool thread when the auto-deleted QRunnable goes, while the GUI thread may still
-    be delivering its queued signals. Applied in this process only, by wrapping `run_in` where the desk uses it."""
-    import crm_desktop.ui.session as session_module
-    import crm_desktop.ui.workers as workers
-
-    real = workers.run_in
-
-    def run_in(
-        pool: Any,
-        fn: Callable[[], Any],
-        on_success: Callable[[Any], None] | None = None,
-        on_failure: Callable[[BaseException], None] | None = None,
-        on_finished: Callable[[], None] | None = None,
-    ) -> Any:
-        held: dict[str, Any] = {}
-
-        def finished() -> None:
-            try:
-                if on_finished is not None:
-                    on_finished()
-            finally:
-                signals = held.pop("signals", None)
-                if signals is not None:
-                    signals.deleteLater()
-
-        worker = real(pool, fn, on_success, on_failure, finished)
-        held["signals"] = worker.signals
-        return worker
-
-    workers.run_in = run_in  # type: ignore[assignment]
-    session_module.run_in = run_in  # type: ignore[attr-defined]
 
 
 def stress_workers(n: int) -> int:
@@ -624,7 +595,7 @@ def bench_stall(
     for i in range(len(gaps)):
         if gaps[i] > 16:
             busy = {w.split(" (")[0] for w in activity.overlapping(ticks[i], ticks[i + 1]) if not w.startswith("http")}
-            causes[" + ".join(sorted(busy)) or "no JSON decoding or apply_changes in flight"] += 1
+            causes[" + ".join(sorted(busy)) or "no answer decoding or cache writing in flight"] += 1
     return {
         "slow_transport_ms": args.slow_ms,
         "page_size": engine.page_size,
@@ -677,11 +648,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phases", default="banner,submit,stall", help="which phases to run, comma-separated")
     ap.add_argument("--no-watch", dest="watch", action="store_false", help="no stack sampling during stalls")
     ap.add_argument(
-        "--ab-worker-fix",
-        action="store_true",
-        help="apply the proposed crash fix for crm_desktop/ui/workers.py in this process (see apply_worker_fix)",
-    )
-    ap.add_argument(
         "--stress-workers",
         type=int,
         default=0,
@@ -706,9 +672,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval)
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    if args.ab_worker_fix:
-        apply_worker_fix()
-        say("[start] --ab-worker-fix: run_in keeps each job's WorkerSignals until its finished signal is delivered")
     if args.stress_workers:
         stress_workers(args.stress_workers)
         return 0
@@ -726,7 +689,6 @@ def main(argv: list[str] | None = None) -> int:
         "workload_seed": workload_seed,
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "switch_interval_s": sys.getswitchinterval(),
-        "worker_fix_applied": args.ab_worker_fix,
     }
     say(f"[start] load average {report['loadavg_at_start']} on {psutil.cpu_count()} cores (shared); work dir {work}")
     data_dir = work / "pgdata"
@@ -822,8 +784,7 @@ def print_summary(r: dict[str, Any], path: Path) -> None:
 
     say("")
     say(f"Summary (2-core machine shared with other work; load avg start {r['loadavg_at_start']}, "
-        f"end {r['loadavg_at_end']}; cache {r['prefill']['leads']:,} leads; proposed worker fix applied:"
-        f" {r['worker_fix_applied']}):")  # fmt: skip
+        f"end {r['loadavg_at_end']}; cache {r['prefill']['leads']:,} leads):")  # fmt: skip
     for key in ("banner", "banner_wait"):
         if key in r:
             b = r[key]["all_ms"]
