@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +16,8 @@ from PySide6.QtWidgets import QMessageBox
 from serverproc import Api, new_lead, phone_for
 
 from crm_desktop.core.api import ApiClient
-from crm_desktop.core.models import OutboxState
-from crm_desktop.core.store import Store
+from crm_desktop.core.models import OutboxItem, OutboxState
+from crm_desktop.core.store import Store, outbox_path_for
 from crm_desktop.core.sync import prepare_local_desk
 from crm_desktop.ui.main_window import OFFLINE_TEXT, MainWindow
 from crm_desktop.ui.session import DeskSession
@@ -35,13 +37,15 @@ class SlowTransport(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
-def open_desk(server: Any, tmp_path: Path, qtbot: Any, email: str, transport: Any = None) -> MainWindow:
+def open_desk(
+    server: Any, tmp_path: Path, qtbot: Any, email: str, transport: Any = None, busy_timeout_ms: int = 5000
+) -> MainWindow:
     api = ApiClient(server.url, server.anon_key, transport=transport)
     api.login(email, "demo1234")
     path = tmp_path / f"{email}.sqlite3"
     profile, _ = prepare_local_desk(api, path)
     settings = Settings(QSettings(str(tmp_path / f"{email}.ini"), QSettings.Format.IniFormat))
-    session = DeskSession(api, path, profile, poll_interval=0.5)
+    session = DeskSession(api, path, profile, poll_interval=0.5, busy_timeout_ms=busy_timeout_ms)
     session.engine.backoff_base = 0.05
     session.engine.backoff_max = 0.5
     window = MainWindow(session, settings)
@@ -123,6 +127,123 @@ def test_enter_queues_clears_and_the_item_turns_created(cre_window: MainWindow, 
     assert window.shift_model.index(row, 2).data() == "Created"
     assert item.answer["uid"] in window.shift_model.index(row, 3).data()
     assert clean_db.execute("select count(*) from leads where phone = '+919845012345'").fetchone() == (1,)
+
+
+@contextmanager
+def outbox_held(window: MainWindow) -> Iterator[sqlite3.Connection]:
+    """Another process's write lock on the desk's outbox file (a second CRE Desk, a backup tool, a stuck disk)."""
+    conn = sqlite3.connect(outbox_path_for(window.session.store_path), isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    finally:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        conn.close()
+
+
+def row_texts(window: MainWindow, phone: str) -> tuple[str, str]:
+    model = window.shift_model
+    row = next(r for r, it in enumerate(model.items()) if it.payload["phone"] == phone)
+    return model.index(row, 2).data(), model.index(row, 3).data()
+
+
+def test_the_form_is_ready_before_the_lead_is_on_disk(cre_window: MainWindow, qtbot, clean_db):
+    """Enter never waits for the outbox commit: the lead is listed as saving, the form is already clear."""
+    window = cre_window
+    with outbox_held(window):
+        fill(qtbot, window, "98450 12350")
+        qtbot.keyClick(window.form.name, Qt.Key.Key_Return)
+        assert window.form.phone.text() == "" and window.form.name.text() == ""  # at once, disk or no disk
+        assert window.form.isEnabled()
+        assert row_texts(window, "+919845012350")[0].endswith("Saving…")
+        assert window.session.store_path.exists()
+        with Store(window.session.store_path) as store:
+            assert store.pending_count() == 0  # really not on disk yet: the commit is waiting for the lock
+    qtbot.waitUntil(lambda: items_by_phone(window)["+919845012350"].state is OutboxState.DONE, timeout=10_000)
+    assert row_texts(window, "+919845012350")[0] == "Created"
+    assert clean_db.execute("select count(*) from leads where phone = '+919845012350'").fetchone() == (1,)
+
+
+@pytest.fixture
+def impatient_window(server, clean_db, tmp_path: Path, qtbot: Any) -> Iterator[MainWindow]:
+    """A desk whose store gives up on a locked file after 0.3 s (the app waits 5 s)."""
+    window = open_desk(server, tmp_path, qtbot, "cre1@demo.local", busy_timeout_ms=300)
+    yield window
+    close_desk(window)
+
+
+@pytest.mark.expected_log_warnings
+def test_a_lead_that_cannot_be_saved_comes_back_to_the_untouched_form(impatient_window: MainWindow, qtbot, clean_db):
+    window = impatient_window
+    with outbox_held(window):
+        fill(qtbot, window, "98450 12351", name="Lakshmi Devi")
+        qtbot.keyClick(window.form.name, Qt.Key.Key_Return)
+        assert window.form.phone.text() == ""
+        qtbot.waitUntil(lambda: window.form.name.text() == "Lakshmi Devi", timeout=5000)
+    assert "+919845012351" not in items_by_phone(window)  # no row pretends it is queued
+    assert "NOT saved" in (window.message_bar.text_of("store") or "")
+    assert "Not saved on this computer" in window.form.edit_note.text()
+    assert window.form.editing_ref is None
+    qtbot.keyClick(window.form.name, Qt.Key.Key_Return)  # the lock is gone: Enter again
+    qtbot.waitUntil(lambda: items_by_phone(window).get("+919845012351") is not None
+                    and items_by_phone(window)["+919845012351"].state is OutboxState.DONE, timeout=10_000)  # fmt: skip
+    assert window.message_bar.text_of("store") is None
+    assert clean_db.execute("select count(*) from leads where phone = '+919845012351'").fetchone() == (1,)
+
+
+@pytest.mark.expected_log_warnings
+def test_a_lead_not_saved_while_the_next_caller_is_typed_keeps_its_row(
+    impatient_window: MainWindow, qtbot, clean_db, monkeypatch
+):
+    window = impatient_window
+    with outbox_held(window):
+        fill(qtbot, window, "98450 12352", name="Gopal Rao")
+        qtbot.keyClick(window.form.name, Qt.Key.Key_Return)
+        qtbot.keyClicks(window.form.phone, "63012")  # the next caller, already being typed
+        qtbot.waitUntil(lambda: window.message_bar.text_of("store") is not None, timeout=5000)
+    assert row_texts(window, "+919845012352") == ("Not saved — needs you", row_texts(window, "+919845012352")[1])
+    assert "busy" in row_texts(window, "+919845012352")[1]
+    assert window.form.phone.text().replace(" ", "") == "63012"  # what the CRE is typing is left alone
+    unsaved = items_by_phone(window)["+919845012352"]
+
+    # Discard asks, and "No" keeps the lead.
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+    window.select_item(unsaved.client_ref)
+    assert window.resend_button.isEnabled() and window.discard_button.isEnabled()
+    qtbot.mouseClick(window.discard_button, Qt.MouseButton.LeftButton)
+    assert len(asked) == 1 and "never saved" in asked[0]
+    assert "+919845012352" in items_by_phone(window)
+
+    # Edit and resend: back in the form; Enter queues it, and the "Not saved" row gives way to the stored one.
+    qtbot.mouseClick(window.resend_button, Qt.MouseButton.LeftButton)
+    assert window.form.name.text() == "Gopal Rao" and window.form.restoring_ref == unsaved.client_ref
+    qtbot.keyClick(window.form.name, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: items_by_phone(window)["+919845012352"].state is OutboxState.DONE, timeout=10_000)
+    assert [it.payload["phone"] for it in window.shift_model.items()].count("+919845012352") == 1
+    assert items_by_phone(window)["+919845012352"].client_ref != unsaved.client_ref
+    assert clean_db.execute("select count(*) from leads where phone = '+919845012352'").fetchone() == (1,)
+
+
+@pytest.mark.expected_log_warnings
+def test_discarding_a_lead_that_was_never_saved_removes_its_row_after_asking(
+    impatient_window: MainWindow, qtbot, monkeypatch
+):
+    window = impatient_window
+    with outbox_held(window):
+        fill(qtbot, window, "98450 12353")
+        window.form.submit()
+        qtbot.keyClicks(window.form.phone, "9")
+        qtbot.waitUntil(lambda: window.message_bar.text_of("store") is not None, timeout=5000)
+    unsaved = items_by_phone(window)["+919845012353"]
+    window.select_item(unsaved.client_ref)
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    qtbot.mouseClick(window.discard_button, Qt.MouseButton.LeftButton)
+    assert "+919845012353" not in items_by_phone(window)
+    assert window.message_bar.text_of("store") is None
+    with Store(window.session.store_path) as store:
+        assert store.pending_count() == 0
 
 
 def test_new_source_and_exact_duplicate_through_the_form(cre_window: MainWindow, qtbot, clean_db):
@@ -258,6 +379,31 @@ def test_shift_model_passes_the_model_tester(cre_window: MainWindow, qtbot, qtmo
     assert window.shift_model.index(0, 0).data(ROW_ROLE).payload["phone"] == phone_for(970)
     empty = ShiftModel()
     qtmodeltester.check(empty)
+
+    # Rows that are not in the outbox come and go; the tester watches every insert, change and removal.
+    def provisional(ref: str, seq: int = 0, state: OutboxState = OutboxState.QUEUED) -> OutboxItem:
+        return OutboxItem(
+            seq=seq, client_ref=ref, payload={"phone": ref}, state=state, attempts=0, last_error=None, answer=None,
+            created_at=1.0, updated_at=float(seq), next_attempt_at=1.0, label=ref,
+        )  # fmt: skip
+
+    model = ShiftModel()
+    qtmodeltester.check(model)
+    for ref in ("a", "b", "c"):
+        model.add_unsaved(provisional(ref))
+    assert [model.index(r, 2).data().split(" ", 1)[1] for r in range(3)] == ["Saving…"] * 3
+    model.upsert(provisional("a", seq=7))  # stored: no longer unsaved
+    model.mark_not_saved("b", "disk full")
+    assert (model.index(1, 2).data(), model.index(1, 3).data()) == ("Not saved — needs you", "disk full")
+    model.remove("a")  # stored rows are never removed
+    model.remove("b")
+    assert [it.client_ref for it in model.items()] == ["a", "c"]
+    model.upsert(provisional("a", seq=7, state=OutboxState.DONE))
+    model.upsert(provisional("a", seq=3))  # an older state delivered late is ignored
+    assert model.items()[0].state is OutboxState.DONE
+    model.set_items([provisional("a", seq=7, state=OutboxState.DONE)])  # a reload keeps the unsaved row
+    assert [it.client_ref for it in model.items()] == ["a", "c"] and model.is_saving("c")
+    qtmodeltester.check(model)
 
 
 def test_gui_stays_responsive_while_200_leads_drain_from_a_slow_server(server, clean_db, tmp_path, qtbot, api: Api):

@@ -463,7 +463,8 @@ def mask_phone(phone: str) -> str:
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
 
 
-def _label(payload: Mapping[str, Any]) -> str:
+def outbox_label(payload: Mapping[str, Any]) -> str:
+    """Customer name + masked phone: how a queued lead is named in lists and logs."""
     name = str(payload.get("customer_name") or "").strip()
     phone = str(payload.get("phone") or "").strip()
     return " · ".join(p for p in (name, mask_phone(phone) if phone else "") if p)
@@ -977,7 +978,7 @@ class Store:
             ref = str(given)
             uuid.UUID(ref)  # the server refuses anything else; fail here, while the CRE still has the form
         body = {**payload, "client_ref": ref}
-        label = _label(body)
+        label = outbox_label(body)
         now = time.time()
         with self._blame("outbox"):
             conn = self._outbox_db()
@@ -1101,7 +1102,8 @@ class Store:
                     new_ref = str(uuid.uuid4())
                     body = {**_without_ref(payload), "client_ref": new_ref}
                     conn.execute(
-                        _INSERT_ITEM, {"ref": new_ref, "payload": _encode_json(body), "now": now, "label": _label(body)}
+                        _INSERT_ITEM,
+                        {"ref": new_ref, "payload": _encode_json(body), "now": now, "label": outbox_label(body)},
                     )
                     conn.execute(
                         "UPDATE outbox SET state = 'replaced', replaced_by = :new, updated_at = :now "

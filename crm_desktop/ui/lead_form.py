@@ -170,6 +170,7 @@ class LeadForm(QWidget):
         self._catalog: dict[str, Any] = {}
         self._e164: str | None = None
         self._editing_ref: str | None = None  # set while a parked lead is being edited for resend
+        self._restoring_ref: str | None = None  # set while a "Not saved" lead is back in the form
 
         self.phone = QLineEdit()
         self.phone.setObjectName("phoneField")
@@ -479,11 +480,30 @@ class LeadForm(QWidget):
     def editing_ref(self) -> str | None:
         return self._editing_ref
 
+    @property
+    def restoring_ref(self) -> str | None:
+        """The "Not saved" row whose lead is in the form (see load_unsaved), until it is sent or the form cleared."""
+        return self._restoring_ref
+
+    def is_pristine(self) -> bool:
+        """Nothing typed for a caller yet: putting a lead back into the form would overwrite nothing."""
+        typed = (self.phone.text(), self.name.text(), self.remark.text())
+        return self._editing_ref is None and self._restoring_ref is None and not any(t.strip() for t in typed)
+
     def load_for_edit(self, client_ref: str, payload: dict[str, Any], reason: str) -> None:
         """Put a parked lead back in the form; the next Enter resends it (edited or not)."""
-        self.clear_for_next()
+        self._load(payload, f"Editing a lead the server refused: {reason}")
         self._editing_ref = client_ref
-        self.edit_note.setText(f"Editing a lead the server refused: {reason}")
+
+    def load_unsaved(self, payload: dict[str, Any], reason: str, client_ref: str | None = None) -> None:
+        """Put back a lead that could not be saved on this computer; the next Enter queues it as a new lead.
+        `client_ref`: the "Not saved" row it came from, dropped once the lead is queued."""
+        self._load(payload, f"Not saved on this computer: {reason} Press Enter to try again.")
+        self._restoring_ref = client_ref
+
+    def _load(self, payload: dict[str, Any], note: str) -> None:
+        self.clear_for_next()
+        self.edit_note.setText(note)
         self.edit_note.show()
         self.phone.setText(str(payload.get("phone_raw") or payload.get("phone") or ""))
         self.name.setText(str(payload.get("customer_name") or ""))
@@ -512,6 +532,7 @@ class LeadForm(QWidget):
         """Ready for the next caller: empty, defaults set, cursor in the phone field. Source and branch are kept:
         a CRE on a campaign line takes many calls from the same source."""
         self._editing_ref = None
+        self._restoring_ref = None
         self.edit_note.hide()
         self.phone.clear()
         self.phone_status.setText(" ")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
+from functools import partial
 from typing import Any
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal, Slot
@@ -28,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.core.models import LeadSummary, OutboxItem, OutboxState
-from crm_desktop.core.store import StoreError
+from crm_desktop.core.store import StoreError, outbox_label
 from crm_desktop.core.sync import SyncProgress
 from crm_desktop.ui.lead_form import LeadForm
 from crm_desktop.ui.session import DeskSession
@@ -307,29 +309,70 @@ class MainWindow(QMainWindow):
     def _on_form_submitted(self, payload: dict[str, Any]) -> None:
         editing = self.form.editing_ref
         if editing is not None:
-            self.session.requeue(editing, payload, self._on_items_requeued, self._on_queue_failed)
-        else:
-            self.session.enqueue(payload, self._on_item_queued, self._on_queue_failed)
-        self.form.setEnabled(False)  # a few ms, until the lead is on disk; then the form is cleared
-
-    def _on_item_queued(self, item: OutboxItem) -> None:
-        self.form.setEnabled(True)
-        self.form.clear_for_next()
-        self.shift_model.upsert(item)
+            # Resending a refused lead changes stored rows: the form waits the few ms until that is on disk.
+            self.session.requeue(editing, payload, self._on_items_requeued, self._on_requeue_failed)
+            self.form.setEnabled(False)
+            return
+        # A new lead: listed as "Saving…" and the form cleared for the next caller at once, while the writer thread
+        # commits it to the outbox (fsync'd: milliseconds, or much more on a busy disk). The row holds the lead until
+        # the stored item takes its place; if the commit fails, the lead comes back (see _on_enqueue_failed).
+        replaces = self.form.restoring_ref
+        ref = str(uuid.uuid4())
+        body = {**payload, "client_ref": ref}
+        now = time.time()
+        self.shift_model.add_unsaved(OutboxItem(
+            seq=0, client_ref=ref, payload=body, state=OutboxState.QUEUED, attempts=0, last_error=None, answer=None,
+            created_at=now, updated_at=now, next_attempt_at=now, label=outbox_label(body),
+        ))  # fmt: skip
         self.shift_view.scrollToBottom()
         self._spinner.start()
+        self.form.clear_for_next()
+        self.session.enqueue(
+            body, partial(self._on_item_queued, replaces), partial(self._on_enqueue_failed, ref, body, replaces)
+        )
+
+    def _on_item_queued(self, replaces: str | None, item: OutboxItem) -> None:
+        self.shift_model.upsert(item)
+        if replaces is not None:
+            self.shift_model.remove(replaces)  # the "Not saved" row this lead came back from
+            self._on_shift_selection_changed()
+        self.message_bar.clear_message("store")
         self.session.refresh_queue_stats()
 
-    def _on_items_requeued(self, items: list[OutboxItem]) -> None:
-        for item in items[:-1]:
-            self.shift_model.upsert(item)
-        self.message_bar.clear_message("parked")
-        self._on_item_queued(items[-1])
+    def _on_enqueue_failed(self, ref: str, body: dict[str, Any], replaces: str | None, exc: BaseException) -> None:
+        reason = str(exc) if isinstance(exc, StoreError) else "Something went wrong on this computer."
+        label = outbox_label(body)
+        log.warning("lead %s not saved to the outbox: %s", label, reason)
+        if self.form.is_pristine():
+            # Nothing typed since Enter (the usual case: a failing disk answers in milliseconds): back in the form.
+            self.shift_model.remove(ref)
+            self.form.load_unsaved(body, reason, replaces)
+            self.message_bar.show_message(
+                "store", f"{label} was NOT saved: {reason} It is back in the form.", "error")  # fmt: skip
+        else:
+            # The CRE is already on the next caller: the row keeps the lead until it is sent again or discarded.
+            self.shift_model.mark_not_saved(ref, reason)
+            self.message_bar.show_message(
+                "store", f"{label} was NOT saved: {reason} Select it in This shift and press Edit and resend.",
+                "error")  # fmt: skip
+        self._on_shift_selection_changed()
+        if not isinstance(exc, StoreError):
+            raise exc  # a bug, not the disk: the error dialog gets the details (the lead is safe above)
 
-    def _on_queue_failed(self, exc: BaseException) -> None:
+    def _on_items_requeued(self, items: list[OutboxItem]) -> None:
+        self.form.setEnabled(True)
+        self.form.clear_for_next()
+        for item in items:
+            self.shift_model.upsert(item)
+        self.shift_view.scrollToBottom()
+        self._spinner.start()
+        self.message_bar.clear_message("parked")
+        self.session.refresh_queue_stats()
+
+    def _on_requeue_failed(self, exc: BaseException) -> None:
         self.form.setEnabled(True)
         if isinstance(exc, StoreError):
-            # The lead is NOT saved: keep everything in the form.
+            # Nothing was changed: the edited lead stays in the form.
             self.message_bar.show_message("store", f"The lead was not saved: {exc} The form keeps what you typed.",
                                           "error")  # fmt: skip
             return
@@ -367,33 +410,57 @@ class MainWindow(QMainWindow):
         item = rows[0].data(ROW_ROLE)
         return item if isinstance(item, OutboxItem) else None
 
+    def _needs_action(self, item: OutboxItem | None) -> bool:
+        """A row the CRE must decide about: refused by the server, or not saved on this computer."""
+        if item is None:
+            return False
+        return self.shift_model.is_not_saved(item.client_ref) or (
+            item.state is OutboxState.PARKED and not self.shift_model.is_saving(item.client_ref)
+        )
+
     @Slot()
     def _on_shift_selection_changed(self, *_: Any) -> None:
-        item = self._selected_item()
-        parked = item is not None and item.state is OutboxState.PARKED
-        self.resend_button.setEnabled(parked)
-        self.discard_button.setEnabled(parked)
+        actionable = self._needs_action(self._selected_item())
+        self.resend_button.setEnabled(actionable)
+        self.discard_button.setEnabled(actionable)
 
     @Slot()
     def _on_resend_clicked(self, *_: Any) -> None:
         item = self._selected_item()
-        if item is None or item.state is not OutboxState.PARKED:
+        if item is None or not self._needs_action(item):
             return
-        self.form.load_for_edit(item.client_ref, item.payload, item.last_error or "")
+        if self.shift_model.is_not_saved(item.client_ref):
+            self.form.load_unsaved(item.payload, "it could not be saved before.", item.client_ref)
+        else:
+            self.form.load_for_edit(item.client_ref, item.payload, item.last_error or "")
         self.tabs.setCurrentIndex(0)
 
     @Slot()
     def _on_discard_clicked(self) -> None:
         item = self._selected_item()
-        if item is None or item.state is not OutboxState.PARKED:
+        if item is None or not self._needs_action(item):
             return
+        unsaved = self.shift_model.is_not_saved(item.client_ref)
         answer = QMessageBox.question(
             self, "Discard this lead?",
+            f"Discard {item.label}? It was never saved on this computer and will be gone." if unsaved else
             f"Discard {item.label}? It will not be sent. (It stays in the list as discarded.)",
         )  # fmt: skip
         if answer != QMessageBox.StandardButton.Yes:
             return
-        self.session.discard(item.client_ref, self._on_discarded, self._on_queue_failed)
+        if unsaved:
+            log.info("discarded the unsaved lead %s after asking", item.label)
+            self.shift_model.remove(item.client_ref)
+            self.message_bar.clear_message("store")
+            self._on_shift_selection_changed()
+            return
+        self.session.discard(item.client_ref, self._on_discarded, self._on_discard_failed)
+
+    def _on_discard_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, StoreError):
+            self.message_bar.show_message("store", f"The lead was not discarded: {exc}", "error")
+            return
+        raise exc
 
     def _on_discarded(self, item: OutboxItem | None) -> None:
         if item is not None:

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Signal
 
 from crm_desktop.core.api import ApiClient
 from crm_desktop.core.models import LeadSummary, OutboxItem
-from crm_desktop.core.store import Store
+from crm_desktop.core.store import DEFAULT_BUSY_TIMEOUT_MS, Store
 from crm_desktop.core.sync import SyncEngine
 from crm_desktop.ui.bridge import SyncBridge
 from crm_desktop.ui.workers import reader_pool, run_in, writer_pool
@@ -35,11 +35,13 @@ class DeskSession(QObject):
         profile: dict[str, Any],
         *,
         poll_interval: float = 15.0,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.api = api
         self.store_path = store_path
+        self.busy_timeout_ms = busy_timeout_ms  # how long a pool thread's Store waits for a file another holds
         self.profile = profile
         self.engine = SyncEngine(api, store_path, poll_interval=poll_interval)
         self.bridge = SyncBridge(self.engine, self)
@@ -54,7 +56,7 @@ class DeskSession(QObject):
     def _store(self) -> Store:
         store: Store | None = getattr(self._local, "store", None)
         if store is None:
-            store = Store(self.store_path)
+            store = Store(self.store_path, busy_timeout_ms=self.busy_timeout_ms)
             self._local.store = store
             with self._stores_lock:
                 self._stores.append(store)

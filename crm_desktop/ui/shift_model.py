@@ -1,4 +1,8 @@
-"""The "This shift" list: every lead the CRE queued, with its live state. Nothing leaves it silently."""
+"""The "This shift" list: every lead the CRE queued, with its live state. Nothing leaves it silently.
+
+A lead appears here the moment Enter is pressed, as "Saving…", while the writer thread commits it to the outbox;
+the stored item then takes its row. If the commit fails, the row stays as "Not saved" (with the reason) until the
+CRE sends it again or discards it: the form was already cleared for the next caller, so this row holds the lead."""
 
 from __future__ import annotations
 
@@ -54,12 +58,15 @@ def describe(item: OutboxItem) -> tuple[str, str, str]:
 
 
 class ShiftModel(QAbstractTableModel):
-    """Outbox items of this shift, in queue order; upserted by client_ref as their state changes."""
+    """Outbox items of this shift, in queue order; upserted by client_ref as their state changes.
+
+    Rows not (yet) in the outbox are marked: `add_unsaved` (being saved), `mark_not_saved` (the save failed)."""
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._items: list[OutboxItem] = []
         self._row_of: dict[str, int] = {}
+        self._unsaved: dict[str, str | None] = {}  # client_ref -> None while saving, the reason once it failed
         self.spin = 0
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:  # noqa: B008
@@ -83,7 +90,7 @@ class ShiftModel(QAbstractTableModel):
         item = self._items[index.row()]
         if role == ROW_ROLE:
             return item
-        state, result, colour = describe(item)
+        state, result, colour = self._describe(item)
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             if col == COL_TIME:
@@ -102,13 +109,60 @@ class ShiftModel(QAbstractTableModel):
             return f"{state}: {result}" if result else state
         return None
 
+    def _describe(self, item: OutboxItem) -> tuple[str, str, str]:
+        if item.client_ref in self._unsaved:
+            reason = self._unsaved[item.client_ref]
+            if reason is None:
+                return "Saving…", "", "pending"
+            return "Not saved — needs you", reason, "parked"
+        return describe(item)
+
     def set_items(self, items: list[OutboxItem]) -> None:
+        """The stored items, with any row not in the outbox kept at the end (a load must not hide an unsaved lead)."""
+        stored = {it.client_ref for it in items}
+        kept = [it for it in self._items if it.client_ref in self._unsaved and it.client_ref not in stored]
         self.beginResetModel()
-        self._items = list(items)
+        self._items = [*items, *kept]
         self._row_of = {it.client_ref: i for i, it in enumerate(self._items)}
+        self._unsaved = {ref: why for ref, why in self._unsaved.items() if ref not in stored}
         self.endResetModel()
 
+    def add_unsaved(self, item: OutboxItem) -> None:
+        """A lead being committed to the outbox: listed at once as "Saving…"; `upsert` of the stored item ends it."""
+        self._unsaved[item.client_ref] = None
+        self.upsert(item)
+
+    def mark_not_saved(self, client_ref: str, reason: str) -> None:
+        """The commit failed: the row says so and keeps the lead (see is_not_saved)."""
+        if client_ref not in self._row_of:
+            return
+        self._unsaved[client_ref] = reason
+        self._changed(self._row_of[client_ref])
+
+    def is_saving(self, client_ref: str) -> bool:
+        return client_ref in self._unsaved and self._unsaved[client_ref] is None
+
+    def is_not_saved(self, client_ref: str) -> bool:
+        return self._unsaved.get(client_ref) is not None
+
+    def remove(self, client_ref: str) -> None:
+        """Drop a row that never reached the outbox (sent again under a new row, put back in the form, or discarded
+        after asking). Stored items are never removed: their history is the shift's record."""
+        row = self._row_of.get(client_ref)
+        if row is None or client_ref not in self._unsaved:
+            return
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._items[row]
+        del self._unsaved[client_ref]
+        self._row_of = {it.client_ref: i for i, it in enumerate(self._items)}
+        self.endRemoveRows()
+
+    def _changed(self, row: int) -> None:
+        self.dataChanged.emit(self.index(row, 0), self.index(row, len(HEADERS) - 1))
+
     def upsert(self, item: OutboxItem) -> None:
+        if item.seq > 0:  # a stored item: whatever was unsaved about this row is over
+            self._unsaved.pop(item.client_ref, None)
         row = self._row_of.get(item.client_ref)
         if row is None:
             row = len(self._items)
@@ -117,8 +171,11 @@ class ShiftModel(QAbstractTableModel):
             self._row_of[item.client_ref] = row
             self.endInsertRows()
         else:
+            shown = self._items[row]
+            if shown.seq > 0 and item.seq > 0 and shown.updated_at > item.updated_at:
+                return  # an older state delivered late (the writer's "queued" after the sender's "sending")
             self._items[row] = item
-            self.dataChanged.emit(self.index(row, 0), self.index(row, len(HEADERS) - 1))
+            self._changed(row)
 
     def item(self, row: int) -> OutboxItem | None:
         return self._items[row] if 0 <= row < len(self._items) else None
@@ -129,7 +186,8 @@ class ShiftModel(QAbstractTableModel):
     def tick(self) -> bool:
         """Advance the spinner of waiting rows; False when nothing is waiting (the timer may stop)."""
         self.spin += 1
-        waiting = [i for i, it in enumerate(self._items) if it.state in (OutboxState.QUEUED, OutboxState.SENDING)]
+        waiting = [i for i, it in enumerate(self._items)
+                   if self._describe(it)[2] == "pending"]  # fmt: skip
         for row in waiting:
             idx = self.index(row, COL_STATE)
             self.dataChanged.emit(idx, idx, [Qt.ItemDataRole.DisplayRole])
