@@ -246,6 +246,29 @@ def test_discarding_a_lead_that_was_never_saved_removes_its_row_after_asking(
         assert store.pending_count() == 0
 
 
+@pytest.mark.expected_log_warnings
+def test_closing_with_a_lead_not_saved_asks_first(impatient_window: MainWindow, qtbot, monkeypatch):
+    window = impatient_window
+    with outbox_held(window):
+        fill(qtbot, window, "98450 12354", name="Kiran Kumar")
+        window.form.submit()
+        qtbot.keyClicks(window.form.phone, "7")
+        qtbot.waitUntil(lambda: window.message_bar.text_of("store") is not None, timeout=5000)
+    asked: list[str] = []
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+
+    def answer(*args: Any, **kwargs: Any) -> QMessageBox.StandardButton:
+        asked.append(args[2])
+        return answers.pop(0)
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    window.close()
+    assert window.isVisible()  # "No": the desk stays open with the lead
+    assert "Kiran Kumar" in asked[0]
+    window.close()
+    assert not window.isVisible() and len(asked) == 2
+
+
 def test_new_source_and_exact_duplicate_through_the_form(cre_window: MainWindow, qtbot, clean_db):
     window = cre_window
     for source, sub in (("GOOGLE", "Google Know"), ("BTL", "BTL Know"), ("BTL", "BTL Know")):

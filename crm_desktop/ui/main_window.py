@@ -254,7 +254,7 @@ class MainWindow(QMainWindow):
         settings = QAction("Settings…", self, shortcut=QKeySequence("Ctrl+,"))
         settings.triggered.connect(self.settings_requested)
         sign_out = QAction("Sign out", self)
-        sign_out.triggered.connect(self.sign_out_requested)
+        sign_out.triggered.connect(self._on_sign_out_triggered)
         quit_action = QAction("Quit", self, shortcut=QKeySequence("Ctrl+Q"))
         quit_action.triggered.connect(self.close)
         for a in (send, pull, settings, sign_out, quit_action):
@@ -299,7 +299,30 @@ class MainWindow(QMainWindow):
         self.settings.set_window_value("tab", self.tabs.currentIndex())
         self.settings.sync()
 
+    def may_leave(self) -> bool:
+        """False when the CRE chose to stay: leads listed as "Not saved" exist only in this window."""
+        lost = self.shift_model.not_saved_labels()
+        if not lost:
+            return True
+        answer = QMessageBox.question(
+            self, "Leads not saved",
+            f"{len(lost)} lead(s) could not be saved on this computer and would be lost: {', '.join(lost)}. "
+            "Leave anyway? (No: stay, select them in This shift and press Edit and resend.)",
+        )  # fmt: skip
+        if answer == QMessageBox.StandardButton.Yes:
+            log.warning("left the desk with %d unsaved lead(s) after asking: %s", len(lost), ", ".join(lost))
+            return True
+        return False
+
+    @Slot()
+    def _on_sign_out_triggered(self) -> None:
+        if self.may_leave():
+            self.sign_out_requested.emit()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.may_leave():
+            event.ignore()
+            return
         self.save_window_state()
         super().closeEvent(event)
 

@@ -142,6 +142,10 @@ class ShiftModel(QAbstractTableModel):
     def is_saving(self, client_ref: str) -> bool:
         return client_ref in self._unsaved and self._unsaved[client_ref] is None
 
+    def not_saved_labels(self) -> list[str]:
+        """Leads listed as "Not saved": they exist only in this window."""
+        return [it.label for it in self._items if self._unsaved.get(it.client_ref) is not None]
+
     def is_not_saved(self, client_ref: str) -> bool:
         return self._unsaved.get(client_ref) is not None
 
