@@ -241,8 +241,9 @@ def _page_upsert(columns: tuple[str, ...]) -> str:
     if missing:
         raise ValueError(f"feed page lacks column(s) {missing}")
     at = {c: i for i, c in enumerate(columns)}
-    # sources stays JSON text (->); every other value comes out as its SQL value (->>). The indexes are ours.
-    values = ", ".join(f"r.value {'->' if c == 'sources' else '->>'} {at[c]}" for c in FEED_COLUMNS)
+    # json_extract gives a scalar as its SQL value and an array (sources) as JSON text. Not the ->/->> operators:
+    # they need SQLite 3.38, and Ubuntu 22.04's Python links 3.37. The indexes are ours.
+    values = ", ".join(f"json_extract(r.value, '$[{at[c]}]')" for c in FEED_COLUMNS)
     conflict = _UPSERT_LEAD[_UPSERT_LEAD.index("ON CONFLICT") :]  # the same rule as apply_changes: newer wins
     # "WHERE true" keeps SQLite's parser from reading ON CONFLICT as a join constraint of the SELECT.
     return (
