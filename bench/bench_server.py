@@ -220,6 +220,15 @@ def vacuum_desk(admin_uri: str) -> float:
     return dt
 
 
+def _die_with_parent() -> None:
+    """In the server child: get SIGTERM when the benchmark dies (Linux), so a crashed run does not leave the server
+    and its PostgreSQL running."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class Server:
     """`crm-server serve` as a child process; stderr goes to bench/out/server.log."""
 
@@ -242,9 +251,10 @@ class Server:
             "--demo",
             "--print-service-key",
         ]
-        log = (OUT / "server.log").open("a")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True)
-        log.close()
+        with (OUT / "server.log").open("a") as log:
+            self.proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=log, text=True, preexec_fn=_die_with_parent
+            )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:

@@ -49,7 +49,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -88,40 +87,6 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 GOALS = {"banner_ms": 16.0, "submit_ms": 50.0, "stall_max_ms": 50.0}
 PREFILL_PAGE = 5_000
-
-
-class ChildServer(Server):
-    """bench_server's `crm-server serve` child, made to get SIGTERM when this process dies (Linux), so a crash of
-    the benchmark does not leave the server and its PostgreSQL running."""
-
-    def start(self) -> None:
-        cmd = [self.exe, "serve", "--data-dir", str(self.data_dir), "--port", "0", "--demo"]
-        with (OUT / "server.log").open("a") as log:
-            self.proc = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=log, text=True, preexec_fn=_die_with_parent
-            )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"server did not start; see {OUT / 'server.log'}")
-        info = json.loads(line)
-        self.url, self.anon_key, self.database_url = info["url"], info["anon_key"], info["database_url"]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("server never became healthy")
-
-
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class SlowTransport(httpx.HTTPTransport):
@@ -731,7 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = work / "pgdata"
     data_dir.mkdir(parents=True, exist_ok=True)
     # The serve child holds the embedded PostgreSQL while it runs; the stall phase's `crm-server seed` joins it.
-    server = ChildServer(args.server_exe, data_dir)
+    server = Server(args.server_exe, data_dir)
     transport = SlowTransport()
     window: MainWindow | None = None
     t_all = time.perf_counter()
