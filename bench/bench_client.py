@@ -49,15 +49,14 @@ from bench_server import (
     OUT,
     CpuMeter,
     PhoneMaker,
-    Server,
     count_leads,
     crm_server_exe,
     lat_summary,
     make_lead,
     pct,
     say,
-    seed,
-    vacuum_desk,
+    start_seeded,
+    stop_seeded,
 )
 
 from crm_desktop.core.api import ApiClient
@@ -348,19 +347,11 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
     say(f"[start] load average {report['loadavg_at_start']} on {report['machine']['cores']} cores (shared machine)")
-    import pgserver
-
     t_all = time.perf_counter()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # Hold the cluster for the whole run so the seed and serve children join one PostgreSQL (as bench_server does).
-    cluster = pgserver.get_server(data_dir, cleanup_mode="stop")
-    server = Server(args.server_exe, data_dir)
     base: Path = args.cache_dir.resolve()
     base.mkdir(parents=True, exist_ok=True)
+    cluster, server = start_seeded(args.server_exe, data_dir, args.leads, report)
     try:
-        report["seed"] = seed(args.server_exe, data_dir, cluster.get_uri(), args.leads)
-        report["seed"]["vacuum_seconds"] = vacuum_desk(cluster.get_uri())
-        server.start()
         report["leads_at_start"] = count_leads(cluster.get_uri())
         say(f"[server] {server.url}: {report['leads_at_start']:,} leads")
         api = ApiClient(server.url, server.anon_key)
@@ -426,8 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         api.close()
         other.close()
     finally:
-        server.stop()
-        cluster.cleanup()
+        stop_seeded(cluster, server)
         if not args.keep:
             shutil.rmtree(base, ignore_errors=True)
     report["total_seconds"] = round(time.perf_counter() - t_all, 1)

@@ -29,7 +29,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from bench_server import OUT, Server, count_leads, crm_server_exe, lat_summary, say, seed, vacuum_desk
+from bench_server import OUT, count_leads, crm_server_exe, lat_summary, say, start_seeded, stop_seeded
 from PySide6.QtCore import QElapsedTimer
 from PySide6.QtWidgets import QApplication
 
@@ -101,17 +101,11 @@ def main(argv: list[str] | None = None) -> int:
         "goal_ms": GOAL_MS,
     }
     say(f"[start] load average {report['loadavg_at_start']} (2 cores, shared)")
-    import pgserver
-
     t_all = time.perf_counter()
-    cluster = pgserver.get_server(data_dir, cleanup_mode="stop")
-    server = Server(args.server_exe, data_dir)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     client: ApiClient | None = None
+    cluster, server = start_seeded(args.server_exe, data_dir, args.leads, report)
     try:
-        report["seed"] = seed(args.server_exe, data_dir, cluster.get_uri(), args.leads)
-        report["seed"]["vacuum_seconds"] = vacuum_desk(cluster.get_uri())
-        server.start()
         report["leads"] = count_leads(cluster.get_uri())
         say(f"[server] {server.url}: {report['leads']:,} leads")
 
@@ -158,8 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if client is not None:
             client.close()
-        server.stop()
-        cluster.cleanup()
+        stop_seeded(cluster, server)
     report["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["total_s"] = round(time.perf_counter() - t_all, 1)
     args.json.write_text(json.dumps(report, indent=2))

@@ -220,6 +220,30 @@ def vacuum_desk(admin_uri: str) -> float:
     return dt
 
 
+def start_seeded(exe: str, data_dir: Path, leads: int, report: dict[str, Any]) -> tuple[Any, Server]:
+    """Hold the embedded PostgreSQL in `data_dir` for the whole run (pgserver ref-counts its users, so the seed and
+    serve children join one running cluster instead of each starting and stopping it), seed it to `leads`, vacuum,
+    and start `crm-server serve`. Sets report["seed"]. Undo with `stop_seeded`; on failure here, nothing is left."""
+    import pgserver  # the embedded PostgreSQL the reference server uses
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    cluster = pgserver.get_server(data_dir, cleanup_mode="stop")
+    server = Server(exe, data_dir)
+    try:
+        report["seed"] = seed(exe, data_dir, cluster.get_uri(), leads)
+        report["seed"]["vacuum_seconds"] = vacuum_desk(cluster.get_uri())
+        server.start()
+    except BaseException:
+        stop_seeded(cluster, server)
+        raise
+    return cluster, server
+
+
+def stop_seeded(cluster: Any, server: Server) -> None:
+    server.stop()
+    cluster.cleanup()
+
+
 def _die_with_parent() -> None:
     """In the server child: get SIGTERM when the benchmark dies (Linux), so a crashed run does not leave the server
     and its PostgreSQL running."""
@@ -939,19 +963,10 @@ def main(argv: list[str] | None = None) -> int:
         # Other work on the machine skews every figure; the load averages before and after say whether there was any.
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
-    import pgserver  # the embedded PostgreSQL the reference server uses
-
     t_all = time.perf_counter()
-    # This process holds the cluster for the whole run (pgserver ref-counts its users), so the seed and serve
-    # children join one running PostgreSQL instead of each starting and stopping it.
-    data_dir.mkdir(parents=True, exist_ok=True)
-    cluster = pgserver.get_server(data_dir, cleanup_mode="stop")
-    server = Server(args.server_exe, data_dir)
+    cluster, server = start_seeded(args.server_exe, data_dir, args.leads, report)
     legacy_made = False
     try:
-        report["seed"] = seed(args.server_exe, data_dir, cluster.get_uri(), args.leads)
-        report["seed"]["vacuum_seconds"] = vacuum_desk(cluster.get_uri())
-        server.start()
         say(f"[server] {server.url} (log: {OUT / 'server.log'})")
         conn = psycopg.connect(server.database_url, autocommit=True)
         n_leads = conn.execute("select count(*) from leads").fetchone()
@@ -1064,8 +1079,7 @@ def main(argv: list[str] | None = None) -> int:
                     "drop table if exists legacy_lead_master, legacy_duplicate_leads, legacy_ps_followup,"
                     " legacy_call_attempts"
                 )
-        server.stop()
-        cluster.cleanup()
+        stop_seeded(cluster, server)
     report["total_seconds"] = round(time.perf_counter() - t_all, 1)
     report["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     summary = summarise(report)
