@@ -177,15 +177,18 @@ async def _call_in_one_round_trip(
     conn: psycopg.AsyncConnection[Any], claims: dict[str, Any], call: sql.Composed, values: list[Any]
 ) -> Any:
     """BEGIN, become the caller, call, COMMIT: pipelined, so the database sees one round trip and no session sits
-    idle in a transaction while the event loop serves other requests."""
+    idle in a transaction while the event loop serves other requests. The row is read after the pipeline: a fetch
+    inside it would flush and wait for the call's result before COMMIT is even sent (a second round trip, with the
+    transaction's locks held across an event-loop turn). COMMIT goes on its own cursor so the call's result stays
+    on `cur`; an error anywhere is raised when the pipeline ends."""
     cur = conn.cursor()
     try:
         async with conn.pipeline():
             await cur.execute("begin")
             await cur.execute(_BECOME, (claims["role"], json.dumps(claims), STATEMENT_TIMEOUT))
             await cur.execute(call, values)
-            row = await cur.fetchone()
-            await cur.execute("commit")
+            await conn.execute("commit")
+        row = await cur.fetchone()
     except BaseException:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE and not conn.closed:
             await conn.execute("rollback")
