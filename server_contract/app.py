@@ -122,12 +122,20 @@ def _claims(state: ServerState, request: Request) -> dict[str, Any]:
         raise RequestError(error_response(401, "PGRST301", "JWT could not be verified")) from None
 
 
+@asynccontextmanager
+async def _as_service(state: ServerState) -> AsyncIterator[psycopg.AsyncCursor[Any]]:
+    """One transaction as service_role (the auth tables), on a pooled connection; the role ends with it."""
+    assert state.pool is not None
+    async with state.pool.connection() as conn, conn.transaction():
+        cur = conn.cursor()
+        await cur.execute("select set_config('role', 'service_role', true)")
+        yield cur
+
+
 async def _load_functions(state: ServerState) -> None:
     assert state.pool is not None
-    async with state.pool.connection() as conn:
-        await conn.execute("select set_config('role', 'service_role', false)")
+    async with state.pool.connection() as conn:  # pg_proc is readable by the login role itself
         rows = await (await conn.execute(_INTROSPECT)).fetchall()
-        await conn.execute("reset role")
     functions: dict[str, RpcFunction] = {}
     for name, argnames, argtypes, n_defaults, rettype, retset in rows:
         if retset or (len(argnames) != len(argtypes) and argtypes):
@@ -247,19 +255,17 @@ async def token(request: Request) -> Response:
         return err.response
     if not isinstance(body, dict):
         return auth_error(400, "validation_failed", "Body must be a JSON object")
-    assert state.pool is not None
     if grant == "password":
         email, password = body.get("email"), body.get("password")
         if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
             return auth_error(400, "validation_failed", "Email and password are required")
-        async with state.pool.connection() as conn, conn.transaction():
-            cur = conn.cursor()
-            await cur.execute("select set_config('role', 'service_role', true)")
+        async with _as_service(state) as cur:
             found = await auth.password_grant_lookup(cur, email)
-            # bcrypt is slow on purpose: keep it off the event loop.
-            ok = found is not None and await anyio.to_thread.run_sync(auth.check_password, password, found[1])
-            if not ok or found is None:
-                return auth_error(400, "invalid_credentials", "Invalid login credentials")
+        # bcrypt is slow on purpose: off the event loop, and with no pooled connection held meanwhile.
+        ok = found is not None and await anyio.to_thread.run_sync(auth.check_password, password, found[1])
+        if not ok or found is None:
+            return auth_error(400, "invalid_credentials", "Invalid login credentials")
+        async with _as_service(state) as cur:
             session_id, refresh = await auth.open_session(cur, found[0])
         return JSONResponse(state.issuer.session_answer(found[0], session_id, refresh))
     if grant == "refresh_token":
@@ -267,9 +273,7 @@ async def token(request: Request) -> Response:
         if not isinstance(refresh_token, str) or not refresh_token:
             return auth_error(400, "validation_failed", "refresh_token is required")
         failure: auth.AuthFailure | None = None
-        async with state.pool.connection() as conn, conn.transaction():
-            cur = conn.cursor()
-            await cur.execute("select set_config('role', 'service_role', true)")
+        async with _as_service(state) as cur:
             try:
                 user, session_id, new_token = await auth.rotate(cur, refresh_token)
             except auth.AuthFailure as exc:
@@ -289,10 +293,7 @@ async def logout(request: Request) -> Response:
     session_id = claims.get("session_id")
     if claims.get("role") != "authenticated" or not session_id:
         return auth_error(401, "no_authorization", "Sign in first")
-    assert state.pool is not None
-    async with state.pool.connection() as conn, conn.transaction():
-        cur = conn.cursor()
-        await cur.execute("select set_config('role', 'service_role', true)")
+    async with _as_service(state) as cur:
         await auth.revoke_session(cur, session_id)
     return Response(status_code=204)
 
