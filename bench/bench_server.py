@@ -273,7 +273,6 @@ class Server:
             "--port",
             "0",
             "--demo",
-            "--print-service-key",
         ]
         with (OUT / "server.log").open("a") as log:
             self.proc = subprocess.Popen(

@@ -77,8 +77,6 @@ def serve(args: argparse.Namespace) -> int:
         host, port = sock.getsockname()[:2]
         url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
         first_line: dict[str, Any] = {"url": url, "anon_key": state.anon_key}
-        if args.print_service_key:
-            first_line["service_key"] = issuer.service_key()
         if database.embedded is not None:
             first_line["database_url"] = database.admin_conninfo
         print(json.dumps(first_line), flush=True)
@@ -159,7 +157,6 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--smtp", help="HOST:PORT of the SMTP server for PS e-mails")
     p_serve.add_argument("--mail-poll", type=float, default=1.0, help="seconds between outbox checks")
     p_serve.add_argument("--access-token-ttl", type=int, default=3600, help="access token lifetime in seconds")
-    p_serve.add_argument("--print-service-key", action="store_true", help="add a service_role key to the first line")
     p_serve.add_argument("--log-level", default="warning")
     p_serve.set_defaults(func=serve)
 

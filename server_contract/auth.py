@@ -72,10 +72,6 @@ class TokenIssuer:
         now = int(time.time())
         return self.sign({"iss": ISSUER, "role": "anon", "iat": now, "exp": now + ANON_KEY_TTL})
 
-    def service_key(self) -> str:
-        now = int(time.time())
-        return self.sign({"iss": ISSUER, "role": "service_role", "iat": now, "exp": now + ANON_KEY_TTL})
-
     def verify(self, token: str) -> dict[str, Any]:
         """Claims of a valid token; raises jwt.InvalidTokenError (expired, forged, malformed)."""
         claims: dict[str, Any] = jwt.decode(

@@ -33,14 +33,13 @@ class ServerProcess:
     port: int = 0
     url: str = ""
     anon_key: str = ""
-    service_key: str = ""
     database_url: str = ""
     proc: subprocess.Popen[str] | None = None
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         cmd = [
             sys.executable, "-m", "server_contract", "serve", "--data-dir", str(self.data_dir),
-            "--port", str(self.port), "--print-service-key", *self.extra_args,
+            "--port", str(self.port), *self.extra_args,
         ]  # fmt: skip
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         with self.log_path.open("a") as log:  # the child keeps its own copy of the descriptor
@@ -52,7 +51,6 @@ class ServerProcess:
             raise RuntimeError(f"server did not start; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
         info = json.loads(line)
         self.url, self.anon_key = info["url"], info["anon_key"]
-        self.service_key = info.get("service_key", "")
         self.database_url = info.get("database_url", "")
         self.port = int(self.url.rsplit(":", 1)[1])
         while time.monotonic() < deadline:

@@ -107,9 +107,6 @@ def test_replay_returns_first_answer_and_mismatch_is_refused(api: Api, clean_db:
     assert count(clean_db, "leads") == 1 and count(clean_db, "call_attempts") == 1
 
 
-TOMORROW = (date.today() + timedelta(days=1)).isoformat()
-
-
 @pytest.mark.parametrize(
     ("overrides", "code", "field"),
     [
