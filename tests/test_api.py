@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -217,6 +218,86 @@ def test_silent_sign_in_from_the_keyring(server, memory_keyring):
     again.logout()
     assert (KeyringTokenStore.service(server.url), "cre1@demo.local") not in memory_keyring.items
     again.close()
+
+
+def test_a_deferred_sign_in_needed_by_many_threads_happens_once(server, memory_keyring):
+    """An offline start signs in on the first call that reaches the server; the desk's threads make their calls
+    together when it comes back. Two redemptions of the saved (single-use) token would revoke the session."""
+    first = client_for(server, token_store=KeyringTokenStore())
+    first.login("cre1@demo.local", "demo1234")
+    first.close()
+
+    class SlowKeyring(KeyringTokenStore):
+        """The OS keyring answering slowly (a locked wallet prompting, a busy D-Bus)."""
+
+        def load(self, server_url: str, email: str) -> str | None:
+            time.sleep(0.05)
+            return super().load(server_url, email)
+
+    client = client_for(server, token_store=SlowKeyring())
+    client.sign_in_later("cre1@demo.local")
+    barrier = threading.Barrier(8)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        barrier.wait()
+        try:
+            results.append(client.rpc("my_profile")["email"])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and results == ["cre1@demo.local"] * 8
+    client.refresh()  # the session survived: a reused token would have revoked it
+    assert client.rpc("my_profile")["email"] == "cre1@demo.local"
+    client.close()
+
+
+def test_calls_during_an_offline_silent_sign_in_are_offline_not_signed_out(server, memory_keyring):
+    """While the deferred sign-in waits on a server that is away, every other call is Retry (offline), never
+    AuthExpired (which would pause sending and ask for a password), and no half session is left behind."""
+    first = client_for(server, token_store=KeyringTokenStore())
+    first.login("cre1@demo.local", "demo1234")
+    first.close()
+    real = httpx.HTTPTransport()
+    up = threading.Event()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not up.is_set():
+            time.sleep(0.2)  # a connect that takes a while to fail
+            raise httpx.ConnectError("refused")
+        return real.handle_request(request)
+
+    client = client_for(server, token_store=KeyringTokenStore(), transport=httpx.MockTransport(handler))
+    client.sign_in_later("cre1@demo.local")
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        barrier.wait()
+        try:
+            client.rpc("my_profile")
+        except BaseException as exc:
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=call) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(errors) == 4 and all(isinstance(e, Retry) for e in errors), errors
+        assert client.session is None
+        up.set()
+        assert client.rpc("my_profile")["email"] == "cre1@demo.local"
+    finally:
+        client.close()
+        real.close()
 
 
 def test_without_a_keyring_nothing_is_stored_and_the_user_is_told(server):

@@ -177,6 +177,7 @@ class ApiClient:
         self._clock = clock
         self._session: Session | None = None
         self._refresh_lock = threading.Lock()
+        self._deferred_lock = threading.Lock()  # taken before _refresh_lock, never inside it
         self._generation = 0  # bumped on every new session; a waiter compares it to skip a redundant refresh
         # Offline start: how to get a session once the server answers (a saved refresh token or typed password).
         self._deferred: Callable[[], Session] | None = None
@@ -237,12 +238,9 @@ class ApiClient:
         if not token:
             return None
         with self._refresh_lock:
-            self._session = Session("", token, 0.0, "", email)
-            try:
-                return self._refresh_locked(self._generation)
-            except Retry:
-                self._session = None
-                raise
+            # No stand-in session meanwhile: another thread would see it, refresh it and, if the server is away,
+            # be told to sign in when it is only offline.
+            return self._redeem(token, email)
 
     def sign_in_later(self, email: str, password: str | None = None) -> None:
         """Start offline: the first call that finds the server up signs in (with the saved refresh token, or with
@@ -281,24 +279,34 @@ class ApiClient:
             raise AuthExpired("Sign in to continue.")
         if self._generation != seen_generation and session.access_token:
             return session  # someone refreshed while we waited for the lock
-        r = self._token_request("refresh_token", {"refresh_token": session.refresh_token})
+        return self._redeem(session.refresh_token, session.email)
+
+    def _redeem(self, refresh_token: str, email: str) -> Session:
+        """Trade a (single-use) refresh token for a new session; call with _refresh_lock held."""
+        r = self._token_request("refresh_token", {"refresh_token": refresh_token})
         if r.status_code >= 500:
             raise Retry(f"The server is having trouble (HTTP {r.status_code}).")
         if r.status_code != 200:
             self._session = None
-            self._tokens.delete(self.base_url, session.email)
+            self._tokens.delete(self.base_url, email)
             raise AuthExpired("Your session has ended. Sign in again; queued leads are kept.")
-        return self._adopt(self._json(r), session.email)
+        return self._adopt(self._json(r), email)
 
     def _access_token(self) -> str:
         session = self._session
         if session is None and self._deferred is not None:
-            try:
-                session = self._deferred()  # Retry while still offline
-            except AuthExpired:
-                self._deferred = None  # the saved sign-in was refused: ask the user
-                raise
-            self._deferred = None
+            # One deferred sign-in for all threads: the saved refresh token is single use, and redeeming it twice
+            # revokes the session on the server.
+            with self._deferred_lock:
+                session = self._session
+                deferred = self._deferred
+                if session is None and deferred is not None:
+                    try:
+                        session = deferred()  # Retry while still offline
+                    except AuthExpired:
+                        self._deferred = None  # the saved sign-in was refused: ask the user
+                        raise
+                    self._deferred = None
         if session is None:
             raise AuthExpired("Sign in to continue.")
         if session.expires_at - self._clock() < REFRESH_MARGIN:
