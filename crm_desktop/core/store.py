@@ -54,6 +54,7 @@ from urllib.parse import urlsplit
 from platformdirs import user_data_dir
 
 from crm_desktop.core.models import LeadSummary, OutboxItem, OutboxState, SourceSeen
+from crm_desktop.core.phone import mask as phone_mask
 
 log = logging.getLogger(__name__)
 
@@ -204,12 +205,8 @@ _SET_CURSOR = """
 
 # A feed page read by SQLite itself (Store.apply_feed_page). The header comes out in one statement; rows go from
 # json_each straight into the upsert, so no Python object is made per row.
-_PAGE_HEAD = "SELECT key, CASE WHEN key = 'rows' THEN type ELSE value END FROM json_each(:page)"
-
-_PAGE_ROWS = """
-    SELECT count(*), total(type <> 'array' OR json_array_length(value) <> :width)
-      FROM json_each(:page, '$.rows')
-"""
+# SQLite's JSON functions are built in since 3.38 and compiled in by the Linux distributions before that.
+_PAGE_HEAD = "SELECT key, type, CASE WHEN key = 'rows' THEN NULL ELSE value END FROM json_each(:page)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,7 +217,6 @@ class FeedHead:
     next_since: int
     more: bool
     remaining: int
-    decoded: dict[str, Any] | None = None  # the whole page, when this SQLite cannot read JSON and Python did
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,37 +230,32 @@ class FeedPage:
     remaining: int
 
 
-@lru_cache(maxsize=8)
-def _page_upsert(columns: tuple[str, ...]) -> str:
-    """The one-statement upsert of a page whose rows are arrays in `columns` order (the server names them)."""
+def _require_feed_columns(columns: Sequence[str]) -> None:
     missing = [c for c in FEED_COLUMNS if c not in columns]
     if missing:
         raise ValueError(f"feed page lacks column(s) {missing}")
+
+
+@lru_cache(maxsize=8)
+def _page_upsert(columns: tuple[str, ...]) -> str:
+    """The one-statement upsert of a page whose rows are arrays in `columns` order (the server names them)."""
+    _require_feed_columns(columns)
     at = {c: i for i, c in enumerate(columns)}
     # json_extract gives a scalar as its SQL value and an array (sources) as JSON text. Not the ->/->> operators:
-    # they need SQLite 3.38, and Ubuntu 22.04's Python links 3.37. The indexes are ours.
-    values = ", ".join(f"json_extract(r.value, '$[{at[c]}]')" for c in FEED_COLUMNS)
+    # they need SQLite 3.38, and Ubuntu 22.04's Python links 3.37. The indexes are ours. A row that is not an array
+    # of exactly the page's width gets no phone, so the NOT NULL constraint refuses the whole page.
+    values = ", ".join(
+        f"CASE WHEN json_array_length(r.value) = {len(columns)} THEN json_extract(r.value, '$[{at[c]}]') END"
+        if c == "phone"
+        else f"json_extract(r.value, '$[{at[c]}]')"
+        for c in FEED_COLUMNS
+    )
     conflict = _UPSERT_LEAD[_UPSERT_LEAD.index("ON CONFLICT") :]  # the same rule as apply_changes: newer wins
     # "WHERE true" keeps SQLite's parser from reading ON CONFLICT as a join constraint of the SELECT.
     return (
         f"INSERT INTO lead_cache ({', '.join(FEED_COLUMNS)}) "
         f"SELECT {values} FROM json_each(:page, '$.rows') AS r WHERE true {conflict}"
     )
-
-
-def _decode_page(text: str) -> dict[str, Any]:
-    """The Python fallback of apply_feed_page: the same checks on a decoded page."""
-    try:
-        page = json.loads(text)
-    except ValueError as exc:
-        raise ValueError("the feed page is not JSON") from exc
-    if not isinstance(page, dict) or not all(isinstance(page.get(k), list) for k in ("rows", "columns")):
-        raise ValueError("the feed page is not a JSON object with columns, rows and next_since")
-    next_since = page.get("next_since")
-    if not isinstance(next_since, int) or isinstance(next_since, bool):
-        raise ValueError("the feed page is not a JSON object with columns, rows and next_since")
-    return {"columns": page["columns"], "rows": page["rows"], "next_since": next_since,
-            "more": bool(page.get("more")), "remaining": int(page.get("remaining") or 0)}  # fmt: skip
 
 
 _OUTBOX_COLUMNS = (
@@ -457,18 +448,11 @@ def _sources_encoder() -> Callable[[Any], str]:
 _encode_sources = _sources_encoder()
 
 
-def mask_phone(phone: str) -> str:
-    """``+919876543210`` → ``+91******3210``: the only form of a number that may reach a log or a label."""
-    if len(phone) <= 7:
-        return "*" * len(phone)
-    return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
-
-
 def outbox_label(payload: Mapping[str, Any]) -> str:
     """Customer name + masked phone: how a queued lead is named in lists and logs."""
     name = str(payload.get("customer_name") or "").strip()
     phone = str(payload.get("phone") or "").strip()
-    return " · ".join(p for p in (name, mask_phone(phone) if phone else "") if p)
+    return " · ".join(p for p in (name, phone_mask(phone) if phone else "") if p)
 
 
 def _sources(text: str) -> tuple[SourceSeen, ...]:
@@ -574,7 +558,8 @@ def _ensure_wal(conn: sqlite3.Connection, part: Part) -> None:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             break
         except sqlite3.OperationalError as exc:
-            if getattr(exc, "sqlite_errorcode", None) not in (5, 6) or time.monotonic() >= deadline:
+            code = getattr(exc, "sqlite_errorcode", 0)  # extended codes (BUSY_RECOVERY, ...): the low byte is the kind
+            if _SQLITE_KINDS.get(code & 0xFF) != "busy" or time.monotonic() >= deadline:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
@@ -811,9 +796,7 @@ class Store:
         Returns the number of rows inserted or changed (an older version of a lead already cached counts as 0).
         """
         cols = list(columns)
-        missing = [c for c in FEED_COLUMNS if c not in cols]
-        if missing:
-            raise ValueError(f"feed page lacks column(s) {missing}")
+        _require_feed_columns(cols)
         if next_since < 0:
             raise ValueError("next_since must be >= 0")
         width = len(cols)
@@ -846,24 +829,23 @@ class Store:
         with self._blame("cache"):
             try:
                 # One parse of the top level; the rows' value is not copied out, only its type.
-                head = dict(self._cache_db().execute(_PAGE_HEAD, {"page": text}).fetchall())
+                found = self._cache_db().execute(_PAGE_HEAD, {"page": text}).fetchall()
             except sqlite3.OperationalError as exc:
-                if "no such" in str(exc):  # no JSON1 in this SQLite: decode in Python
-                    page = _decode_page(text)
-                    return FeedHead(tuple(page["columns"]), page["next_since"], page["more"], page["remaining"], page)
                 if "malformed JSON" in str(exc):
                     raise ValueError("the feed page is not JSON") from exc
                 raise
-        next_since = head.get("next_since")
-        if head.get("rows") != "array" or not isinstance(head.get("columns"), str) or not isinstance(next_since, int):
+        kind = {key: typ for key, typ, _ in found}
+        head: dict[str, Any] = {key: value for key, _, value in found}
+        if (kind.get("rows"), kind.get("columns"), kind.get("next_since")) != ("array", "array", "integer"):
             raise ValueError("the feed page is not a JSON object with columns, rows and next_since")
+        next_since = int(head["next_since"])
         if next_since < 0:
             raise ValueError("next_since must be >= 0")
         cols = json.loads(head["columns"])
         if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
             raise ValueError("the feed page's columns are not a list of names")
-        remaining = head.get("remaining")
-        return FeedHead(tuple(cols), next_since, bool(head.get("more")), remaining if isinstance(remaining, int) else 0)
+        remaining = int(head["remaining"]) if kind.get("remaining") == "integer" else 0
+        return FeedHead(tuple(cols), next_since, kind.get("more") == "true", remaining)
 
     def apply_feed_page(self, text: str, head: FeedHead | None = None) -> FeedPage:
         """Apply one `lead_changes` answer as the server sent it (JSON text), in one transaction, like `apply_changes`.
@@ -875,22 +857,17 @@ class Store:
         """
         if head is None:
             head = self.read_feed_head(text)
-        if head.decoded is not None:
-            rows = head.decoded["rows"]
-            applied = self.apply_changes(head.columns, rows, head.next_since)
-            return FeedPage(len(rows), applied, head.next_since, head.more, head.remaining)
         upsert = _page_upsert(head.columns)
-        width = len(head.columns)
         with self._blame("cache"):
             conn = self._cache_db()
             with _write(conn):
-                count, bad = conn.execute(_PAGE_ROWS, {"page": text, "width": width}).fetchone()
-                if bad:
-                    raise ValueError(f"{int(bad)} feed row(s) are not arrays of {width} values")
+                count = conn.execute("SELECT json_array_length(:page, '$.rows')", {"page": text}).fetchone()[0]
                 try:
                     applied = conn.execute(upsert, {"page": text}).rowcount
-                except sqlite3.IntegrityError as exc:  # a row without phone, UID or created_at: the page is bad
-                    raise ValueError(f"a feed row lacks a required value ({exc})") from exc
+                except sqlite3.IntegrityError as exc:  # a short row, or one without phone, UID or created_at
+                    raise ValueError(
+                        f"a feed row is not an array of {len(head.columns)} values with every required one ({exc})"
+                    ) from exc
                 conn.execute(_SET_CURSOR, {"cursor": head.next_since, "now": time.time()})
         return FeedPage(int(count), max(applied, 0), head.next_since, head.more, head.remaining)
 
