@@ -266,9 +266,7 @@ class SyncEngine:
     def _push_loop(self) -> None:
         store = Store(self.store_path)
         try:
-            n = store.reset_sending()
-            if n:
-                log.info("re-queued %d lead(s) a previous run left mid-send", n)
+            store.reset_sending()  # logs what it re-queued
             force = True
             while not self._stop.is_set():
                 try:
@@ -311,6 +309,7 @@ class SyncEngine:
         started = time.time()
         done = 0
         ahead: ThreadPoolExecutor | None = None
+        finished = False
         try:
             text = self._fetch_page(since)
             while True:
@@ -330,9 +329,13 @@ class SyncEngine:
                     break
                 Listeners.emit(self.listeners.progress, SyncProgress(done, done + page.remaining, started, False))
                 text = following.result()
+            finished = True
         finally:
             if ahead is not None:
                 ahead.shutdown(wait=True, cancel_futures=True)
+            if done and not finished:
+                # The pages before the failure are in the cache: a banner on screen may describe one of them.
+                Listeners.emit(self.listeners.leads_changed, done)
         self.last_sync_at = time.time()
         self._set_state("online", "")
         # Every pass ends with one finished report (also when nothing was new): "synced at hh:mm".
