@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import threading
+
+import shiboken6
+from PySide6.QtCore import QObject
 
 from crm_desktop.ui.workers import reader_pool, run_in, writer_pool
 
@@ -35,3 +39,27 @@ def test_a_failing_job_reaches_its_failure_handler(qtbot):
     run_in(reader_pool(), boom, lambda _: None, failures.append)
     qtbot.waitUntil(lambda: bool(failures), timeout=5000)
     assert isinstance(failures[0], ValueError) and "disk said no" in failures[0].__traceback_text__
+
+
+def test_a_callback_of_a_deleted_widget_is_not_called_even_behind_a_partial(qtbot):
+    """A window closed while its job ran: its methods must not run on a deleted C++ object."""
+
+    class Owner(QObject):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[tuple[str, int]] = []
+
+        def done(self, tag: str, value: int) -> None:
+            self.calls.append((tag, value))
+
+    gone, alive = Owner(), Owner()
+    release = threading.Event()
+    finished: list[bool] = []
+    for owner in (gone, alive):
+        run_in(reader_pool(), lambda: release.wait(5) and 7, functools.partial(owner.done, "result"),
+               on_finished=lambda: finished.append(True))  # fmt: skip
+    calls = gone.calls
+    shiboken6.delete(gone)
+    release.set()
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=5000)
+    assert calls == [] and alive.calls == [("result", 7)]

@@ -9,6 +9,7 @@ Workers never touch widgets; results come back through queued signals on the GUI
 
 from __future__ import annotations
 
+import functools
 import logging
 import traceback
 from collections.abc import Callable
@@ -111,7 +112,10 @@ class _Relay(QObject):
 
 
 def _alive(callback: Callable[..., Any]) -> bool:
-    """False when the callback is a method of a widget that was deleted while the job ran (a closed window)."""
+    """False when the callback is a method of a widget that was deleted while the job ran (a closed window), also
+    behind functools.partial (callbacks that carry a request id or a client_ref)."""
+    while isinstance(callback, functools.partial):
+        callback = callback.func
     owner = getattr(callback, "__self__", None)
     return not isinstance(owner, QObject) or shiboken6.isValid(owner)
 
