@@ -345,6 +345,15 @@ def test_it_refreshes_itself_while_visible_and_catches_up_when_shown(qtbot, lead
     tab.set_refresh_interval(0)
     assert tab.refresh_interval() == 0
 
+    # The desk's own submissions: hidden, they cost nothing until the tab is shown; shown, they refresh at once.
+    tab.hide()
+    with qtbot.assertNotEmitted(tab.loaded, wait=500):
+        tab.figures_changed()
+    with qtbot.waitSignal(tab.loaded, timeout=LOAD_TIMEOUT):
+        tab.show()
+    with qtbot.waitSignal(tab.loaded, timeout=LOAD_TIMEOUT):
+        tab.figures_changed()
+
 
 # -- pieces without the server ---------------------------------------------------------------------------------------
 

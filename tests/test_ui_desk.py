@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMessageBox
 from serverproc import Api, new_lead, phone_for
 
@@ -181,13 +182,15 @@ def test_a_lead_that_cannot_be_saved_comes_back_to_the_untouched_form(impatient_
         qtbot.keyClick(window.form.name, Qt.Key.Key_Return)
         assert window.form.phone.text() == ""
         qtbot.waitUntil(lambda: window.form.name.text() == "Lakshmi Devi", timeout=5000)
-    assert "+919845012351" not in items_by_phone(window)  # no row pretends it is queued
+    assert row_texts(window, "+919845012351")[0] == "Not saved — needs you"  # the row holds it too (Esc is safe)
+    unsaved = items_by_phone(window)["+919845012351"]
     assert "NOT saved" in (window.message_bar.text_of("store") or "")
     assert "Not saved on this computer" in window.form.edit_note.text()
-    assert window.form.editing_ref is None
+    assert window.form.editing_ref is None and window.form.restoring_ref == unsaved.client_ref
     qtbot.keyClick(window.form.name, Qt.Key.Key_Return)  # the lock is gone: Enter again
-    qtbot.waitUntil(lambda: items_by_phone(window).get("+919845012351") is not None
-                    and items_by_phone(window)["+919845012351"].state is OutboxState.DONE, timeout=10_000)  # fmt: skip
+    qtbot.waitUntil(lambda: items_by_phone(window)["+919845012351"].state is OutboxState.DONE, timeout=10_000)
+    assert [it.payload["phone"] for it in window.shift_model.items()].count("+919845012351") == 1
+    assert items_by_phone(window)["+919845012351"].client_ref == unsaved.client_ref  # same row, same key
     assert window.message_bar.text_of("store") is None
     assert clean_db.execute("select count(*) from leads where phone = '+919845012351'").fetchone() == (1,)
 
@@ -202,8 +205,8 @@ def test_a_lead_not_saved_while_the_next_caller_is_typed_keeps_its_row(
         qtbot.keyClick(window.form.name, Qt.Key.Key_Return)
         qtbot.keyClicks(window.form.phone, "63012")  # the next caller, already being typed
         qtbot.waitUntil(lambda: window.message_bar.text_of("store") is not None, timeout=5000)
-    assert row_texts(window, "+919845012352") == ("Not saved — needs you", row_texts(window, "+919845012352")[1])
-    assert "busy" in row_texts(window, "+919845012352")[1]
+    state, reason = row_texts(window, "+919845012352")
+    assert state == "Not saved — needs you" and "busy" in reason
     assert window.form.phone.text().replace(" ", "") == "63012"  # what the CRE is typing is left alone
     unsaved = items_by_phone(window)["+919845012352"]
 
@@ -216,13 +219,14 @@ def test_a_lead_not_saved_while_the_next_caller_is_typed_keeps_its_row(
     assert len(asked) == 1 and "never saved" in asked[0]
     assert "+919845012352" in items_by_phone(window)
 
-    # Edit and resend: back in the form; Enter queues it, and the "Not saved" row gives way to the stored one.
+    # Edit and resend: back in the form; Enter sends it from the same row, under the same client_ref.
     qtbot.mouseClick(window.resend_button, Qt.MouseButton.LeftButton)
     assert window.form.name.text() == "Gopal Rao" and window.form.restoring_ref == unsaved.client_ref
     qtbot.keyClick(window.form.name, Qt.Key.Key_Return)
+    assert not window.resend_button.isEnabled()  # the row is "Saving…" again: nothing to resend twice
     qtbot.waitUntil(lambda: items_by_phone(window)["+919845012352"].state is OutboxState.DONE, timeout=10_000)
     assert [it.payload["phone"] for it in window.shift_model.items()].count("+919845012352") == 1
-    assert items_by_phone(window)["+919845012352"].client_ref != unsaved.client_ref
+    assert items_by_phone(window)["+919845012352"].client_ref == unsaved.client_ref
     assert clean_db.execute("select count(*) from leads where phone = '+919845012352'").fetchone() == (1,)
 
 
@@ -255,18 +259,38 @@ def test_closing_with_a_lead_not_saved_asks_first(impatient_window: MainWindow, 
         qtbot.keyClicks(window.form.phone, "7")
         qtbot.waitUntil(lambda: window.message_bar.text_of("store") is not None, timeout=5000)
     asked: list[str] = []
-    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
 
     def answer(*args: Any, **kwargs: Any) -> QMessageBox.StandardButton:
         asked.append(args[2])
         return answers.pop(0)
 
     monkeypatch.setattr(QMessageBox, "question", answer)
+    signed_out: list[bool] = []
+    window.sign_out_requested.connect(lambda: signed_out.append(True))
+    next(a for a in window.findChildren(QAction) if a.text() == "Sign out").trigger()
+    assert signed_out == [] and "Kiran Kumar" in asked[0]  # "No": still signed in, with the lead
     window.close()
     assert window.isVisible()  # "No": the desk stays open with the lead
-    assert "Kiran Kumar" in asked[0]
+    assert "Kiran Kumar" in asked[1]
     window.close()
-    assert not window.isVisible() and len(asked) == 2
+    assert not window.isVisible() and len(asked) == 3
+
+
+@pytest.mark.expected_log_warnings
+def test_closing_while_a_lead_is_still_saving_waits_for_its_answer(impatient_window: MainWindow, qtbot, monkeypatch):
+    window = impatient_window
+    asked: list[str] = []
+    answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or answers.pop(0))
+    with outbox_held(window):
+        fill(qtbot, window, "98450 12355", name="Ritu Sharma")
+        window.form.submit()
+        assert window.shift_model.has_saving()
+        window.close()  # the commit is still waiting for the lock; it fails while close() waits for it
+    assert window.isVisible() and len(asked) == 1 and "Ritu Sharma" in asked[0]
+    window.close()  # "Yes" this time
+    assert not window.isVisible()
 
 
 def test_new_source_and_exact_duplicate_through_the_form(cre_window: MainWindow, qtbot, clean_db):

@@ -61,9 +61,7 @@ class OutboxState(StrEnum):
     REPLACED = "replaced"  # a parked lead edited and resent under a new client_ref (see replaced_by)
 
 
-#: States that still need something to happen (a send, or the CRE's decision).
-OPEN_STATES: frozenset[OutboxState] = frozenset({OutboxState.QUEUED, OutboxState.SENDING, OutboxState.PARKED})
-#: States counted as "waiting to be sent" in the status bar.
+#: States of a lead still waiting to be sent.
 PENDING_STATES: frozenset[OutboxState] = frozenset({OutboxState.QUEUED, OutboxState.SENDING})
 
 
@@ -87,7 +85,3 @@ class OutboxItem:
     next_attempt_at: float
     label: str  # customer name + masked phone, safe to show and to log
     replaced_by: str | None = field(default=None)  # client_ref of the edited resend, when state is REPLACED
-
-    @property
-    def is_open(self) -> bool:
-        return self.state in OPEN_STATES

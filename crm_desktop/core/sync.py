@@ -160,10 +160,6 @@ class SyncEngine:
         self._threads = []
 
     @property
-    def running(self) -> bool:
-        return any(t.is_alive() for t in self._threads)
-
-    @property
     def connection_state(self) -> ConnectionState | None:
         return self._state
 

@@ -15,7 +15,6 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import shiboken6
 from PySide6.QtCharts import (
     QAbstractAxis,
     QBarCategoryAxis,
@@ -240,7 +239,7 @@ class DashboardTab(QWidget):
         self._request = 0  # id of the newest request; an answer with an older id is stale and dropped
         self._in_flight: Query | None = None  # the newest request's query while it runs
         self._again = False  # a refresh was asked for while the same query ran: run once more after it
-        self._auto_missed = False  # an auto-refresh fell due while the tab was hidden
+        self._stale = False  # a refresh fell due while the tab was hidden: catch up when it is shown
         self._summary: dict[str, Any] | None = None
         self._updated_at: datetime | None = None
 
@@ -553,6 +552,14 @@ class DashboardTab(QWidget):
             return
         self._start(query)
 
+    def figures_changed(self) -> None:
+        """The figures may have moved (the desk's own submissions, the clock): refresh now if the tab is on screen,
+        else once it is shown. A team lead typing leads on the desk tab costs no dashboard calls."""
+        if not self.isVisible():
+            self._stale = True
+            return
+        self.refresh()
+
     # -- fetching -------------------------------------------------------------------------------------------------
 
     def _validated_query(self) -> Query | None:
@@ -577,8 +584,7 @@ class DashboardTab(QWidget):
         )
 
     def _is_current(self, request: int) -> bool:
-        if not shiboken6.isValid(self):
-            return False  # the tab was closed while the request ran
+        # (A tab closed while the request ran never gets here: run_in checks the callback's owner.)
         if request != self._request:
             log.debug("dropped a stale dashboard answer (request %d, newest %d)", request, self._request)
             return False
@@ -753,14 +759,11 @@ class DashboardTab(QWidget):
 
     @Slot()
     def _on_timer_timeout(self) -> None:
-        if not self.isVisible():
-            self._auto_missed = True  # nobody is looking; catch up when the tab is shown
-            return
         if self._in_flight is None:  # a slow answer is not hurried along by asking again
-            self.refresh()
+            self.figures_changed()
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
-        if self._auto_missed or (self._updated_at is None and not self.loading):
-            self._auto_missed = False
+        if self._stale or (self._updated_at is None and not self.loading):
+            self._stale = False
             self.refresh()

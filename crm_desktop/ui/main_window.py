@@ -9,7 +9,7 @@ import uuid
 from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QItemSelectionModel, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -29,13 +29,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from crm_desktop.core.models import LeadSummary, OutboxItem, OutboxState
+from crm_desktop.core.models import PENDING_STATES, LeadSummary, OutboxItem, OutboxState
 from crm_desktop.core.store import StoreError, outbox_label
 from crm_desktop.core.sync import SyncProgress
 from crm_desktop.ui.lead_form import LeadForm
 from crm_desktop.ui.session import DeskSession
 from crm_desktop.ui.settings import Settings
 from crm_desktop.ui.shift_model import COL_CUSTOMER, COL_RESULT, COL_STATE, COL_TIME, ROW_ROLE, ShiftModel
+from crm_desktop.ui.workers import writer_pool
 
 log = logging.getLogger(__name__)
 
@@ -301,6 +302,10 @@ class MainWindow(QMainWindow):
 
     def may_leave(self) -> bool:
         """False when the CRE chose to stay: leads listed as "Not saved" exist only in this window."""
+        if self.shift_model.has_saving():
+            # A commit still in flight decides whether its lead is lost: wait for it and take its answer now.
+            writer_pool().waitForDone(10_000)
+            QCoreApplication.sendPostedEvents()
         lost = self.shift_model.not_saved_labels()
         if not lost:
             return True
@@ -338,9 +343,9 @@ class MainWindow(QMainWindow):
             return
         # A new lead: listed as "Saving…" and the form cleared for the next caller at once, while the writer thread
         # commits it to the outbox (fsync'd: milliseconds, or much more on a busy disk). The row holds the lead until
-        # the stored item takes its place; if the commit fails, the lead comes back (see _on_enqueue_failed).
-        replaces = self.form.restoring_ref
-        ref = str(uuid.uuid4())
+        # the stored item takes its place; if the commit fails, it stays as "Not saved" (see _on_enqueue_failed).
+        # A lead sent again from its "Not saved" row keeps that row and its client_ref.
+        ref = self.form.restoring_ref or str(uuid.uuid4())
         body = {**payload, "client_ref": ref}
         now = time.time()
         self.shift_model.add_unsaved(OutboxItem(
@@ -350,34 +355,27 @@ class MainWindow(QMainWindow):
         self.shift_view.scrollToBottom()
         self._spinner.start()
         self.form.clear_for_next()
-        self.session.enqueue(
-            body, partial(self._on_item_queued, replaces), partial(self._on_enqueue_failed, ref, body, replaces)
-        )
+        self.session.enqueue(body, self._on_item_queued, partial(self._on_enqueue_failed, ref, body))
+        self._on_shift_selection_changed()  # a row sent again is "Saving…": nothing to decide about it now
 
-    def _on_item_queued(self, replaces: str | None, item: OutboxItem) -> None:
+    def _on_item_queued(self, item: OutboxItem) -> None:
         self.shift_model.upsert(item)
-        if replaces is not None:
-            self.shift_model.remove(replaces)  # the "Not saved" row this lead came back from
-            self._on_shift_selection_changed()
         self.message_bar.clear_message("store")
+        self._on_shift_selection_changed()
         self.session.refresh_queue_stats()
 
-    def _on_enqueue_failed(self, ref: str, body: dict[str, Any], replaces: str | None, exc: BaseException) -> None:
+    def _on_enqueue_failed(self, ref: str, body: dict[str, Any], exc: BaseException) -> None:
         reason = str(exc) if isinstance(exc, StoreError) else "Something went wrong on this computer."
         label = outbox_label(body)
         log.warning("lead %s not saved to the outbox: %s", label, reason)
+        self.shift_model.mark_not_saved(ref, reason)  # the row holds the lead until it is sent again or discarded
         if self.form.is_pristine():
             # Nothing typed since Enter (the usual case: a failing disk answers in milliseconds): back in the form.
-            self.shift_model.remove(ref)
-            self.form.load_unsaved(body, reason, replaces)
-            self.message_bar.show_message(
-                "store", f"{label} was NOT saved: {reason} It is back in the form.", "error")  # fmt: skip
+            self.form.load_unsaved(body, reason, ref)
+            where = "It is back in the form: press Enter to try again."
         else:
-            # The CRE is already on the next caller: the row keeps the lead until it is sent again or discarded.
-            self.shift_model.mark_not_saved(ref, reason)
-            self.message_bar.show_message(
-                "store", f"{label} was NOT saved: {reason} Select it in This shift and press Edit and resend.",
-                "error")  # fmt: skip
+            where = "Select it in This shift and press Edit and resend."
+        self.message_bar.show_message("store", f"{label} was NOT saved: {reason} {where}", "error")
         self._on_shift_selection_changed()
         if not isinstance(exc, StoreError):
             raise exc  # a bug, not the disk: the error dialog gets the details (the lead is safe above)
@@ -406,7 +404,7 @@ class MainWindow(QMainWindow):
     def _on_items_loaded(self, items: list[OutboxItem]) -> None:
         self.shift_model.set_items(items)
         self.shift_view.scrollToBottom()
-        if any(i.state in (OutboxState.QUEUED, OutboxState.SENDING) for i in items):
+        if any(i.state in PENDING_STATES for i in items):
             self._spinner.start()
 
     @Slot(object)
@@ -418,7 +416,7 @@ class MainWindow(QMainWindow):
                 "parked", f"The server refused {item.label}: {item.last_error} Select it in This shift to edit and "
                 "resend, or discard it.", "error")  # fmt: skip
         if item.state is OutboxState.DONE and self.dashboard is not None:
-            self.dashboard.refresh()
+            self.dashboard.figures_changed()
         self._on_shift_selection_changed()
 
     @Slot()
@@ -437,9 +435,7 @@ class MainWindow(QMainWindow):
         """A row the CRE must decide about: refused by the server, or not saved on this computer."""
         if item is None:
             return False
-        return self.shift_model.is_not_saved(item.client_ref) or (
-            item.state is OutboxState.PARKED and not self.shift_model.is_saving(item.client_ref)
-        )
+        return self.shift_model.is_not_saved(item.client_ref) or item.state is OutboxState.PARKED
 
     @Slot()
     def _on_shift_selection_changed(self, *_: Any) -> None:

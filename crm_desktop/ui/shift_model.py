@@ -12,7 +12,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
-from crm_desktop.core.models import OutboxItem, OutboxState
+from crm_desktop.core.models import PENDING_STATES, OutboxItem, OutboxState
 
 ROW_ROLE = Qt.ItemDataRole.UserRole + 1
 SPINNER = "◐◓◑◒"
@@ -32,7 +32,7 @@ _STATE_COLOURS = {
 
 def describe(item: OutboxItem) -> tuple[str, str, str]:
     """(state text, result text, colour key) in the desk's words."""
-    if item.state in (OutboxState.QUEUED, OutboxState.SENDING):
+    if item.state in PENDING_STATES:
         waiting = "Sending…" if item.state is OutboxState.SENDING else "Queued"
         detail = f"retry {item.attempts}: {item.last_error}" if item.attempts and item.last_error else ""
         return waiting, detail, "pending"
@@ -128,7 +128,8 @@ class ShiftModel(QAbstractTableModel):
         self.endResetModel()
 
     def add_unsaved(self, item: OutboxItem) -> None:
-        """A lead being committed to the outbox: listed at once as "Saving…"; `upsert` of the stored item ends it."""
+        """A lead being committed to the outbox: listed at once as "Saving…" (a "Not saved" row sent again turns
+        back into it); `upsert` of the stored item ends it."""
         self._unsaved[item.client_ref] = None
         self.upsert(item)
 
@@ -142,6 +143,9 @@ class ShiftModel(QAbstractTableModel):
     def is_saving(self, client_ref: str) -> bool:
         return client_ref in self._unsaved and self._unsaved[client_ref] is None
 
+    def has_saving(self) -> bool:
+        return any(reason is None for reason in self._unsaved.values())
+
     def not_saved_labels(self) -> list[str]:
         """Leads listed as "Not saved": they exist only in this window."""
         return [it.label for it in self._items if self._unsaved.get(it.client_ref) is not None]
@@ -150,8 +154,8 @@ class ShiftModel(QAbstractTableModel):
         return self._unsaved.get(client_ref) is not None
 
     def remove(self, client_ref: str) -> None:
-        """Drop a row that never reached the outbox (sent again under a new row, put back in the form, or discarded
-        after asking). Stored items are never removed: their history is the shift's record."""
+        """Drop a row that never reached the outbox (discarded after asking). Stored items are never removed: their
+        history is the shift's record."""
         row = self._row_of.get(client_ref)
         if row is None or client_ref not in self._unsaved:
             return
@@ -180,9 +184,6 @@ class ShiftModel(QAbstractTableModel):
                 return  # an older state delivered late (the writer's "queued" after the sender's "sending")
             self._items[row] = item
             self._changed(row)
-
-    def item(self, row: int) -> OutboxItem | None:
-        return self._items[row] if 0 <= row < len(self._items) else None
 
     def items(self) -> list[OutboxItem]:
         return list(self._items)
