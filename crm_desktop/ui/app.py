@@ -203,11 +203,20 @@ class DeskApp:
         window.data_loaded.connect(settle_heap)
         if self.args.screenshot:
             window.data_loaded.connect(self._take_screenshot)
-            QTimer.singleShot(int(self.args.screenshot_timeout * 1000), self._take_screenshot)
+            QTimer.singleShot(int(self.args.screenshot_timeout * 1000), self._screenshot_timed_out)
         session.start()
         window.show()
 
     # -- actions --------------------------------------------------------------------------------------------------
+
+    def _screenshot_timed_out(self) -> None:
+        if self.window is None or not self.args.screenshot:
+            return  # taken already
+        log.error(
+            "the desk did not finish loading in %g s; the screenshot shows it unfinished", self.args.screenshot_timeout
+        )
+        self.exit_code = 1
+        self._take_screenshot()
 
     def _take_screenshot(self) -> None:
         if self.window is None or not self.args.screenshot:
@@ -251,6 +260,7 @@ class DeskApp:
         if self.session is not None:
             self.session.stop()
             self.session = None
+        gc.unfreeze()  # what settle_heap froze for that window may be garbage now; the next sign-in settles again
 
     def shutdown(self) -> None:
         self._stop_session()

@@ -18,7 +18,7 @@ from crm_desktop.core.models import LeadSummary, OutboxItem
 from crm_desktop.core.store import DEFAULT_BUSY_TIMEOUT_MS, Store
 from crm_desktop.core.sync import SyncEngine
 from crm_desktop.ui.bridge import SyncBridge
-from crm_desktop.ui.workers import reader_pool, run_in, writer_pool
+from crm_desktop.ui.workers import reader_pool, run_in, wait_for_pools, writer_pool
 
 
 class DeskSession(QObject):
@@ -72,8 +72,7 @@ class DeskSession(QObject):
 
     def stop(self) -> None:
         self.engine.stop()
-        writer_pool().waitForDone(10_000)
-        reader_pool().waitForDone(10_000)
+        wait_for_pools()
         with self._stores_lock:
             for store in self._stores:
                 try:
