@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 from serverproc import new_lead, phone_for
 
@@ -95,6 +96,31 @@ def test_offline_start_with_a_saved_sign_in_then_the_server_returns(
     finally:
         if not server.running:
             server.start()
+        app.shutdown()
+
+
+def test_sign_out_forgets_the_saved_sign_in_and_ends_the_session_on_the_server(
+    server, clean_db, settings: Settings, memory_keyring, isolated_data, qtbot
+):
+    args = parse_args(["--server", server.url, "--anon-key", server.anon_key])
+    app = DeskApp(args, settings, KeyringTokenStore())
+    try:
+        info = app._login_attempt(server.url, server.anon_key, "cre1@demo.local", "demo1234")
+        app._on_signed_in(info)
+        qtbot.waitUntil(lambda: app.window is not None and app.window.isVisible(), timeout=20_000)
+        key = (KeyringTokenStore.service(server.url), "cre1@demo.local")
+        refresh_token = memory_keyring.items[key]
+        # The login dialog comes back after signing out; the person closes it.
+        QTimer.singleShot(300, lambda: QApplication.activeModalWidget().reject())
+        app.sign_out()
+        qtbot.waitUntil(lambda: key not in memory_keyring.items, timeout=10_000)
+        answer = httpx.post(
+            f"{server.url}/auth/v1/token", params={"grant_type": "refresh_token"},
+            headers={"apikey": server.anon_key}, json={"refresh_token": refresh_token},
+        )  # fmt: skip
+        assert answer.status_code == 400  # the session was revoked on the server, not just forgotten here
+        assert app.window is None and app.api is None
+    finally:
         app.shutdown()
 
 

@@ -32,7 +32,7 @@ from crm_desktop.ui.dialogs import (
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.session import DeskSession
 from crm_desktop.ui.settings import Settings
-from crm_desktop.ui.workers import reader_pool, run_in
+from crm_desktop.ui.workers import reader_pool, run_in, wait_for_pools
 
 log = logging.getLogger(__name__)
 DEMO_PASSWORD = "demo1234"
@@ -243,9 +243,11 @@ class DeskApp:
         DiagnosticsDialog(environment_report(extra), list(RECENT_LOG), self.window).exec()
 
     def sign_out(self) -> None:
-        if self.api is not None:
-            self.api.logout()
-        self._stop_session()
+        api, self.api = self.api, None
+        self._stop_session()  # the engine's threads are done with the client first
+        if api is not None:
+            # Forget the tokens and revoke on the server off the GUI thread: offline, the call waits for a timeout.
+            run_in(reader_pool(), api.logout, on_finished=api.close)
         if self.demo is not None:
             self._ask_login("Signed out. The demo server is still running for this window.")
         else:
@@ -264,6 +266,7 @@ class DeskApp:
 
     def shutdown(self) -> None:
         self._stop_session()
+        wait_for_pools()  # a sign-out's logout still running must finish forgetting the tokens
         if self.api is not None:
             self.api.close()
         if self.demo is not None:
