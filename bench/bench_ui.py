@@ -413,11 +413,11 @@ def bench_submit(window: MainWindow, numbers: list[str], rng: random.Random) -> 
         finally:
             m["commit1"] = time.perf_counter()
 
-    def on_item_queued(replaces: str | None, item: OutboxItem) -> None:
+    def on_item_queued(item: OutboxItem) -> None:
         m = marks.setdefault(str(item.payload.get("phone")), {})
         m["slot0"] = time.perf_counter()
         try:
-            real_queued(replaces, item)
+            real_queued(item)
         finally:
             m["slot1"] = time.perf_counter()
 
