@@ -476,7 +476,7 @@ def test_catalog_lists_the_active_cres(api: Api):
 # Any JSON the client could send (lone surrogates cannot be encoded by httpx: the server's own tests cover them).
 _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False) | _text,
+    st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False, allow_infinity=False) | _text,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(_text, children, max_size=4),
     max_leaves=12,
 )
