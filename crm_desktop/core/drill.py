@@ -1,0 +1,230 @@
+"""Drill-down: which cached leads a dashboard figure is made of, asked of the local lead cache (Qt-free).
+
+A tile, a bar or a table row of the team lead's dashboard names a set of leads with a `DrillFilter`; `drill_ids`
+answers it with one scan of the cache (instant and offline, like the CRE's lists) and `drill_rows` reads the rows of
+one page of that answer for the list on screen. The filter is data, not a query, so the list widget that shows it can
+change (the CRE's "My leads" list will take it over) without the dashboard knowing.
+
+Every SQL fragment that knows the cache's table and columns is in this module, in `_CONDITIONS`, `_ORDER` and
+`_ROW_COLUMNS`: the cache's columns grow with the feed (owner id, last call, call count), and adapting the drill-down
+to them is an edit here. Where the cache has no `cre_id` column yet the owner is matched by name.
+
+Counting rule: the "overdue" and "due today" sets are the server's (`dashboard_summary.follow_ups`): final status
+Pending and a follow-up date before (or on) the desk's today, whatever the dashboard's date range. So after a sync
+the list's count equals the tile's."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+DESK_TZ = ZoneInfo("Asia/Kolkata")  # the server's desk_tz(): a lead's day is its day in Hyderabad
+TABLE_CANDIDATES = ("leads", "lead_cache")  # the cache's lead table: `lead_cache` today; `leads` if renamed
+PAGE_ROWS = 200  # rows read per page of the list: a screenful several times over, a few ms of SQLite
+
+FollowUp = Literal["overdue", "due_today"]
+
+
+def desk_today() -> date:
+    return datetime.now(DESK_TZ).date()
+
+
+@dataclass(frozen=True, slots=True)
+class DrillFilter:
+    """Which leads a figure stands for. Every field set narrows the set; None means "any".
+
+    `title` is what the list is called on screen ("Overdue follow-ups · Asha Reddy"). `cre_name` is used only where
+    the cache has no owner id (today's cache), and always as the label. `follow_up` is the server's overdue /
+    due-today rule. `date_from`/`date_to` bound the lead's creation day (desk calendar). `today` pins the desk's day
+    for the follow-up rule (tests, and a list opened just before midnight keeps meaning what the tile meant)."""
+
+    title: str = ""
+    cre_id: str | None = None
+    cre_name: str | None = None
+    source: str | None = None
+    sub_source: str | None = None
+    status: str | None = None
+    final_status: str | None = None
+    follow_up: FollowUp | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    branch: str | None = None
+    today: date | None = field(default=None, compare=False)
+
+    def with_title(self, title: str) -> DrillFilter:
+        return replace(self, title=title)
+
+    def describe(self) -> str:
+        """A plain line of what the filter keeps, for the list's header and exported file names."""
+        if self.title:
+            return self.title
+        parts: list[str] = []
+        if self.follow_up:
+            parts.append("Overdue follow-ups" if self.follow_up == "overdue" else "Follow-ups due today")
+        for value in (self.status, self.final_status, self.sub_source or self.source, self.cre_name, self.branch):
+            if value:
+                parts.append(value)
+        if self.date_from and self.date_to:
+            same = self.date_from == self.date_to
+            parts.append(f"{self.date_from:%d %b}" if same else f"{self.date_from:%d %b}–{self.date_to:%d %b}")
+        return " · ".join(parts) or "All leads"
+
+
+@dataclass(frozen=True, slots=True)
+class DrillRow:
+    """One lead of a drill-down list, as the cache has it."""
+
+    lead_id: int
+    uid: str
+    customer_name: str
+    phone: str
+    cre_name: str | None
+    lead_status: str | None
+    final_status: str
+    follow_up_date: str | None
+    created_at: str
+    branch: str | None
+    source: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DrillResult:
+    """The whole answer to a filter, cheap to hold even at 1M leads: the cache rowids (for paging the rows) and the
+    server lead ids (for acting on all of them, e.g. reassigning every overdue lead of a CRE), in list order."""
+
+    filter: DrillFilter
+    rowids: tuple[int, ...]
+    lead_ids: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.rowids)
+
+
+# -- the SQL, in one place ------------------------------------------------------------------------------------------
+# Each condition is (filter field, SQL with named placeholders). Only conditions whose field is set are used; values
+# always go in as parameters. `_CONDITIONS_BY_NAME` is for a cache without `cre_id` (today's).
+
+_CONDITIONS: tuple[tuple[str, str], ...] = (
+    ("cre_id", "cre_id = :cre_id"),
+    ("status", "lead_status IS :status"),
+    ("final_status", "final_status = :final_status"),
+    ("branch", "branch = :branch"),
+    # sources is the feed's JSON array of {source, sub_source, at}; any of them counts (a duplicate from META is a
+    # META inquiry even when the lead came first from GOOGLE).
+    (
+        "source",
+        "EXISTS (SELECT 1 FROM json_each(sources) s WHERE json_extract(s.value, '$.source') = :source)",
+    ),
+    (
+        "sub_source",
+        "EXISTS (SELECT 1 FROM json_each(sources) s WHERE json_extract(s.value, '$.sub_source') = :sub_source)",
+    ),
+    # created_at is timestamptz text with an offset; julianday() reads the offset, so the bounds are UTC instants.
+    ("date_from", "julianday(created_at) >= julianday(:date_from)"),
+    ("date_to", "julianday(created_at) < julianday(:date_to)"),
+)
+_CRE_BY_NAME = ("cre_name", "cre_name = :cre_name")
+_FOLLOW_UP = {
+    "overdue": "final_status = 'Pending' AND follow_up_date < :today",
+    "due_today": "final_status = 'Pending' AND follow_up_date = :today",
+}
+# Overdue lists read oldest promise first (the most overdue is the most urgent); other lists newest lead first.
+_ORDER = {
+    "overdue": "follow_up_date, rowid",
+    "due_today": "rowid",
+    None: "rowid DESC",
+}
+_ROW_COLUMNS = (
+    "rowid, lead_id, uid, customer_name, phone, cre_name, lead_status, final_status, follow_up_date, created_at, "
+    "branch, json_extract(sources, '$[0].source')"
+)
+
+
+def lead_table(conn: sqlite3.Connection) -> str:
+    """The cache's lead table, from a fixed list (never from input)."""
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for name in TABLE_CANDIDATES:
+        if name in names:
+            return name
+    raise LookupError("the cache file has no lead table")
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}  # table is from TABLE_CANDIDATES
+
+
+def _day_start_utc(day: date) -> str:
+    return datetime.combine(day, time(0), DESK_TZ).astimezone(ZoneInfo("UTC")).isoformat()
+
+
+def _where(conn: sqlite3.Connection, table: str, f: DrillFilter) -> tuple[str, dict[str, Any]]:
+    params: dict[str, Any] = {
+        "cre_id": f.cre_id,
+        "cre_name": f.cre_name,
+        "status": f.status,
+        "final_status": f.final_status,
+        "branch": f.branch,
+        "source": f.source,
+        "sub_source": f.sub_source,
+        "date_from": _day_start_utc(f.date_from) if f.date_from else None,
+        "date_to": _day_start_utc(f.date_to + timedelta(days=1)) if f.date_to else None,
+        "today": (f.today or desk_today()).isoformat(),
+    }
+    conditions = [sql for name, sql in _CONDITIONS if params[name] is not None and name != "cre_id"]
+    if f.cre_id is not None and "cre_id" in _columns(conn, table):
+        conditions.append(_CONDITIONS[0][1])
+    elif f.cre_name is not None:
+        conditions.append(_CRE_BY_NAME[1])
+    elif f.cre_id is not None:
+        raise LookupError("the cache has no owner id and the filter names no CRE")
+    if f.follow_up is not None:
+        conditions.append(_FOLLOW_UP[f.follow_up])
+    used = {k: v for k, v in params.items() if f":{k}" in " ".join(conditions)}
+    return (" AND ".join(conditions) or "1"), used
+
+
+def drill_ids(conn: sqlite3.Connection, f: DrillFilter) -> DrillResult:
+    """Every cached lead the filter keeps, in list order: one scan, two integers per lead."""
+    table = lead_table(conn)
+    where, params = _where(conn, table, f)
+    sql = f"SELECT rowid, lead_id FROM {table} WHERE {where} ORDER BY {_ORDER[f.follow_up]}"
+    rows = conn.execute(sql, params).fetchall()
+    return DrillResult(f, tuple(r[0] for r in rows), tuple(r[1] for r in rows))
+
+
+def drill_count(conn: sqlite3.Connection, f: DrillFilter) -> int:
+    table = lead_table(conn)
+    where, params = _where(conn, table, f)
+    return int(conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0])
+
+
+def drill_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[DrillRow]:
+    """The rows of one page, in the order of `rowids` (a lead gone from the cache since is left out)."""
+    if not rowids:
+        return []
+    table = lead_table(conn)
+    # The ids go in as one JSON array parameter: one statement for any page size, no placeholder list to build.
+    sql = f"SELECT {_ROW_COLUMNS} FROM {table} WHERE rowid IN (SELECT value FROM json_each(:ids))"
+    found = {r[0]: r for r in conn.execute(sql, {"ids": json.dumps(list(rowids))})}
+    out = []
+    for rowid in rowids:
+        r = found.get(rowid)
+        if r is not None:
+            out.append(DrillRow(*r[1:]))
+    return out
+
+
+def open_cache_readonly(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection to the cache file for drill-down queries (one per reader thread; the sync thread keeps
+    writing through its own). Read-only so a bug here can never damage the cache."""
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=True)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    return conn
