@@ -222,9 +222,10 @@ def drill_rows(conn: sqlite3.Connection, rowids: Sequence[int]) -> list[DrillRow
 
 
 def open_cache_readonly(path: str | Path) -> sqlite3.Connection:
-    """A read-only connection to the cache file for drill-down queries (one per reader thread; the sync thread keeps
-    writing through its own). Read-only so a bug here can never damage the cache."""
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, check_same_thread=True)
+    """A connection to the cache file for drill-down queries (one per reader thread; the sync thread keeps writing
+    through its own). `query_only`, so a bug here can never change the cache; not `mode=ro`, which cannot open a WAL
+    file whose -shm is missing."""
+    conn = sqlite3.connect(str(path), check_same_thread=True)
     conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute("PRAGMA query_only = ON")
     return conn
