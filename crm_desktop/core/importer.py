@@ -270,6 +270,9 @@ def missing_fields(mapping: Mapping) -> list[str]:
 
 # -- preview ------------------------------------------------------------------------------------------------------
 
+# What the server's _has_visible_letters() strips before asking whether anything is left: a "name" of digits and
+# punctuation ("123", "--") is refused there, so it is invalid in the preview too.
+_NOT_LETTERS = re.compile("[\\s!-@\\[-`{-~\u00a0\u00ad\u2000-\u206f\u3000\ufeff\ufe00-\ufe0f]")
 _SCIENTIFIC = re.compile(r"^\s*[+]?(\d)(?:[.,](\d+))?[eE][+]?(\d{1,2})\s*$")
 
 
@@ -361,6 +364,8 @@ def preview(
                 reason = str(exc)
         if e164 is not None and not name:
             reason, e164 = "No customer name.", None
+        elif e164 is not None and not _NOT_LETTERS.sub("", name):
+            reason, e164 = "The name has no letters.", None
         elif e164 is not None and len(name) > NAME_MAX:
             reason, e164 = f"The name is longer than {NAME_MAX} characters.", None
         parsed.append((row_no, name, raw, e164, reason or ""))

@@ -63,6 +63,7 @@ from PySide6.QtWidgets import (
 
 from crm_desktop.core.api import ApiClient, ApiError, Retry
 from crm_desktop.core.drill import DrillFilter
+from crm_desktop.ui.bar_list import BarList
 from crm_desktop.ui.dashboard_models import (
     ROW_ROLE,
     SORT_ROLE,
@@ -85,7 +86,6 @@ DESK_TZ = ZoneInfo("Asia/Kolkata")
 MAX_RANGE_DAYS = 366  # the server refuses longer ranges (`range_too_long`); say so before asking
 DATE_EDIT_SETTLE_MS = 400  # typing a date changes it per keystroke; ask once the typing has settled
 SOURCE_BARS = 6  # bars in the source chart; the rest are named in a line under it (the table has them all)
-STATUS_BARS = 8  # bars in the status chart, biggest first; the rest are named in a line under it with their counts
 CHART_LABEL_PT = 8  # axis labels: small enough for a sub-source name beside its bar at 1280 px
 
 RANGES: tuple[tuple[str, str], ...] = (
@@ -95,6 +95,7 @@ RANGES: tuple[tuple[str, str], ...] = (
     ("Custom…", "custom"),
 )
 ALL_BRANCHES = "All branches"
+NO_STATUS = "(no status)"  # leads created without a call status; not a status the cache can be asked for
 
 # Bar colours: new leads in the desk's blue; duplicates in warm colours so they read as "not new" at a glance.
 LEADS_COLOUR = QColor("#2f6fde")
@@ -413,8 +414,9 @@ class DashboardTab(QWidget):
         hour_axis_x = QBarCategoryAxis()
         self._attach(self.hour_chart, hour_series, hour_axis_x, [str(h) for h in range(24)], self._hour_axis_y)
         small = hour_axis_x.labelsFont()
-        small.setPointSize(7)  # 24 labels under a third of a 1280 px window
+        small.setPointSize(7)  # 24 labels under a third of a 1280 px window...
         hour_axis_x.setLabelsFont(small)
+        hour_axis_x.setTruncateLabels(False)  # ...but Qt elides "10" to "…" long before they touch
         _integer_axis(self._hour_axis_y, 0)
 
         self.trend_chart = self._new_chart("Calls and new leads per day")
@@ -467,41 +469,29 @@ class DashboardTab(QWidget):
         self.source_chart.legend().setFont(legend_font)
         self.trend_chart.legend().setFont(legend_font)
 
-        self.status_chart = self._new_chart("New leads by status")
-        self._status_set = QBarSet("Leads")
-        self._status_set.setColor(STATUS_COLOUR)
-        self._status_set.clicked.connect(self._on_status_bar_clicked)
-        status_series = QHorizontalBarSeries()
-        status_series.append(self._status_set)
-        status_series.setLabelsVisible(True)
-        status_series.setLabelsFormat("@value")
-        self._status_axis_cat = QBarCategoryAxis()
-        self._status_axis_val = QValueAxis()
-        self._attach(self.status_chart, status_series, self._status_axis_cat, [], self._status_axis_val)
-        for axis in (self._source_axis_cat, self._status_axis_cat, self._source_axis_val, self._status_axis_val):
+        # Every status, sorted, with its full name: a BarList, not a chart (see bar_list.py for why).
+        self.status_chart = BarList("New leads by status", STATUS_COLOUR)
+        self.status_chart.setToolTip("Click a bar (or Enter) to list those leads")
+        self.status_chart.activated.connect(self._on_status_bar_activated)
+        for axis in (self._source_axis_cat, self._source_axis_val):
             font = axis.labelsFont()
             font.setPointSize(CHART_LABEL_PT)
             axis.setLabelsFont(font)
         self._source_labels: list[str] = []  # category order on screen (reversed: biggest on top)
         self._source_rows: list[dict[str, Any]] = []
-        self._status_labels: list[str] = []
 
-        self.hour_chart_view, self.trend_chart_view, self.source_chart_view, self.status_chart_view = (
-            self._new_chart_view(chart)
-            for chart in (self.hour_chart, self.trend_chart, self.source_chart, self.status_chart)
+        self.hour_chart_view, self.trend_chart_view, self.source_chart_view = (
+            self._new_chart_view(chart) for chart in (self.hour_chart, self.trend_chart, self.source_chart)
         )
         self.time_stack = QStackedWidget()
         self.time_stack.addWidget(self.hour_chart_view)
         self.time_stack.addWidget(self.trend_chart_view)
         self.source_rest_label = QLabel()
-        self.status_rest_label = QLabel()
-        for label in (self.source_rest_label, self.status_rest_label):
-            label.setObjectName("chartRest")
-            label.setWordWrap(True)
-            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-            label.setVisible(False)
+        self.source_rest_label.setObjectName("chartRest")
+        self.source_rest_label.setWordWrap(True)
+        self.source_rest_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.source_rest_label.setVisible(False)
         self.source_box = self._chart_box(self.source_chart_view, self.source_rest_label)
-        self.status_box = self._chart_box(self.status_chart_view, self.status_rest_label)
 
     @staticmethod
     def _chart_box(view: QChartView, rest: QLabel) -> QWidget:
@@ -613,8 +603,7 @@ class DashboardTab(QWidget):
     def _lay_out(self) -> None:
         controls = QHBoxLayout()
         controls.setSpacing(8)
-        controls.addWidget(self.title_label)
-        controls.addStretch(1)
+        controls.addWidget(self.title_label, 1)
         for widget in (self.range_combo, self.from_edit, self._to_dash, self.to_edit, self.range_error_label):
             controls.addWidget(widget)
         controls.addSpacing(12)
@@ -633,7 +622,7 @@ class DashboardTab(QWidget):
         charts.setSpacing(8)
         charts.addWidget(self.time_stack, 3)
         charts.addWidget(self.source_box, 3)
-        charts.addWidget(self.status_box, 3)
+        charts.addWidget(self.status_chart, 3)
         # Charts and tables share the height the window has: the team lead drags the line between them (a 720 px
         # laptop screen cannot show both at their best at once).
         self.splitter = QSplitter(Qt.Orientation.Vertical)
@@ -851,13 +840,10 @@ class DashboardTab(QWidget):
         self.source_rest_label.setVisible(bool(rest))
 
         statuses = [
-            (str(r.get("lead_status") or "(no status)"), [as_count(r.get("leads"))])
+            (str(r.get("lead_status") or NO_STATUS), [as_count(r.get("leads"))])
             for r in _list(summary.get("per_status"))
         ]
-        shown, rest = _top(statuses, STATUS_BARS)
-        self._status_labels = self._set_bars(self._status_axis_cat, self._status_axis_val, [self._status_set], shown)
-        self.status_rest_label.setText(_rest_line(rest))
-        self.status_rest_label.setVisible(bool(rest))
+        self.status_chart.set_items([(label, values[0]) for label, values in statuses])
 
         self.cre_model.set_rows(_list(summary.get("per_cre")))
         self.source_model.set_rows(_list(summary.get("per_source")))
@@ -960,12 +946,11 @@ class DashboardTab(QWidget):
     def _on_tile_clicked(self, key: str) -> None:
         self._drill(self.drill_filter(key))
 
-    @Slot(int)
-    def _on_status_bar_clicked(self, index: int) -> None:
-        if self._shown is None or not 0 <= index < len(self._status_labels):
+    @Slot(str)
+    def _on_status_bar_activated(self, status: str) -> None:
+        if self._shown is None or status == NO_STATUS:
             return
         start, end, branch = self._shown
-        status = self._status_labels[index]
         title = f"{status}, {self._span(start, end)}" + (f" · {branch}" if branch else "")
         self._drill(DrillFilter(title=title, status=status, date_from=start, date_to=end, branch=branch))
 
