@@ -254,7 +254,7 @@ class Tile(QFrame):
         self.setMinimumWidth(120)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
-        if self.drillable and event.button() == Qt.MouseButton.LeftButton and self.rect().contains(event.pos()):
+        if self.drillable and event.button() == Qt.MouseButton.LeftButton and self.rect().contains(event.position().toPoint()):
             self.clicked.emit()
             return
         super().mouseReleaseEvent(event)
