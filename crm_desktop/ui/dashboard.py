@@ -254,7 +254,8 @@ class Tile(QFrame):
         self.setMinimumWidth(120)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
-        if self.drillable and event.button() == Qt.MouseButton.LeftButton and self.rect().contains(event.position().toPoint()):
+        inside = self.rect().contains(event.position().toPoint())
+        if self.drillable and event.button() == Qt.MouseButton.LeftButton and inside:
             self.clicked.emit()
             return
         super().mouseReleaseEvent(event)
