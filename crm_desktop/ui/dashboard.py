@@ -866,7 +866,9 @@ class DashboardTab(QWidget):
         self._trend_leads.replace([QPointF(at, n) for at, _c, n in points])
         first, last = QDate(start.year, start.month, start.day), QDate(end.year, end.month, end.day)
         self._trend_axis_x.setRange(QDateTime(first, QTime(0, 0)), QDateTime(last, QTime(23, 59)))
-        self._trend_axis_x.setTickCount(min(8, max(2, (end - start).days + 1)))
+        # A tick per day up to a week; beyond, five: "dd MMM" labels need ~70 px each in a third of a laptop screen.
+        days = (end - start).days + 1
+        self._trend_axis_x.setTickCount(max(2, days) if days <= 7 else 5)
         _integer_axis(self._trend_axis_y, max((max(c, n) for _a, c, n in points), default=0))
 
     @staticmethod
