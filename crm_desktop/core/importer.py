@@ -199,12 +199,12 @@ def _read_xlsx(path: Path) -> list[list[str]]:
 
 def _read_csv(data: bytes) -> tuple[list[list[str]], str]:
     text, encoding = _decode(data)
-    sample = text[:8192]
-    try:
-        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
-    return [[c.strip() for c in row] for row in csv.reader(io.StringIO(text, newline=""), dialect)], encoding
+    # The delimiter is the one the header line uses most (csv.Sniffer guesses wrong on exports with blank rows and
+    # empty cells): comma, semicolon (Excel in comma-decimal locales), tab, or a pipe.
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    delimiter = max(",;\t|", key=header.count) if header else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    return [[c.strip() for c in row] for row in reader], encoding
 
 
 def read_sheet(path: Path | str) -> Sheet:
@@ -287,9 +287,8 @@ def unmangle_number(text: str) -> tuple[str, str | None]:
         value = Decimal(f"{lead}.{frac or '0'}E{exp}")
     except InvalidOperation:  # pragma: no cover - the pattern only lets well-formed numbers through
         return text, None
-    significant = len((lead + frac).rstrip("0"))
-    if exp + 1 < 10 or significant < 10:
-        # 10 digits are needed for an Indian mobile; fewer significant digits means Excel rounded it.
+    if len(lead + frac) < exp + 1:
+        # Fewer digits written than the number has: Excel rounded it (9.19877E+11), the rest cannot be guessed.
         return text, f"Excel rounded this number ({text.strip()}); the digits are lost. Ask for the file as text."
     return str(int(value)), None
 
