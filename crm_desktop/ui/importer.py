@@ -16,7 +16,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import (
     QAbstractTableModel,
@@ -66,6 +66,26 @@ ROW_ROLE = Qt.ItemDataRole.UserRole + 1
 NO_COLUMN = "(none)"
 VERDICT_TEXT = {"valid": "New", "duplicate": "Already a lead", "invalid": "Not imported"}
 VERDICT_COLOUR = {"valid": QColor("#1b7f3b"), "duplicate": QColor("#8a5a00"), "invalid": QColor("#c62828")}
+
+
+class Memory(Protocol):
+    """Where the column mappings are remembered: a QSettings, or `SettingsMemory` over the app's settings."""
+
+    def value(self, key: str, defaultValue: Any = ...) -> Any: ...
+    def setValue(self, key: str, value: Any) -> None: ...
+
+
+class SettingsMemory:
+    """The app's `Settings` as a mapping memory: kept with the window state (remembered, not a preference)."""
+
+    def __init__(self, settings: Any) -> None:
+        self._settings = settings
+
+    def value(self, key: str, defaultValue: Any = None) -> Any:
+        return self._settings.window_value(key, defaultValue)
+
+    def setValue(self, key: str, value: Any) -> None:
+        self._settings.set_window_value(key, value)
 
 
 def load_preview(
@@ -147,7 +167,7 @@ class ImportDialog(QDialog):
         cache_path: Path,
         catalog: dict[str, Any],
         journal_dir: Path,
-        settings: QSettings | None = None,
+        settings: Memory | QSettings | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
