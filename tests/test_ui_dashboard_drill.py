@@ -287,3 +287,27 @@ def test_export_of_a_dashboard_table_reads_back(qtbot, lead_client, desk, tmp_pa
         assert sheet.headers == tuple(headers)
         assert [list(cells) for _n, cells in sheet.rows] == [[str(v) for v in row] for row in rows]
     assert headers[:3] == ["CRE", "Calls", "New leads"]
+
+
+def test_the_team_leads_window_fits_1280_and_a_tile_opens_its_list(qtbot, server, api, desk, tmp_path):
+    """The app as wired: the main window (desk tab and dashboard tab) is at most 1280 px wide at its minimum, and
+    the overdue tile opens the list of this desk's cache, with the tile's count."""
+    from test_ui_desk import close_desk, open_desk
+
+    window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
+    try:
+        assert window.minimumSizeHint().width() <= 1280 and window.minimumSize().width() <= 1280
+        window.resize(1280, 720)
+        dashboard = window.dashboard
+        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
+            window.tabs.setCurrentWidget(dashboard)
+        qtbot.waitUntil(lambda: window.minimumSizeHint().width() <= 1280)
+        qtbot.mouseClick(dashboard.tiles["overdue"], Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
+        dialog = window.findChildren(LeadListDialog)[0]
+        qtbot.waitUntil(lambda: dialog.model.result is not None, timeout=LOAD)
+        assert dialog.model.total() == int(dashboard.tiles["overdue"].value_text()) == 9
+        assert dialog.cre_combo.count() == 3  # the catalogue's active CREs
+        dialog.close()
+    finally:
+        close_desk(window)
