@@ -311,3 +311,61 @@ def test_the_team_leads_window_fits_1280_and_a_tile_opens_its_list(qtbot, server
         dialog.close()
     finally:
         close_desk(window)
+
+
+def test_drill_query_over_the_cache_file(tmp_path):
+    """The core query alone (no Qt): day bounds on the desk's calendar whatever offset the feed wrote, any source of
+    a lead, status and final status, owner by name where the cache has no owner id, and rows in list order."""
+    from datetime import date
+
+    from crm_desktop.core.drill import drill_ids, drill_rows
+    from crm_desktop.core.store import FEED_COLUMNS
+
+    def row(n: int, created: str, **kw: Any) -> list[Any]:
+        values = {
+            "change_id": n, "lead_id": 100 + n, "phone": phone_for(n), "uid": f"GK-{n:04d}", "customer_name": f"L{n}",
+            "sources": [{"source": "GOOGLE", "sub_source": "Google Know", "at": created}], "lead_status": "RNR",
+            "final_status": "Pending", "cre_name": ASHA, "ps_name": None, "branch": "SOMAJIGUDA",
+            "created_at": created, "follow_up_date": None, **kw,
+        }  # fmt: skip
+        return [values[c] for c in FEED_COLUMNS]
+
+    meta = [{"source": "GOOGLE", "sub_source": "Google Know", "at": "x"}, {"source": "META", "sub_source": "Meta Know"}]
+    rows = [
+        row(1, "2026-11-29T18:29:59.5+00:00"),  # 23:59:59.5 on 29 Nov in Hyderabad (julianday: ms)
+        row(2, "2026-11-29T18:30:00+00:00", final_status="Won"),  # midnight: 30 Nov
+        row(3, "2026-11-30T23:59:00+05:30", sources=meta, cre_name=IMRAN),  # 30 Nov, written with the desk's offset
+        row(4, "2026-12-01T00:10:00+05:30", lead_status="Interested", follow_up_date="2026-11-28"),  # 1 Dec
+        row(5, "2026-11-20T10:00:00+00:00", follow_up_date="2026-12-01", branch="ATTAPUR"),
+    ]
+    store = Store(tmp_path / "c.sqlite3")
+    store.apply_changes(FEED_COLUMNS, rows, 5)
+    store.close()
+    conn = open_cache_readonly(tmp_path / "c.sqlite3")
+    today = date(2026, 12, 1)
+
+    def leads(**kw: Any) -> list[int]:
+        return list(drill_ids(conn, DrillFilter(today=today, **kw)).lead_ids)
+
+    try:
+        assert leads(date_from=date(2026, 11, 30), date_to=date(2026, 11, 30)) == [103, 102]  # newest first
+        assert leads(date_from=date(2026, 11, 29), date_to=date(2026, 11, 29)) == [101]
+        assert leads(source="META") == [103] and leads(sub_source="Google Know") == [105, 104, 103, 102, 101]
+        assert leads(status="Interested") == [104] and leads(final_status="Won") == [102]
+        assert leads(cre_name=IMRAN) == [103] and leads(cre_id="some-uuid", cre_name=IMRAN) == [103]
+        assert leads(follow_up="overdue") == [104] and leads(follow_up="due_today") == [105]
+        assert leads(follow_up="due_today", branch="SOMAJIGUDA") == []
+        assert drill_count(conn, DrillFilter(today=today)) == 5
+        result = drill_ids(conn, DrillFilter(today=today, date_from=date(2026, 11, 29), date_to=date(2026, 12, 1)))
+        assert [r.lead_id for r in drill_rows(conn, result.rowids)] == [104, 103, 102, 101]
+        assert drill_rows(conn, []) == []
+        with pytest.raises(sqlite3_error()):
+            conn.execute("DELETE FROM lead_cache")  # the drill-down connection cannot change the cache
+    finally:
+        conn.close()
+
+
+def sqlite3_error() -> type[Exception]:
+    import sqlite3
+
+    return sqlite3.OperationalError

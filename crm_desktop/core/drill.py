@@ -16,6 +16,7 @@ the list's count equals the tile's."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -127,8 +128,10 @@ _CONDITIONS: tuple[tuple[str, str], ...] = (
         "EXISTS (SELECT 1 FROM json_each(sources) s WHERE json_extract(s.value, '$.sub_source') = :sub_source)",
     ),
     # created_at is timestamptz text with an offset; julianday() reads the offset, so the bounds are UTC instants.
-    ("date_from", "julianday(created_at) >= julianday(:date_from)"),
-    ("date_to", "julianday(created_at) < julianday(:date_to)"),
+    # First a plain text comparison on the date a day wider than the range (any offset moves a day by less than
+    # one; cheap, and an index on created_at can serve it), then the exact instant for what is left.
+    ("date_from", "created_at >= :date_from_loose AND julianday(created_at) >= julianday(:date_from)"),
+    ("date_to", "created_at < :date_to_loose AND julianday(created_at) < julianday(:date_to)"),
 )
 _CRE_BY_NAME = ("cre_name", "cre_name = :cre_name")
 _FOLLOW_UP = {
@@ -176,6 +179,8 @@ def _where(conn: sqlite3.Connection, table: str, f: DrillFilter) -> tuple[str, d
         "date_from": _day_start_utc(f.date_from) if f.date_from else None,
         "date_to": _day_start_utc(f.date_to + timedelta(days=1)) if f.date_to else None,
         "today": (f.today or desk_today()).isoformat(),
+        "date_from_loose": (f.date_from - timedelta(days=1)).isoformat() if f.date_from else None,
+        "date_to_loose": (f.date_to + timedelta(days=2)).isoformat() if f.date_to else None,
     }
     conditions = [sql for name, sql in _CONDITIONS if params[name] is not None and name != "cre_id"]
     if f.cre_id is not None and "cre_id" in _columns(conn, table):
@@ -186,7 +191,8 @@ def _where(conn: sqlite3.Connection, table: str, f: DrillFilter) -> tuple[str, d
         raise LookupError("the cache has no owner id and the filter names no CRE")
     if f.follow_up is not None:
         conditions.append(_FOLLOW_UP[f.follow_up])
-    used = {k: v for k, v in params.items() if f":{k}" in " ".join(conditions)}
+    text = " ".join(conditions)
+    used = {k: v for k, v in params.items() if re.search(f":{k}\\b", text)}
     return (" AND ".join(conditions) or "1"), used
 
 
