@@ -50,7 +50,7 @@ STATUSES = ["RNR", "Interested", "Call me Back", "Not Interested", "Busy on anot
 
 def pct(samples: list[float], p: float) -> float:
     s = sorted(samples)
-    return round(s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))], 1)
+    return round(s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))], 1)
 
 
 def feed_rows(start: int, count: int, rng: random.Random, today: date) -> list[list[Any]]:
@@ -96,6 +96,41 @@ def build_cache(path: Path, leads: int) -> dict[str, Any]:
         store.close()
 
 
+# What the drill-down needs from the cache at 1M leads (today it has only the phone index). Partial on Pending, so
+# the overdue and due-today lists read a small index in follow-up order and never the table for their ids.
+SUGGESTED_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS lead_cache_pending_follow_up ON lead_cache (follow_up_date, lead_id)"
+    " WHERE final_status = 'Pending'",
+    "CREATE INDEX IF NOT EXISTS lead_cache_created ON lead_cache (created_at)",
+    "CREATE INDEX IF NOT EXISTS lead_cache_owner_follow_up ON lead_cache (cre_name, follow_up_date)"
+    " WHERE final_status = 'Pending'",
+)
+
+
+def set_indexes(path: Path, wanted: bool) -> list[str]:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?",
+                                             ("lead_cache_%",))]  # fmt: skip
+        if wanted:
+            t0 = time.perf_counter()
+            for sql in SUGGESTED_INDEXES:
+                conn.execute(sql)
+            conn.commit()
+            say(f"[cache] suggested indexes in place ({time.perf_counter() - t0:.1f} s)")
+        else:
+            for name in names:
+                conn.execute(f"DROP INDEX {name}")  # names from sqlite_master, ours
+            conn.commit()
+        conn.execute("ANALYZE")
+        conn.commit()
+        return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]
+    finally:
+        conn.close()
+
+
 def drill_cases() -> list[tuple[str, DrillFilter]]:
     today = desk_today()
     return [
@@ -103,7 +138,8 @@ def drill_cases() -> list[tuple[str, DrillFilter]]:
         ("overdue of one CRE", DrillFilter(title="Overdue · Asha", follow_up="overdue", cre_name="Asha Reddy")),
         ("due today, one branch", DrillFilter(title="Due today", follow_up="due_today", branch="ATTAPUR")),
         ("new leads, 7 days", DrillFilter(title="New", date_from=today - timedelta(days=6), date_to=today)),
-        ("one sub-source, 7 days", DrillFilter(sub_source="Meta Know", date_from=today - timedelta(days=6), date_to=today)),
+        ("one sub-source, 7 days",
+         DrillFilter(sub_source="Meta Know", date_from=today - timedelta(days=6), date_to=today)),
     ]  # fmt: skip
 
 
@@ -145,7 +181,8 @@ def bench_drill(app: QApplication, cache: Path, repeats: int) -> list[dict[str, 
         out.append(row)
         say(
             f"[drill] {name:>22}: {count:>7,} leads; tile -> painted list p50 {row['tile_to_painted_p50_ms']} / max "
-            f"{row['tile_to_painted_max_ms']} ms (query alone p50 {row['core_p50_ms']} ms) (goal <= {DRILL_GOAL_MS:g} ms)"
+            f"{row['tile_to_painted_max_ms']} ms (query alone p50 {row['core_p50_ms']} ms) "
+            f"(goal <= {DRILL_GOAL_MS:g} ms)"
         )
     conn.close()
     return out
@@ -238,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server-leads", type=int, default=20_000, help="leads seeded on the server for the import")
     ap.add_argument("--data-dir", type=Path, default=OUT / "pgdata_lead_tab", help="embedded PostgreSQL dir")
     ap.add_argument("--skip-import", action="store_true")
+    ap.add_argument(
+        "--indexes", action="store_true",
+        help="add SUGGESTED_INDEXES to the cache file first (the cache has none of them today; see the report)",
+    )  # fmt: skip
     ap.add_argument("--server-exe", default=crm_server_exe())
     ap.add_argument("--json", type=Path, default=OUT / "bench_lead_tab.json")
     args = ap.parse_args(argv)
@@ -252,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     cache = args.cache.resolve()
     report["cache"] = build_cache(cache, args.cached)
+    report["indexes"] = set_indexes(cache, args.indexes)
     report["drill"] = bench_drill(app, cache, args.repeats)
     if not args.skip_import:
         data_dir = args.data_dir.resolve()
@@ -269,8 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     say("")
     say(f"Summary (load avg start {report['loadavg_at_start']}, end {report['loadavg_at_end']}):")
     say(
-        f"  drill-down tile -> painted list at {report['cache']['leads']:,} cached leads, worst case: p50 {worst_p50} ms,"
-        f" max {worst} ms   goal <= {DRILL_GOAL_MS:g} ms ({'met' if worst_p50 <= DRILL_GOAL_MS else 'MISSED'} at p50)"
+        f"  drill-down tile -> painted list at {report['cache']['leads']:,} cached leads"
+        f"{' (with the suggested indexes)' if args.indexes else ''}, worst case: p50 {worst_p50} ms, max {worst} ms"
+        f"   goal <= {DRILL_GOAL_MS:g} ms ({'met' if worst_p50 <= DRILL_GOAL_MS else 'MISSED'} at p50)"
     )
     if "import" in report:
         s = report["import"]["open_to_summary_s"]

@@ -300,6 +300,7 @@ def _parse_received(text: str) -> str | None:
     if not text:
         return None
     candidate = text.replace("Z", "+00:00")
+    moment: datetime | None
     try:
         moment = datetime.fromisoformat(candidate)
     except ValueError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -432,10 +433,11 @@ class DashboardTab(QWidget):
         self._trend_axis_y = QValueAxis()
         self._trend_axis_y.setLabelFormat("%d")
         text = self.palette().color(QPalette.ColorRole.WindowText)
-        for axis, alignment in (
+        trend_axes: tuple[tuple[QAbstractAxis, Qt.AlignmentFlag], ...] = (
             (self._trend_axis_x, Qt.AlignmentFlag.AlignBottom),
             (self._trend_axis_y, Qt.AlignmentFlag.AlignLeft),
-        ):
+        )
+        for axis, alignment in trend_axes:
             axis.setLabelsBrush(text)
             font = axis.labelsFont()
             font.setPointSize(CHART_LABEL_PT)
@@ -474,7 +476,8 @@ class DashboardTab(QWidget):
         self.status_chart = BarList("New leads by status", STATUS_COLOUR)
         self.status_chart.setToolTip("Click a bar (or Enter) to list those leads")
         self.status_chart.activated.connect(self._on_status_bar_activated)
-        for axis in (self._source_axis_cat, self._source_axis_val):
+        source_axes: tuple[QAbstractAxis, ...] = (self._source_axis_cat, self._source_axis_val)
+        for axis in source_axes:
             font = axis.labelsFont()
             font.setPointSize(CHART_LABEL_PT)
             axis.setLabelsFont(font)
@@ -867,8 +870,8 @@ class DashboardTab(QWidget):
         first, last = QDate(start.year, start.month, start.day), QDate(end.year, end.month, end.day)
         self._trend_axis_x.setRange(QDateTime(first, QTime(0, 0)), QDateTime(last, QTime(23, 59)))
         # A tick per day up to a week; beyond, five: "dd MMM" labels need ~70 px each in a third of a laptop screen.
-        days = (end - start).days + 1
-        self._trend_axis_x.setTickCount(max(2, days) if days <= 7 else 5)
+        n_days = (end - start).days + 1
+        self._trend_axis_x.setTickCount(max(2, n_days) if n_days <= 7 else 5)
         _integer_axis(self._trend_axis_y, max((max(c, n) for _a, c, n in points), default=0))
 
     @staticmethod
@@ -912,29 +915,30 @@ class DashboardTab(QWidget):
             return None
         start, end, branch = self._shown
         where = f" · {branch}" if branch else ""
-        in_range = {"date_from": start, "date_to": end, "branch": branch}
+        span = self._span(start, end)
+        in_range = DrillFilter(date_from=start, date_to=end, branch=branch)
+        anytime = DrillFilter(branch=branch)  # the follow-up lists: the server's rule, whatever the range
         if key == "leads":
-            return DrillFilter(title=f"New leads, {self._span(start, end)}{where}", **in_range)
-        if key == "overdue":  # the server's rule: whatever the range
-            return DrillFilter(title=f"Overdue follow-ups{where}", follow_up="overdue", branch=branch)
+            return replace(in_range, title=f"New leads, {span}{where}")
+        if key == "overdue":
+            return replace(anytime, title=f"Overdue follow-ups{where}", follow_up="overdue")
         if key == "due_today":
-            return DrillFilter(title=f"Follow-ups due today{where}", follow_up="due_today", branch=branch)
+            return replace(anytime, title=f"Follow-ups due today{where}", follow_up="due_today")
         if key == "won_lost":
-            return DrillFilter(title=f"Won, {self._span(start, end)}{where}", final_status="Won", **in_range)
+            return replace(in_range, title=f"Won, {span}{where}", final_status="Won")
         if row is not None and key.startswith("cre"):
             name = str(row.get("cre_name") or "(unknown CRE)")
-            who = {"cre_id": str(row["cre_id"]) if row.get("cre_id") else None, "cre_name": name}
+            cre_id = str(row["cre_id"]) if row.get("cre_id") else None
             if key == "cre_overdue":
-                return DrillFilter(
-                    title=f"Overdue follow-ups · {name}{where}", follow_up="overdue", branch=branch, **who
-                )
-            if key == "cre_due_today":
-                return DrillFilter(title=f"Due today · {name}{where}", follow_up="due_today", branch=branch, **who)
-            if key in ("cre_won", "cre_lost"):
+                f = replace(anytime, title=f"Overdue follow-ups · {name}{where}", follow_up="overdue")
+            elif key == "cre_due_today":
+                f = replace(anytime, title=f"Due today · {name}{where}", follow_up="due_today")
+            elif key in ("cre_won", "cre_lost"):
                 final = "Won" if key == "cre_won" else "Lost"
-                title = f"{final} · {name}, {self._span(start, end)}{where}"
-                return DrillFilter(title=title, final_status=final, **who, **in_range)
-            return DrillFilter(title=f"Leads of {name}, {self._span(start, end)}{where}", **who, **in_range)
+                f = replace(in_range, title=f"{final} · {name}, {span}{where}", final_status=final)
+            else:
+                f = replace(in_range, title=f"Leads of {name}, {span}{where}")
+            return replace(f, cre_id=cre_id, cre_name=name)
         return None
 
     @staticmethod

@@ -104,6 +104,14 @@ def load_preview(
     return sheet, mapping, rows
 
 
+def _save_and_forget(sheet: imp.Sheet, summary: imp.ImportSummary, journal: imp.ImportJournal) -> Path | None:
+    """Runs on the reader pool once every batch is answered: the rejected rows beside the file, then the journal
+    goes (the import is finished: nothing to resume)."""
+    path = imp.write_rejected(sheet, summary.rejected)
+    journal.forget()
+    return path
+
+
 class PreviewModel(QAbstractTableModel):
     """The preview's rows: file row number, name, the mobile as written, the verdict and its reason."""
 
@@ -305,8 +313,12 @@ class ImportDialog(QDialog):
         head.addWidget(self.counts_label, 1)
         head.addWidget(QLabel("Show:"))
         head.addWidget(self.show_combo)
+        self.export_button = QPushButton("&Export…")
+        self.export_button.setToolTip("Save the rows shown, with their verdicts, as CSV or Excel")
+        self.export_button.clicked.connect(self._on_export_clicked)
         buttons = QHBoxLayout()
         buttons.addWidget(self.back_button)
+        buttons.addWidget(self.export_button)
         buttons.addStretch(1)
         buttons.addWidget(self.import_button)
         layout = QVBoxLayout(page)
@@ -493,6 +505,13 @@ class ImportDialog(QDialog):
         self._say("")
         self.previewed.emit(counts)
 
+    @Slot()
+    def _on_export_clicked(self) -> None:
+        from crm_desktop.ui.export import export_model_dialog
+
+        name = self.sheet.path.stem if self.sheet is not None else "import"
+        export_model_dialog(self, self.preview_proxy, f"{name} - preview")
+
     # -- sending --------------------------------------------------------------------------------------------------
 
     @Slot()
@@ -586,7 +605,7 @@ class ImportDialog(QDialog):
         sheet, journal = self.sheet, self.journal
         run_in(
             reader_pool(),
-            lambda: (imp.write_rejected(sheet, summary.rejected), journal.forget())[0],
+            lambda: _save_and_forget(sheet, summary, journal),
             lambda path: self._on_summary_saved(summary, path),
             self._on_worker_failed,
         )
