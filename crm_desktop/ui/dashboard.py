@@ -252,7 +252,6 @@ class Tile(QFrame):
         # The caption wraps rather than widening the tile: six tiles must fit a 1280 px window.
         self.caption_label.setWordWrap(True)
         self.detail_label.setWordWrap(True)
-        self.setMinimumWidth(120)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
         inside = self.rect().contains(event.position().toPoint())
