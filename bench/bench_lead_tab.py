@@ -102,7 +102,7 @@ SUGGESTED_INDEXES = (
     "CREATE INDEX IF NOT EXISTS lead_cache_pending_follow_up ON lead_cache (follow_up_date, lead_id)"
     " WHERE final_status = 'Pending'",
     "CREATE INDEX IF NOT EXISTS lead_cache_created ON lead_cache (created_at)",
-    "CREATE INDEX IF NOT EXISTS lead_cache_owner_follow_up ON lead_cache (cre_name, follow_up_date)"
+    "CREATE INDEX IF NOT EXISTS lead_cache_owner_follow_up ON lead_cache (cre_name, follow_up_date, lead_id)"
     " WHERE final_status = 'Pending'",
 )
 
@@ -114,16 +114,14 @@ def set_indexes(path: Path, wanted: bool) -> list[str]:
     try:
         names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE ?",
                                              ("lead_cache_%",))]  # fmt: skip
+        for name in names:  # (re)made from SUGGESTED_INDEXES, so an edit there takes effect
+            conn.execute(f"DROP INDEX {name}")  # names from sqlite_master, ours
         if wanted:
             t0 = time.perf_counter()
             for sql in SUGGESTED_INDEXES:
                 conn.execute(sql)
-            conn.commit()
             say(f"[cache] suggested indexes in place ({time.perf_counter() - t0:.1f} s)")
-        else:
-            for name in names:
-                conn.execute(f"DROP INDEX {name}")  # names from sqlite_master, ours
-            conn.commit()
+        conn.commit()
         conn.execute("ANALYZE")
         conn.commit()
         return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")]

@@ -186,3 +186,17 @@ def test_export_round_trips_text_numbers_and_names(tmp_path, suffix):
     with pytest.raises(ValueError):
         write_table(tmp_path / "out.txt", ["a"], [])
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_a_batch_stays_under_the_servers_body_limit(tmp_path):
+    """1,000 rows with long remarks (and names in Telugu, which JSON escapes to six bytes a letter) would be ~400 KB:
+    the batches are cut by size too, each body under the 64 KiB the reference server takes."""
+    import json
+
+    rows = [[f"ఆశా రెడ్డి {n}", f"98765{n:05d}", "", "x" * 300] for n in range(1000)]
+    sheet = sheet_of(tmp_path, rows)
+    preview = imp.preview(sheet, imp.guess_mapping(sheet.headers), no_cache)
+    batches = imp.plan_batches(sheet, preview, source="META", sub_source="Meta Know")
+    assert len(batches) > 1 and sum(len(b.row_nos) for b in batches) == 1000
+    assert all(len(json.dumps({"batch": b.payload})) < 64 * 1024 for b in batches)
+    assert [n for b in batches for n in b.row_nos] == [n for n, _c in sheet.rows]  # file order kept

@@ -143,6 +143,7 @@ def test_preview_counts_equal_the_servers_counts(qtbot, server, db, lead_client,
     read_into(qtbot, dialog, path)
     assert dialog.sheet is not None and dialog.sheet.blank_rows == 2
     dialog.choose_cres(["cre2@demo.local"])
+    dialog.branch_combo.setCurrentIndex(dialog.branch_combo.findData("ATTAPUR"))
 
     with qtbot.waitSignal(dialog.previewed, timeout=LOAD) as previewed:
         QTest.keyClick(dialog.preview_button, Qt.Key.Key_Return)
@@ -168,8 +169,10 @@ def test_preview_counts_equal_the_servers_counts(qtbot, server, db, lead_client,
         ([r.e164 for r in dialog.rows if r.verdict == "valid"],),
     ).fetchall()
     assert owners == [("cre2@demo.local",)]
-    asha = db.execute("select customer_name, model_interested from leads where phone = %s", (phone_for(1),)).fetchone()
-    assert asha == ("Asha Reddy", "Rizta Z Duo (2.9 kWh)")
+    asha = db.execute(
+        "select customer_name, model_interested, branch from leads where phone = %s", (phone_for(1),)
+    ).fetchone()
+    assert asha == ("Asha Reddy", "Rizta Z Duo (2.9 kWh)", "ATTAPUR")
 
     # The rows not imported, next to the file, with the reason and the row as it was.
     assert dialog.rejected_file == imp.rejected_path(dialog.sheet) and dialog.rejected_file.parent == path.parent

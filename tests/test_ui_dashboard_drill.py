@@ -350,7 +350,7 @@ def test_drill_query_over_the_cache_file(tmp_path):
     try:
         assert leads(date_from=date(2026, 11, 30), date_to=date(2026, 11, 30)) == [103, 102]  # newest first
         assert leads(date_from=date(2026, 11, 29), date_to=date(2026, 11, 29)) == [101]
-        assert leads(source="META") == [103] and leads(sub_source="Google Know") == [105, 104, 103, 102, 101]
+        assert leads(source="META") == [103] and leads(sub_source="Google Know") == [104, 103, 102, 101, 105]
         assert leads(status="Interested") == [104] and leads(final_status="Won") == [102]
         assert leads(cre_name=IMRAN) == [103] and leads(cre_id="some-uuid", cre_name=IMRAN) == [103]
         assert leads(follow_up="overdue") == [104] and leads(follow_up="due_today") == [105]

@@ -37,7 +37,10 @@ from crm_desktop.core import phone as phones
 from crm_desktop.core.drill import lead_table
 
 DESK_TZ = ZoneInfo("Asia/Kolkata")
-BATCH_ROWS = 1000  # import_leads takes at most 1,000 rows a call (~150 KB)
+BATCH_ROWS = 1000  # import_leads takes at most 1,000 rows a call
+# ...and a batch is also cut at this many bytes of JSON: the reference server refuses bodies over 64 KiB (PostgREST
+# takes far more, but a proxy in front of it may not), and 1,000 rows with remarks come to 100-150 KB.
+BATCH_BYTES = 60_000
 NAME_MAX, MODEL_MAX, REMARK_MAX = 120, 80, 2000  # the server's bounds (create_lead's _text_field lengths)
 
 FIELDS: tuple[tuple[str, str, bool], ...] = (
@@ -423,8 +426,10 @@ def plan_batches(
     branch: str | None = None,
     assign_to: Sequence[str] | None = None,
     size: int = BATCH_ROWS,
+    max_bytes: int = BATCH_BYTES,
 ) -> list[Batch]:
-    """The valid and duplicate rows in batches of at most `size` (≤ 1,000), each with a derived client_ref.
+    """The valid and duplicate rows in batches of at most `size` (≤ 1,000) rows and about `max_bytes` of JSON, each
+    with a derived client_ref.
 
     The ref is a UUID5 of the file's SHA-256, the batch number and the batch's own content: the same file with the
     same choices gives the same refs (a resume replays, never creates twice), and any other choice gives new refs
@@ -432,19 +437,25 @@ def plan_batches(
     if not 1 <= size <= BATCH_ROWS:
         raise ValueError(f"batch size must be 1..{BATCH_ROWS}")
     sendable = [r for r in rows if r.verdict != "invalid"]
+    parts: list[list[tuple[PreviewRow, dict[str, Any]]]] = [[]]
+    used = 0
+    for r in sendable:
+        item: dict[str, Any] = {"customer_name": r.customer_name, "phone": r.e164}
+        if r.model_interested:
+            item["model_interested"] = r.model_interested
+        if r.remark:
+            item["remark"] = r.remark
+        if r.received_at:
+            item["received_at"] = r.received_at
+        cost = len(json.dumps(item)) + 2  # as httpx sends it: ASCII-escaped, ", " separators
+        if parts[-1] and (len(parts[-1]) >= size or used + cost > max_bytes):
+            parts.append([])
+            used = 0
+        parts[-1].append((r, item))
+        used += cost
     batches: list[Batch] = []
-    for index, start in enumerate(range(0, len(sendable), size)):
-        part = sendable[start : start + size]
-        payload_rows = []
-        for r in part:
-            item: dict[str, Any] = {"customer_name": r.customer_name, "phone": r.e164}
-            if r.model_interested:
-                item["model_interested"] = r.model_interested
-            if r.remark:
-                item["remark"] = r.remark
-            if r.received_at:
-                item["received_at"] = r.received_at
-            payload_rows.append(item)
+    for index, part in enumerate(p for p in parts if p):
+        payload_rows = [item for _r, item in part]
         body: dict[str, Any] = {
             "source": source,
             "sub_source": sub_source,
@@ -456,7 +467,7 @@ def plan_batches(
         canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         content = hashlib.sha256(canonical.encode()).hexdigest()
         ref = str(uuid.uuid5(_BATCH_NAMESPACE, f"{sheet.sha256}:{index}:{content}"))
-        batches.append(Batch(index, ref, tuple(r.row_no for r in part), {"client_ref": ref, **body}))
+        batches.append(Batch(index, ref, tuple(r.row_no for r, _item in part), {"client_ref": ref, **body}))
     return batches
 
 

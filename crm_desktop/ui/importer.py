@@ -192,6 +192,7 @@ class ImportDialog(QDialog):
             if isinstance(s, dict)
         }
         self._cres = [c for c in catalog.get("cres") or [] if isinstance(c, dict) and c.get("email")]
+        self._branches = [str(b) for b in catalog.get("branches") or [] if b]
         self.sheet: imp.Sheet | None = None
         self.rows: list[imp.PreviewRow] = []
         self.batches: list[imp.Batch] = []
@@ -227,6 +228,11 @@ class ImportDialog(QDialog):
         self.sub_source_combo = QComboBox()
         self.source_combo.currentTextChanged.connect(self._on_source_changed)
         self._on_source_changed(self.source_combo.currentText())
+        self.branch_combo = QComboBox()
+        self.branch_combo.setAccessibleName("Branch")
+        self.branch_combo.addItem("(none: the CRE sets it at the first call)", "")
+        for branch in self._branches:
+            self.branch_combo.addItem(branch, branch)
         self.round_robin_radio = QRadioButton("&Round robin over all active CREs")
         self.chosen_radio = QRadioButton("&Chosen CREs, in turn:")
         self.round_robin_radio.setChecked(True)
@@ -261,6 +267,7 @@ class ImportDialog(QDialog):
         form.addRow("File", file_row)
         form.addRow("Source", self.source_combo)
         form.addRow("Sub-source", self.sub_source_combo)
+        form.addRow("Branch", self.branch_combo)
         who = QVBoxLayout()
         who.addWidget(self.round_robin_radio)
         who.addWidget(self.chosen_radio)
@@ -492,6 +499,7 @@ class ImportDialog(QDialog):
         self.batches = imp.plan_batches(
             self.sheet, self.rows, source=self.source_combo.currentText(),
             sub_source=self.sub_source_combo.currentText(), assign_to=self.assign_to(),
+            branch=str(self.branch_combo.currentData() or "") or None,
         )  # fmt: skip
         self.journal = imp.ImportJournal(self._journal_dir, self.sheet)
         done = len(self.batches) - len(self.journal.pending(self.batches))
