@@ -369,3 +369,28 @@ def sqlite3_error() -> type[Exception]:
     import sqlite3
 
     return sqlite3.OperationalError
+
+
+def test_a_status_bar_and_a_source_row_open_their_leads(qtbot, server, lead_client, desk, tmp_path):
+    cache = tmp_path / "lead.sqlite3"
+    sync(lead_client, cache)
+    opened: list[LeadListDialog] = []
+    tab = open_tab(qtbot, lead_client, opened, cache, [])
+    status = tab.status_chart
+    assert status.items() == [("Interested", 13)]
+    with qtbot.waitSignal(tab.drill_down_requested, timeout=LOAD) as asked:
+        qtbot.mouseClick(status, Qt.MouseButton.LeftButton, pos=status.row_rects()[0].center())
+    f: DrillFilter = asked.args[0]
+    assert (f.status, f.date_from, f.date_to) == ("Interested", desk_today(), desk_today())
+    assert wait_list(qtbot, opened, 1).model.total() == 13
+
+    tab.table_tabs.setCurrentWidget(tab.source_view)
+    view = tab.source_view
+    view.setFocus()
+    view.setCurrentIndex(tab.source_proxy.index(0, 0))
+    with qtbot.waitSignal(tab.drill_down_requested, timeout=LOAD) as asked:
+        QTest.keyClick(view, Qt.Key.Key_Return)
+    f = asked.args[0]
+    assert (f.source, f.sub_source) == ("GOOGLE", "Google Know")
+    row = tab.source_proxy.data(tab.source_proxy.index(0, 0), ROW_ROLE)
+    assert wait_list(qtbot, opened, 2).model.total() == row["leads"] == 13
