@@ -35,7 +35,7 @@ from typing import Any
 from bench_server import OUT, count_leads, crm_server_exe, say, start_seeded, stop_seeded
 from PySide6.QtWidgets import QApplication
 
-from crm_desktop.core.drill import DrillFilter, desk_today, drill_ids, drill_rows, open_cache_readonly
+from crm_desktop.core.drill import DrillFilter, desk_today, drill, open_cache_readonly
 from crm_desktop.core.store import FEED_COLUMNS, Store
 
 DRILL_GOAL_MS = 100.0
@@ -151,8 +151,7 @@ def bench_drill(app: QApplication, cache: Path, repeats: int) -> list[dict[str, 
         core_ms, ui_ms, count = [], [], 0
         for i in range(repeats + 1):
             t0 = time.perf_counter()
-            result = drill_ids(conn, f)
-            drill_rows(conn, result.rowids[:200])
+            drill(conn, f)
             core = (time.perf_counter() - t0) * 1000
 
             t0 = time.perf_counter()

@@ -227,6 +227,7 @@ def test_all_overdue_of_a_cre_in_one_go_and_a_refused_one_changes_nothing(qtbot,
 
     # Esc backs out of the question; nothing is sent.
     qtbot.mouseClick(dialog.assign_all_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.confirm_frame.isVisible, timeout=LOAD)  # every id of the list is read first
     assert dialog.confirm_label.text() == f"Assign 3 leads to {ASHA} (cre1@demo.local)?"
     QTest.keyClick(dialog.confirm_button, Qt.Key.Key_Escape)
     assert not dialog.confirm_frame.isVisible()
@@ -234,12 +235,14 @@ def test_all_overdue_of_a_cre_in_one_go_and_a_refused_one_changes_nothing(qtbot,
     # A CRE who has left in the meantime: the server refuses, the dialog says so, nothing moved.
     dialog.cre_combo.setItemData(dialog.cre_combo.currentIndex(), {"email": "gone@demo.local", "name": "Gone"})
     qtbot.mouseClick(dialog.assign_all_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.confirm_frame.isVisible, timeout=LOAD)  # every id of the list is read first
     with qtbot.waitSignal(dialog.failed, timeout=LOAD) as failed:
         qtbot.mouseClick(dialog.confirm_button, Qt.MouseButton.LeftButton)
     assert "Nothing was changed" in failed.args[0] and "gone@demo.local" in failed.args[0]
 
     dialog.cre_combo.setItemData(dialog.cre_combo.currentIndex(), next(c for c in cres if c["name"] == ASHA))
     qtbot.mouseClick(dialog.assign_all_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.confirm_frame.isVisible, timeout=LOAD)  # every id of the list is read first
     with qtbot.waitSignal(dialog.assigned, timeout=LOAD) as answer:
         qtbot.mouseClick(dialog.confirm_button, Qt.MouseButton.LeftButton)
     assert answer.args[0]["assigned"] == 3
@@ -318,7 +321,7 @@ def test_drill_query_over_the_cache_file(tmp_path):
     a lead, status and final status, owner by name where the cache has no owner id, and rows in list order."""
     from datetime import date
 
-    from crm_desktop.core.drill import drill_ids, drill_rows
+    from crm_desktop.core.drill import drill, drill_lead_ids, drill_page
     from crm_desktop.core.store import FEED_COLUMNS
 
     def row(n: int, created: str, **kw: Any) -> list[Any]:
@@ -345,7 +348,7 @@ def test_drill_query_over_the_cache_file(tmp_path):
     today = date(2026, 12, 1)
 
     def leads(**kw: Any) -> list[int]:
-        return list(drill_ids(conn, DrillFilter(today=today, **kw)).lead_ids)
+        return drill_lead_ids(conn, DrillFilter(today=today, **kw))
 
     try:
         assert leads(date_from=date(2026, 11, 30), date_to=date(2026, 11, 30)) == [103, 102]  # newest first
@@ -356,9 +359,11 @@ def test_drill_query_over_the_cache_file(tmp_path):
         assert leads(follow_up="overdue") == [104] and leads(follow_up="due_today") == [105]
         assert leads(follow_up="due_today", branch="SOMAJIGUDA") == []
         assert drill_count(conn, DrillFilter(today=today)) == 5
-        result = drill_ids(conn, DrillFilter(today=today, date_from=date(2026, 11, 29), date_to=date(2026, 12, 1)))
-        assert [r.lead_id for r in drill_rows(conn, result.rowids)] == [104, 103, 102, 101]
-        assert drill_rows(conn, []) == []
+        three_days = DrillFilter(today=today, date_from=date(2026, 11, 29), date_to=date(2026, 12, 1))
+        result = drill(conn, three_days, first_page=3)
+        assert result.count == 4 and [r.lead_id for r in result.first] == [104, 103, 102]
+        assert [r.lead_id for r in drill_page(conn, three_days, 3)] == [101]  # the next page
+        assert drill_page(conn, three_days, 4) == []
         with pytest.raises(sqlite3_error()):
             conn.execute("DELETE FROM lead_cache")  # the drill-down connection cannot change the cache
     finally:

@@ -41,8 +41,9 @@ from crm_desktop.core.drill import (
     DrillFilter,
     DrillResult,
     DrillRow,
-    drill_ids,
-    drill_rows,
+    drill,
+    drill_lead_ids,
+    drill_page,
     open_cache_readonly,
 )
 from crm_desktop.ui.export import ask_path, export_rows
@@ -68,11 +69,9 @@ def cache_connection(path: Path) -> Any:
     return conns[key]
 
 
-def load_drill(path: Path, f: DrillFilter, first_page: int = PAGE_ROWS) -> tuple[DrillResult, list[DrillRow]]:
-    """Runs on the reader pool: the whole answer and its first page."""
-    conn = cache_connection(path)
-    result = drill_ids(conn, f)
-    return result, drill_rows(conn, result.rowids[:first_page])
+def load_drill(path: Path, f: DrillFilter) -> DrillResult:
+    """Runs on the reader pool: the count and the first page."""
+    return drill(cache_connection(path), f)
 
 
 class DrillListModel(QAbstractTableModel):
@@ -107,11 +106,11 @@ class DrillListModel(QAbstractTableModel):
     def total(self) -> int:
         return self._result.count if self._result is not None else 0
 
-    def set_result(self, result: DrillResult, first: Sequence[DrillRow]) -> None:
+    def set_result(self, result: DrillResult) -> None:
         self.beginResetModel()
         self._generation += 1
         self._result = result
-        self._rows = list(first)
+        self._rows = list(result.first)
         self._fetching = False
         self.endResetModel()
 
@@ -149,11 +148,10 @@ class DrillListModel(QAbstractTableModel):
         if not self.canFetchMore(parent) or self._result is None:
             return
         self._fetching = True
-        ids = self._result.rowids[len(self._rows) : len(self._rows) + PAGE_ROWS]
-        path, generation = self._path, self._generation
+        path, generation, f, offset = self._path, self._generation, self._result.filter, len(self._rows)
         run_in(
             reader_pool(),
-            lambda: drill_rows(cache_connection(path), ids),
+            lambda: drill_page(cache_connection(path), f, offset, PAGE_ROWS),
             lambda rows: self._on_page_loaded(generation, rows),
             self._on_page_failed,
         )
@@ -320,9 +318,8 @@ class LeadListDialog(QDialog):
         """Ask the cache again (after a sync: a reassignment shows once the feed brought it back)."""
         run_in(reader_pool(), lambda: load_drill(self._path, self.filter), self._on_loaded, self._on_load_failed)
 
-    def _on_loaded(self, answer: tuple[DrillResult, list[DrillRow]]) -> None:
-        result, first = answer
-        self.model.set_result(result, first)
+    def _on_loaded(self, result: DrillResult) -> None:
+        self.model.set_result(result)
         self.count_label.setText(f"{result.count:,} lead" + ("" if result.count == 1 else "s"))
         self.assign_all_button.setText(f"Assign &all {result.count:,}…")
         self._update_buttons()
@@ -365,9 +362,19 @@ class LeadListDialog(QDialog):
 
     @Slot()
     def _on_assign_all_clicked(self) -> None:
-        result = self.model.result
-        if result is not None:
-            self._ask(list(result.lead_ids))
+        """Every lead of the list, not only the rows read so far: the ids are read on the pool, then asked about."""
+        path, f = self._path, self.filter
+        self.assign_all_button.setEnabled(False)
+        run_in(
+            reader_pool(),
+            lambda: drill_lead_ids(cache_connection(path), f),
+            self._on_all_ids_read,
+            self._on_load_failed,
+            lambda: self._update_buttons(),
+        )
+
+    def _on_all_ids_read(self, lead_ids: list[int]) -> None:
+        self._ask(lead_ids)
 
     @Slot()
     def _on_cancel_clicked(self) -> None:
@@ -435,20 +442,22 @@ class LeadListDialog(QDialog):
 
     def export_to(self, path: Path) -> None:
         """Every lead of the list (not only the rows read so far), read from the cache on the pool thread."""
-        result = self.model.result
-        if result is None:
+        if self.model.result is None:
             return
         keys = [key for _h, key in DrillListModel.COLUMNS]
         headers = [h for h, _k in DrillListModel.COLUMNS]
-        cache = self._path
+        cache, f = self._path, self.filter
 
         def rows() -> list[list[str]]:
             conn = cache_connection(cache)
             out: list[list[str]] = []
-            for start in range(0, result.count, 5000):
-                for row in drill_rows(conn, result.rowids[start : start + 5000]):
-                    out.append([getattr(row, k) if k != "phone" else phones.display(row.phone) for k in keys])
-            return out
+            while True:
+                page = drill_page(conn, f, len(out), 5000)
+                out.extend(
+                    [getattr(row, k) if k != "phone" else phones.display(row.phone) for k in keys] for row in page
+                )
+                if len(page) < 5000:
+                    return out
 
         export_rows(
             path,
