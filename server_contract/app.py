@@ -183,8 +183,6 @@ def _bind(fn: RpcFunction, body: dict[str, Any]) -> tuple[sql.Composed, list[Any
             values.append("true" if value else "false")
         elif isinstance(value, int | float):
             values.append(str(value))
-        elif isinstance(value, list) and typ.endswith("[]"):
-            values.append(value)  # PostgREST binds a JSON array to an array parameter; psycopg sends a list as one
         else:
             values.append(json.dumps(value))  # a list/object for a scalar parameter: PostgreSQL will refuse the cast
         parts.append(sql.SQL("{} => {}::{}").format(sql.Identifier(name), sql.Placeholder(), sql.SQL(typ)))

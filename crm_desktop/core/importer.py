@@ -38,9 +38,9 @@ from crm_desktop.core.drill import lead_table
 
 DESK_TZ = ZoneInfo("Asia/Kolkata")
 BATCH_ROWS = 1000  # import_leads takes at most 1,000 rows a call
-# ...and a batch is also cut at this many bytes of JSON: the reference server refuses bodies over 64 KiB (PostgREST
-# takes far more, but a proxy in front of it may not), and 1,000 rows with remarks come to 100-150 KB.
-BATCH_BYTES = 60_000
+# ...and at this many bytes of JSON: 1,000 rows with remarks are 100-150 KB, which PostgREST and the reference server
+# (4 MiB) take; a row of 2,000-character remarks is not typical, and a proxy in front of the server may allow less.
+BATCH_BYTES = 1_000_000
 NAME_MAX, MODEL_MAX, REMARK_MAX = 120, 80, 2000  # the server's bounds (create_lead's _text_field lengths)
 
 FIELDS: tuple[tuple[str, str, bool], ...] = (
