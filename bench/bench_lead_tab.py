@@ -104,6 +104,8 @@ SUGGESTED_INDEXES = (
     "CREATE INDEX IF NOT EXISTS lead_cache_created ON lead_cache (created_at)",
     "CREATE INDEX IF NOT EXISTS lead_cache_owner_follow_up ON lead_cache (cre_name, follow_up_date, lead_id)"
     " WHERE final_status = 'Pending'",
+    "CREATE INDEX IF NOT EXISTS lead_cache_branch_follow_up ON lead_cache (branch, follow_up_date, lead_id)"
+    " WHERE final_status = 'Pending'",
 )
 
 

@@ -16,6 +16,7 @@ the list's count equals the tile's."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from dataclasses import dataclass, field, replace
@@ -115,19 +116,32 @@ _CONDITIONS: tuple[tuple[str, str], ...] = (
     ("branch", "branch = :branch"),
     # sources is the feed's JSON array of {source, sub_source, at}; any of them counts (a duplicate from META is a
     # META inquiry even when the lead came first from GOOGLE).
+    # instr() first: a plain substring test on the JSON text skips json_each for the leads that cannot match.
     (
         "source",
-        "EXISTS (SELECT 1 FROM json_each(sources) s WHERE json_extract(s.value, '$.source') = :source)",
+        "instr(sources, :source_json) > 0"
+        " AND EXISTS (SELECT 1 FROM json_each(sources) s WHERE json_extract(s.value, '$.source') = :source)",
     ),
     (
         "sub_source",
-        "EXISTS (SELECT 1 FROM json_each(sources) s WHERE json_extract(s.value, '$.sub_source') = :sub_source)",
+        "instr(sources, :sub_source_json) > 0"
+        " AND EXISTS (SELECT 1 FROM json_each(sources) s WHERE json_extract(s.value, '$.sub_source') = :sub_source)",
     ),
-    # created_at is timestamptz text with an offset; julianday() reads the offset, so the bounds are UTC instants.
-    # First a plain text comparison on the date a day wider than the range (any offset moves a day by less than
-    # one; cheap, and an index on created_at can serve it), then the exact instant for what is left.
-    ("date_from", "created_at >= :date_from_loose AND julianday(created_at) >= julianday(:date_from)"),
-    ("date_to", "created_at < :date_to_loose AND julianday(created_at) < julianday(:date_to)"),
+    # created_at is timestamptz text with an offset. First a plain text comparison on the date a day wider than the
+    # range (any offset moves a day by less than one; an index on created_at serves it). Then the exact instant: a
+    # value written in UTC ("…+00:00", what the server's feed sends) compares as text with the UTC bound (same
+    # layout, and "." sorts after "+", so fractions of a second order right); any other offset goes through
+    # julianday(), which reads it (to the millisecond) but costs ~1 µs a row.
+    (
+        "date_from",
+        "created_at >= :date_from_loose AND CASE WHEN substr(created_at, -6) = '+00:00'"
+        " THEN created_at >= :date_from ELSE julianday(created_at) >= julianday(:date_from) END",
+    ),
+    (
+        "date_to",
+        "created_at < :date_to_loose AND CASE WHEN substr(created_at, -6) = '+00:00'"
+        " THEN created_at < :date_to ELSE julianday(created_at) < julianday(:date_to) END",
+    ),
 )
 _CRE_BY_NAME = ("cre_name", "cre_name = :cre_name")
 _FOLLOW_UP = {
@@ -177,6 +191,8 @@ def _where(conn: sqlite3.Connection, table: str, f: DrillFilter) -> tuple[str, d
         "date_from": _day_start_utc(f.date_from) if f.date_from else None,
         "date_to": _day_start_utc(f.date_to + timedelta(days=1)) if f.date_to else None,
         "today": (f.today or desk_today()).isoformat(),
+        "source_json": json.dumps(f.source, ensure_ascii=False) if f.source is not None else None,
+        "sub_source_json": json.dumps(f.sub_source, ensure_ascii=False) if f.sub_source is not None else None,
         "date_from_loose": (f.date_from - timedelta(days=1)).isoformat() if f.date_from else None,
         "date_to_loose": (f.date_to + timedelta(days=2)).isoformat() if f.date_to else None,
     }
