@@ -254,3 +254,16 @@ def test_the_column_mapping_is_remembered_per_source(qtbot, server, lead_client,
     again.open_file(path)
     qtbot.waitUntil(lambda: again.message_label.text().startswith("affiliate.csv"), timeout=LOAD)
     assert again.mapping() == {}
+
+
+@pytest.mark.expected_log_warnings  # the unreadable file is logged
+def test_a_file_that_is_not_a_spreadsheet_says_so_and_nothing_is_sent(qtbot, server, lead_client, cache, tmp_path):
+    fake = tmp_path / "leads.xlsx"
+    fake.write_text("full_name,phone\nRavi,9876543210\n")  # a CSV saved with the wrong name
+    dialog = open_dialog(
+        qtbot, lead_client, cache, tmp_path, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
+    )
+    with qtbot.waitSignal(dialog.failed, timeout=LOAD) as failed:
+        dialog.open_file(fake)
+    assert "is not an Excel workbook" in failed.args[0] and dialog.message_label.text() == failed.args[0]
+    assert not dialog.preview_button.isEnabled() and dialog.pages.currentIndex() == 0

@@ -399,3 +399,10 @@ def test_a_status_bar_and_a_source_row_open_their_leads(qtbot, server, lead_clie
     assert (f.source, f.sub_source) == ("GOOGLE", "Google Know")
     row = tab.source_proxy.data(tab.source_proxy.index(0, 0), ROW_ROLE)
     assert wait_list(qtbot, opened, 2).model.total() == row["leads"] == 13
+
+    # The "New leads" and "Won / Lost" tiles too: the list's count is the tile's.
+    qtbot.mouseClick(tab.tiles["leads"], Qt.MouseButton.LeftButton)
+    assert wait_list(qtbot, opened, 3).model.total() == int(tab.tiles["leads"].value_text()) == 13
+    qtbot.mouseClick(tab.tiles["won_lost"], Qt.MouseButton.LeftButton)
+    assert wait_list(qtbot, opened, 4).model.total() == int(tab.tiles["won_lost"].value_text().split(" / ")[0]) == 1
+    assert not tab.tiles["calls"].drillable  # calls are not in the cache: nothing to list
