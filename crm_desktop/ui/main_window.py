@@ -49,6 +49,7 @@ SHORTCUTS = [
     ("Ctrl+1 / Ctrl+2", "Lead desk / Dashboard tab"),
     ("Ctrl+Shift+S", "Send queued leads now"),
     ("F5", "Fetch new leads from the server now"),
+    ("Ctrl+I", "Import campaign leads (team leads)"),
     ("F1", "This list"),
 ]
 
@@ -180,7 +181,9 @@ class MainWindow(QMainWindow):
             from crm_desktop.ui.dashboard import DashboardTab
 
             self.dashboard = DashboardTab(session.fetch_dashboard, [], int(settings.get("dashboard/refresh_s")))
+            self.dashboard.drill_down_requested.connect(self._on_dashboard_drill_down_requested)
             self.tabs.addTab(self.dashboard, "Dashboard")
+        self._catalog: dict[str, Any] = {}
 
         self.message_bar = MessageBar()
         central = QWidget()
@@ -265,6 +268,10 @@ class MainWindow(QMainWindow):
             act = QAction(self.tabs.tabText(i), self, shortcut=QKeySequence(f"Ctrl+{i + 1}"))
             act.triggered.connect(lambda _=False, i=i: self.tabs.setCurrentIndex(i))
             view_menu.addAction(act)
+        if self.dashboard is not None:  # the team lead's jobs
+            import_action = QAction("Import campaign leads…", self, shortcut=QKeySequence("Ctrl+I"))
+            import_action.triggered.connect(self.open_importer)
+            file_menu.insertAction(file_menu.actions()[0], import_action)
         help_menu = self.menuBar().addMenu("&Help")
         keys = QAction("Keyboard shortcuts", self, shortcut=QKeySequence("F1"))
         keys.triggered.connect(self.show_shortcuts)
@@ -552,6 +559,32 @@ class MainWindow(QMainWindow):
     def _on_sync_leads_changed(self, n: int) -> None:
         # A banner on screen may describe a lead that just changed: look the number up again.
         self.form.refresh_lookup()
+        from crm_desktop.ui.reassign import LeadListDialog
+
+        for dialog in self.findChildren(LeadListDialog):  # a reassignment shows once the feed brought it back
+            dialog.reload()
+
+    @Slot(object)
+    def _on_dashboard_drill_down_requested(self, drill: Any) -> None:
+        """A dashboard figure opened: its leads, from this desk's cache. (The simple list for now; the CRE's
+        "My leads" list widget takes the filter once both branches are merged.)"""
+        from crm_desktop.ui.reassign import LeadListDialog
+
+        dialog = LeadListDialog(
+            drill, self.session.store_path, self.session.api.rpc, list(self._catalog.get("cres") or []), self
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+
+    @Slot()
+    def open_importer(self) -> None:
+        from crm_desktop.ui.importer import ImportDialog, SettingsMemory
+
+        journal_dir = self.session.store_path.parent / "imports"  # unfinished imports, to resume later
+        memory = SettingsMemory(self.settings)
+        dialog = ImportDialog(self.session.api.rpc, self.session.store_path, self._catalog, journal_dir, memory, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
 
     def _on_cache_info(self, info: tuple[int, float | None]) -> None:
         count, stored_at = info
@@ -571,6 +604,7 @@ class MainWindow(QMainWindow):
         self._apply_catalog(catalog)
 
     def _apply_catalog(self, catalog: dict[str, Any]) -> None:
+        self._catalog = dict(catalog)
         self.form.set_catalog(catalog)
         if self.dashboard is not None and hasattr(self.dashboard, "set_branches"):
             self.dashboard.set_branches(list(catalog.get("branches", [])))
