@@ -41,6 +41,10 @@ from crm_desktop.ui.workers import writer_pool
 log = logging.getLogger(__name__)
 
 OFFLINE_TEXT = "Offline — leads are saved on this computer and will be sent automatically."
+UNTRUSTED_TEXT = (
+    "Certificate not trusted — the server's certificate is not trusted on this computer, so nothing can be sent. "
+    "Leads are saved here and go out once IT fixes it (see the status bar's tooltip)."
+)
 SHORTCUTS = [
     ("Enter", "Save the lead (from any field)"),
     ("Esc", "Clear the form for the next caller"),
@@ -505,13 +509,14 @@ class MainWindow(QMainWindow):
 
     def _set_connection(self, state: str, detail: str) -> None:
         text = {"online": "● Online", "offline": "● Offline", "auth_needed": "● Sign-in needed",
-                "connecting": "● Connecting…"}.get(state, state)  # fmt: skip
+                "connecting": "● Connecting…", "untrusted": "● Certificate not trusted"}.get(state, state)  # fmt: skip
         self.conn_label.setText(text)
         self.conn_label.setProperty("state", state)
         self.conn_label.setToolTip(detail)
         self.conn_label.style().unpolish(self.conn_label)
         self.conn_label.style().polish(self.conn_label)
-        self.offline_banner.setVisible(state == "offline")
+        self.offline_banner.setText(UNTRUSTED_TEXT if state == "untrusted" else OFFLINE_TEXT)
+        self.offline_banner.setVisible(state in ("offline", "untrusted"))
 
     @Slot(str, str)
     def _on_sync_connection_changed(self, state: str, detail: str) -> None:
