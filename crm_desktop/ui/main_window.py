@@ -319,7 +319,7 @@ class MainWindow(QMainWindow):
             "Leave anyway? (No: stay, select them in This shift and press Edit and resend.)",
         )  # fmt: skip
         if answer == QMessageBox.StandardButton.Yes:
-            log.warning("left the desk with %d unsaved lead(s) after asking: %s", len(lost), ", ".join(lost))
+            log.warning("left the desk with %d unsaved lead(s) after asking", len(lost))  # names not logged
             return True
         return False
 
@@ -371,7 +371,7 @@ class MainWindow(QMainWindow):
     def _on_enqueue_failed(self, ref: str, body: dict[str, Any], exc: BaseException) -> None:
         reason = str(exc) if isinstance(exc, StoreError) else "Something went wrong on this computer."
         label = outbox_label(body)
-        log.warning("lead %s not saved to the outbox: %s", label, reason)
+        log.warning("lead %s not saved to the outbox: %s", ref, reason)  # the ref, never the customer's name
         self.shift_model.mark_not_saved(ref, reason)  # the row holds the lead until it is sent again or discarded
         if self.form.is_pristine():
             # Nothing typed since Enter (the usual case: a failing disk answers in milliseconds): back in the form.
@@ -472,7 +472,7 @@ class MainWindow(QMainWindow):
         if answer != QMessageBox.StandardButton.Yes:
             return
         if unsaved:
-            log.info("discarded the unsaved lead %s after asking", item.label)
+            log.info("discarded the unsaved lead %s after asking", item.client_ref)
             self.shift_model.remove(item.client_ref)
             self.message_bar.clear_message("store")
             self._on_shift_selection_changed()
