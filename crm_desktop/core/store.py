@@ -540,7 +540,11 @@ def _write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 def _connect(path: Path, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Connection:
     # isolation_level=None: sqlite3 issues no implicit BEGIN/COMMIT; transactions are exactly the `_write` blocks.
-    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, cached_statements=64)
+    # check_same_thread=False: a Store is used by one thread at a time, but a Qt pool thread may end (QThreadPool's
+    # waitForDone retires its threads) before the Store is closed; sign-out must still close it (Windows file locks).
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout_ms / 1000, isolation_level=None, cached_statements=64, check_same_thread=False
+    )
     try:
         # PRAGMAs take no bound parameters; these values are constants of this module, never input.
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTableView,
     QTabWidget,
@@ -119,6 +120,7 @@ class MainWindow(QMainWindow):
         profile = session.profile
         self.setWindowTitle(f"CRE Desk — {profile.get('full_name', '')} ({profile.get('role', '')})")
         self._catalog_ready = False
+        self._pending = 0  # queued leads not sent yet, as last counted (queue_stats)
         self._first_sync_done = False
         self._loaded_emitted = False
 
@@ -178,13 +180,13 @@ class MainWindow(QMainWindow):
         desk_layout.addWidget(self.splitter, 1)
 
         self.tabs = QTabWidget()
-        self.tabs.addTab(desk, "Lead desk")
+        self.tabs.addTab(_scrolling(desk), "Lead desk")
         self.dashboard: Any = None
         if profile.get("role") in ("team_lead", "admin"):
             from crm_desktop.ui.dashboard import DashboardTab
 
             self.dashboard = DashboardTab(session.fetch_dashboard, [], int(settings.get("dashboard/refresh_s")))
-            self.tabs.addTab(self.dashboard, "Dashboard")
+            self.tabs.addTab(_scrolling(self.dashboard), "Dashboard")
 
         self.message_bar = MessageBar()
         central = QWidget()
@@ -288,7 +290,9 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1280, 800)
+            # 1280×800, but never more than the screen (1366×768 call-centre PCs have ~697 px under the title bar).
+            available = self.screen().availableGeometry()
+            self.resize(min(1280, available.width()), min(800, available.height()))
         splitter = self.settings.window_state("splitter")
         if splitter is not None:
             self.splitter.restoreState(splitter)
@@ -328,8 +332,25 @@ class MainWindow(QMainWindow):
         if self.may_leave():
             self.sign_out_requested.emit()
 
+    def may_quit_with_unsent(self) -> bool:
+        """Quitting while the server cannot be reached leaves queued leads on this PC: say so (a pooled or VDI
+        profile may be wiped at logoff), and let the CRE stay. Online, the sender is about to send them."""
+        pending = self._pending
+        if not pending or self.session.engine.connection_state == "online":
+            return True
+        answer = QMessageBox.question(
+            self, "Leads not sent yet",
+            f"{pending} lead(s) are queued on this PC and not sent yet: the server cannot be reached. They stay on "
+            "this PC and are sent the next time CRE Desk runs here under your account. On a shared or pooled PC "
+            "they can be lost when you log off. Quit anyway? (No: keep the desk open until the queue is empty.)",
+        )  # fmt: skip
+        if answer == QMessageBox.StandardButton.Yes:
+            log.warning("quit with %d unsent lead(s) left on this PC, after asking", pending)
+            return True
+        return False
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self.may_leave():
+        if not self.may_leave() or not self.may_quit_with_unsent():
             event.ignore()
             return
         self.save_window_state()
@@ -530,6 +551,7 @@ class MainWindow(QMainWindow):
 
     @Slot(int, int, object)
     def _on_session_queue_stats(self, pending: int, parked: int, oldest: float | None) -> None:
+        self._pending = pending
         text = f"Queue: {pending}"
         if oldest is not None and pending:
             text += f" · oldest {_age(time.time() - oldest)}"
@@ -601,6 +623,15 @@ class MainWindow(QMainWindow):
     def _on_send_now_clicked(self) -> None:
         self.session.engine.send_now()
         self.session.engine.pull_now()
+
+
+def _scrolling(page: QWidget) -> QScrollArea:
+    """A tab page that scrolls instead of forcing the window taller than a 1366×768 screen (issue 13)."""
+    area = QScrollArea()
+    area.setWidget(page)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area
 
 
 def _age(seconds: float) -> str:
