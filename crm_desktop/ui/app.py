@@ -76,6 +76,9 @@ def resource_path(name: str) -> Path | None:
     """A packaged resource: the installed package `crm_desktop.resources` (also inside a PyInstaller bundle), or the
     source tree's resources/ folder."""
     candidates = []
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root:  # a PyInstaller bundle: packaging/cre-desk.spec puts them here
+        candidates.append(Path(frozen_root) / "crm_desktop" / "resources" / name)
     try:
         from importlib.resources import files
 
@@ -167,6 +170,12 @@ class DeskApp:
         url = self.args.server or str(self.settings.get("server/url"))
         key = self.args.anon_key or str(self.settings.get("server/anon_key"))
         email = str(self.settings.get("account/email"))
+        if url and key and self.args.as_user and self.args.password:
+            # Unattended (a build's smoke test, a kiosk script): sign in with what the command line gave.
+            self._show_splash("Signing in…")
+            attempt = lambda: self._login_attempt(url, key, self.args.as_user, self.args.password)  # noqa: E731
+            run_in(reader_pool(), attempt, self._on_signed_in, self._on_start_failed)
+            return
         if url and key and email and self.tokens.load(url, email):
             self._show_splash("Signing in…")
             run_in(reader_pool(), lambda: self._silent_sign_in(url, key, email), self._on_signed_in,
@@ -358,7 +367,8 @@ class DeskApp:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="crm-desktop", description="CRE Desk: the lead-entry desk for call centres.")
     p.add_argument("--demo", action="store_true", help="start the embedded demo server and sign in to it")
-    p.add_argument("--as", dest="as_user", metavar="EMAIL", help="with --demo: the demo user (default cre1@demo.local)")
+    p.add_argument("--as", dest="as_user", metavar="EMAIL",
+                   help="the user: with --demo, a demo user (default cre1@demo.local)")  # fmt: skip
     p.add_argument("--password", help=argparse.SUPPRESS)
     p.add_argument("--demo-dir", help="with --demo: where the demo server keeps its data")
     p.add_argument("--server", help="server URL (overrides the saved setting)")
@@ -460,7 +470,10 @@ def run(argv: list[str]) -> int:
     set_identity(app)
     if args.self_test:
         report = self_test()
-        _print(json.dumps(report, indent=2, ensure_ascii=False))
+        text = json.dumps(report, indent=2, ensure_ascii=False)
+        _print(text)
+        # Also a file: a windowed build on Windows has no stdout to print to.
+        (paths.log_dir() / "self-test.json").write_text(text, encoding="utf-8")
         return 0 if report["ok"] else 1
     app.setStyleSheet(style_sheet())
     mode = f"demo-{args.as_user or 'cre1@demo.local'}" if args.demo else "desk"
