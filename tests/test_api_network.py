@@ -78,8 +78,10 @@ def test_an_untrusted_certificate_says_so_and_leads_stay_queued(tls_front, serve
         wait_for(lambda: any(s == "untrusted" for s, _ in states), what="the certificate state")
         assert "ask IT" in next(d for s, d in states if s == "untrusted").replace("Ask IT", "ask IT")
         assert "offline" not in [s for s, _ in states]
+        wait_for(lambda: "certificate" in (store.get(item.client_ref).last_error or ""),  # type: ignore[union-attr]
+                 what="the send attempt's reason")  # fmt: skip
         after = store.get(item.client_ref)
-        assert after is not None and after.state is OutboxState.QUEUED and "certificate" in (after.last_error or "")
+        assert after is not None and after.state in (OutboxState.QUEUED, OutboxState.SENDING)  # never parked
         assert clean_db.execute("select count(*) from leads").fetchone() == (0,)
     finally:
         engine.stop()
@@ -171,3 +173,17 @@ def test_a_clock_hours_off_does_not_refresh_the_token_per_call(server, clean_db,
         assert 0 < session.expires_at - (time.time() + skew) <= 3600 + 5
     finally:
         client.close()
+
+
+def test_signing_in_through_an_untrusted_certificate_tells_the_person_why(tls_front, server, tmp_path, monkeypatch):
+    from PySide6.QtCore import QSettings
+
+    from crm_desktop.ui.app import DeskApp, parse_args
+    from crm_desktop.ui.settings import Settings
+
+    monkeypatch.setenv("CRE_DESK_DATA_DIR", str(tmp_path / "data"))
+    front, _cert = tls_front
+    settings = Settings(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    desk = DeskApp(parse_args([]), settings)
+    with pytest.raises(CertificateNotTrusted, match="not trusted on this computer"):
+        desk._login_attempt(front.url, server.anon_key, "cre1@demo.local", "demo1234")

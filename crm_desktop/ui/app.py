@@ -24,7 +24,14 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
 
 from crm_desktop.core import fileops, paths
-from crm_desktop.core.api import ApiClient, KeyringTokenStore, Retry, TokenStore, system_ssl_context
+from crm_desktop.core.api import (
+    ApiClient,
+    CertificateNotTrusted,
+    KeyringTokenStore,
+    Retry,
+    TokenStore,
+    system_ssl_context,
+)
 from crm_desktop.core.store import default_store_path
 from crm_desktop.core.sync import prepare_local_desk
 from crm_desktop.ui.demo import DemoServer
@@ -229,9 +236,14 @@ class DeskApp:
         api = self._client(url, key)
         try:
             api.login(email, password)
-        except Retry:
+        except Retry as exc:
             api.sign_in_later(email, None if self.tokens.available else password)
-            return self._prepare(api, email, online=False)
+            try:
+                return self._prepare(api, email, online=False)
+            except Retry as offline:
+                if isinstance(exc, CertificateNotTrusted):
+                    raise exc from offline  # the reason to give IT, not "cannot be reached"
+                raise
         return self._prepare(api, email, online=True)
 
     def _prepare(self, api: ApiClient, email: str, *, online: bool) -> dict[str, Any]:
