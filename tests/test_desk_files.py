@@ -188,3 +188,33 @@ def test_every_text_read_and_write_names_its_encoding():
                 if not any(k.arg == "encoding" for k in node.keywords):
                     offenders.append(f"{file.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX modes")
+def test_the_log_is_0600_in_a_0700_folder_under_the_data_root(tmp_path: Path, monkeypatch):
+    import logging.handlers
+
+    from crm_desktop.ui.app import setup_logging
+
+    monkeypatch.setenv(paths.ENV_DATA_DIR, str(tmp_path / "root"))
+    root = logging.getLogger()
+    before, level = list(root.handlers), root.level
+    for h in before:
+        if isinstance(h, logging.handlers.RotatingFileHandler):
+            root.removeHandler(h)
+    old = os.umask(0o022)
+    try:
+        path = setup_logging()
+        logging.getLogger("crm_desktop.test").info("a line")
+        assert path == tmp_path / "root" / "logs" / "cre-desk.log"
+        assert _mode(path) == 0o600 and _mode(path.parent) == 0o700
+    finally:
+        os.umask(old)
+        for h in list(root.handlers):
+            if h not in before:
+                root.removeHandler(h)
+                h.close()
+        for h in before:
+            if h not in root.handlers:
+                root.addHandler(h)
+        root.setLevel(level)
