@@ -38,6 +38,30 @@ FEED_COLUMNS: tuple[str, ...] = (
     "follow_up_date",
 )
 
+# The lead-life columns (migration 005's feed). Optional: a page from an older server lacks them and the cache keeps
+# NULL (call_count 0) there. Read by name like the others.
+LIFE_COLUMNS: tuple[str, ...] = (
+    "cre_id",
+    "lead_category",
+    "model_interested",
+    "follow_up_at",
+    "last_call_at",
+    "call_count",
+    "won_at",
+    "lost_at",
+    "updated_at",
+    "test_drive_done",
+    "ps_email",
+)
+_STORED_COLUMNS = (*FEED_COLUMNS, *LIFE_COLUMNS)
+
+# What a LeadSummary is read from, in `_summary`'s order; the worklist and search select the same list.
+SUMMARY_COLUMNS = (
+    "lead_id, phone, uid, customer_name, sources, lead_status, final_status, cre_name, ps_name, branch, created_at, "
+    "follow_up_date, cre_id, lead_category, model_interested, follow_up_at, last_call_at, call_count, won_at, "
+    "lost_at, updated_at, test_drive_done, ps_email"
+)
+
 
 # -- schema -------------------------------------------------------------------------------------------------------
 # Each migration is a tuple of statements, run in one transaction with the user_version bump. Statements, not a
@@ -74,6 +98,58 @@ CACHE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # 2: the lead's life, for the worklist (Fresh, Due today, Overdue, Call-backs, ...) and search.
+        "ALTER TABLE lead_cache ADD COLUMN cre_id TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN lead_category TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN model_interested TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN follow_up_at TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN last_call_at TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN call_count INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE lead_cache ADD COLUMN won_at TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN lost_at TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN updated_at TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN test_drive_done INTEGER",
+        "ALTER TABLE lead_cache ADD COLUMN ps_email TEXT",
+        # Rows cached before these columns existed read as refill = 1 (an ADD COLUMN default costs no rewrite) and
+        # take the same version again from the feed, which is read from the start once more; every upsert writes 0.
+        # Cheaper than emptying the cache: the banner keeps working from the old rows while the feed refills them.
+        "ALTER TABLE lead_cache ADD COLUMN refill INTEGER NOT NULL DEFAULT 1",
+        "UPDATE sync_state SET cursor = 0 WHERE id = 1",
+        # My lists: one CRE's leads by final status and follow-up day (Due today, Overdue, Pending, Call-backs,
+        # With PS, Won / Lost read a range of it); Fresh reads the second. A CRE holds ~30k of 1M rows.
+        "CREATE INDEX lead_cache_owner ON lead_cache (cre_id, final_status, follow_up_date)",
+        "CREATE INDEX lead_cache_fresh ON lead_cache (cre_id, call_count)",
+        # Search: a UID typed or read out over the phone, and the last four digits of a number ("the one ending
+        # 3210"); longer fragments are filtered among the ~100 rows that share their last four digits.
+        "CREATE INDEX lead_cache_uid ON lead_cache (uid)",
+        "CREATE INDEX lead_cache_last4 ON lead_cache (substr(phone, -4))",
+        # Names: full-text index over the cached rows (external content: the text is stored once, in lead_cache).
+        # unicode61 folds case and, with remove_diacritics 2, accents (José = jose); the categories add the marks
+        # (M*) to the word characters, so a Telugu or Devanagari name is one word each, not split at every vowel
+        # sign. prefix='1 2 3' keeps the short prefixes typed first as one doclist each.
+        """
+        CREATE VIRTUAL TABLE lead_names USING fts5(
+            customer_name, content = 'lead_cache', content_rowid = 'rowid',
+            tokenize = "unicode61 remove_diacritics 2 categories 'L* N* Co M*'", prefix = '1 2 3'
+        )
+        """,
+        "INSERT INTO lead_names (lead_names) VALUES ('rebuild')",
+        # Kept in step by triggers. No delete trigger: leads leave the cache only in clear_cache, which empties the
+        # index itself (a delete trigger would also cost the 1M-row truncate its fast path).
+        """
+        CREATE TRIGGER lead_names_insert AFTER INSERT ON lead_cache BEGIN
+            INSERT INTO lead_names (rowid, customer_name) VALUES (new.rowid, new.customer_name);
+        END
+        """,
+        """
+        CREATE TRIGGER lead_names_update AFTER UPDATE OF customer_name ON lead_cache
+        WHEN old.customer_name IS NOT new.customer_name BEGIN
+            INSERT INTO lead_names (lead_names, rowid, customer_name) VALUES ('delete', old.rowid, old.customer_name);
+            INSERT INTO lead_names (rowid, customer_name) VALUES (new.rowid, new.customer_name);
+        END
+        """,
+    ),
 )
 
 # Connection settings of the cache (per connection, so each thread's Store sets them). Measured with
@@ -93,34 +169,24 @@ CACHE_TUNING = """
 
 # -- statements ---------------------------------------------------------------------------------------------------
 
-_LOOKUP = """
-    SELECT lead_id, phone, uid, customer_name, sources, lead_status, final_status, cre_name, ps_name, branch,
-           created_at, follow_up_date
-      FROM lead_cache
-     WHERE phone = :phone
-"""
+_LOOKUP = f"SELECT {SUMMARY_COLUMNS} FROM lead_cache WHERE phone = :phone"
 
-# The WHERE on DO UPDATE keeps a replayed older page from overwriting a newer version of the same lead.
-_UPSERT_LEAD = """
-    INSERT INTO lead_cache (phone, change_id, lead_id, uid, customer_name, sources, lead_status, final_status,
-                            cre_name, ps_name, branch, created_at, follow_up_date)
-    VALUES (:phone, :change_id, :lead_id, :uid, :customer_name, :sources, :lead_status, :final_status,
-            :cre_name, :ps_name, :branch, :created_at, :follow_up_date)
-    ON CONFLICT (phone) DO UPDATE SET
-        change_id = excluded.change_id,
-        lead_id = excluded.lead_id,
-        uid = excluded.uid,
-        customer_name = excluded.customer_name,
-        sources = excluded.sources,
-        lead_status = excluded.lead_status,
-        final_status = excluded.final_status,
-        cre_name = excluded.cre_name,
-        ps_name = excluded.ps_name,
-        branch = excluded.branch,
-        created_at = excluded.created_at,
-        follow_up_date = excluded.follow_up_date
-    WHERE excluded.change_id > lead_cache.change_id
-"""
+
+def _conflict_clause() -> str:
+    """Newer wins: the WHERE keeps a replayed older page from overwriting a newer version of the same lead; a row
+    cached before the lead-life columns existed (refill) takes its own version again to fill them."""
+    sets = ",\n        ".join(f"{c} = excluded.{c}" for c in _STORED_COLUMNS if c != "phone")
+    return (
+        f"ON CONFLICT (phone) DO UPDATE SET\n        {sets},\n        refill = 0\n"
+        "    WHERE excluded.change_id > lead_cache.change_id OR lead_cache.refill"
+    )
+
+
+_CONFLICT = _conflict_clause()
+_UPSERT_LEAD = (
+    f"INSERT INTO lead_cache ({', '.join(_STORED_COLUMNS)}, refill) "
+    f"VALUES ({', '.join(':' + c for c in _STORED_COLUMNS)}, 0) {_CONFLICT}"
+)
 
 _SET_CURSOR = """
     INSERT INTO sync_state (id, cursor, synced_at) VALUES (1, :cursor, :now)
@@ -168,17 +234,21 @@ def _page_upsert(columns: tuple[str, ...]) -> str:
     # json_extract gives a scalar as its SQL value and an array (sources) as JSON text. Not the ->/->> operators:
     # they need SQLite 3.38, and Ubuntu 22.04's Python links 3.37. The indexes are ours. A row that is not an array
     # of exactly the page's width gets no phone, so the NOT NULL constraint refuses the whole page.
-    values = ", ".join(
-        f"CASE WHEN json_array_length(r.value) = {len(columns)} THEN json_extract(r.value, '$[{at[c]}]') END"
-        if c == "phone"
-        else f"json_extract(r.value, '$[{at[c]}]')"
-        for c in FEED_COLUMNS
-    )
-    conflict = _UPSERT_LEAD[_UPSERT_LEAD.index("ON CONFLICT") :]  # the same rule as apply_changes: newer wins
+
+    def value(c: str) -> str:
+        if c not in at:  # a lead-life column an older server does not send
+            return "0" if c == "call_count" else "NULL"
+        if c == "phone":
+            return f"CASE WHEN json_array_length(r.value) = {len(columns)} THEN json_extract(r.value, '$[{at[c]}]') END"
+        if c == "call_count":
+            return f"coalesce(json_extract(r.value, '$[{at[c]}]'), 0)"
+        return f"json_extract(r.value, '$[{at[c]}]')"
+
+    values = ", ".join(value(c) for c in _STORED_COLUMNS)
     # "WHERE true" keeps SQLite's parser from reading ON CONFLICT as a join constraint of the SELECT.
     return (
-        f"INSERT INTO lead_cache ({', '.join(FEED_COLUMNS)}) "
-        f"SELECT {values} FROM json_each(:page, '$.rows') AS r WHERE true {conflict}"
+        f"INSERT INTO lead_cache ({', '.join(_STORED_COLUMNS)}, refill) "
+        f"SELECT {values}, 0 FROM json_each(:page, '$.rows') AS r WHERE true {_CONFLICT}"
     )
 
 
@@ -223,7 +293,7 @@ def _sources(text: str) -> tuple[SourceSeen, ...]:
     )
 
 
-def _summary(row: Sequence[Any]) -> LeadSummary:
+def summary_from_row(row: Sequence[Any]) -> LeadSummary:
     return LeadSummary(
         lead_id=row[0],
         phone=row[1],
@@ -237,6 +307,17 @@ def _summary(row: Sequence[Any]) -> LeadSummary:
         branch=row[9],
         created_at=row[10],
         follow_up_date=row[11],
+        cre_id=row[12],
+        lead_category=row[13],
+        model_interested=row[14],
+        follow_up_at=row[15],
+        last_call_at=row[16],
+        call_count=row[17] or 0,
+        won_at=row[18],
+        lost_at=row[19],
+        updated_at=row[20],
+        test_drive_done=None if row[21] is None else bool(row[21]),
+        ps_email=row[22],
     )
 
 
@@ -276,7 +357,7 @@ class CacheStore(StoreBase):
             if err is None or err is exc:
                 raise
             raise err from exc
-        return None if row is None else _summary(row)
+        return None if row is None else summary_from_row(row)
 
     def apply_changes(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], next_since: int) -> int:
         """Upsert one feed page and move the cursor to `next_since`, in one transaction.
@@ -297,7 +378,9 @@ class CacheStore(StoreBase):
             for row in rows:
                 if len(row) != width:
                     raise ValueError(f"feed row has {len(row)} values for {width} columns")
-                values = dict(zip(cols, row, strict=True))
+                values = dict.fromkeys(LIFE_COLUMNS)
+                values.update(zip(cols, row, strict=True))
+                values["call_count"] = values["call_count"] or 0
                 sources = row[at_sources]
                 if not isinstance(sources, str):
                     values["sources"] = encode(sources)
@@ -385,4 +468,5 @@ class CacheStore(StoreBase):
             with write_txn(conn):
                 # No WHERE: SQLite's truncate optimisation drops the pages instead of deleting 1M rows one by one.
                 conn.execute("DELETE FROM lead_cache")
+                conn.execute("INSERT INTO lead_names (lead_names) VALUES ('delete-all')")
                 conn.execute("DELETE FROM sync_state")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from crm_desktop.core.db import NewerSchema, Recovery, StoreBase, StoreError, encode_json, set_aside, write_txn
-from crm_desktop.core.models import OutboxItem, OutboxState
+from crm_desktop.core.models import Op, OutboxItem, OutboxState
 from crm_desktop.core.phone import mask as phone_mask
 
 log = logging.getLogger(__name__)
@@ -56,27 +56,49 @@ OUTBOX_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # 2: operations, not only leads. Items queued by an older desk are create_lead calls about their phone, so
+        # they keep going out, in their order.
+        "ALTER TABLE outbox ADD COLUMN op TEXT NOT NULL DEFAULT 'create_lead'",
+        "ALTER TABLE outbox ADD COLUMN lead_key TEXT",  # the lead's E.164 phone: items about one lead go in order
+        "ALTER TABLE outbox ADD COLUMN lead_ref TEXT",  # client_ref of the queued create_lead this item needs first
+        "ALTER TABLE outbox ADD COLUMN meta TEXT",  # JSON the desk needs to show the item; never sent
+        "UPDATE outbox SET lead_key = json_extract(payload, '$.phone')",
+        # "Is an earlier item about this lead still open?" for every candidate the drain loop looks at, and this
+        # desk's items about one lead for the duplicate banner and the lead view.
+        "CREATE INDEX outbox_lead ON outbox (lead_key, seq)",
+        # Items answered in the last hour, laid over the cache until the feed brings the server's version.
+        "CREATE INDEX outbox_updated ON outbox (updated_at)",
+    ),
 )
 
-_OUTBOX_COLUMNS = (
+_BASE_COLUMNS = (
     "seq, client_ref, payload, state, attempts, last_error, answer, created_at, updated_at, next_attempt_at, label, "
     "replaced_by"
 )
+_OUTBOX_COLUMNS = f"{_BASE_COLUMNS}, op, lead_key, lead_ref, meta"
 _SELECT_ITEM = f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE client_ref = :ref"
 
 _INSERT_ITEM = """
-    INSERT INTO outbox (client_ref, payload, state, attempts, created_at, updated_at, next_attempt_at, label)
-    VALUES (:ref, :payload, 'queued', 0, :now, :now, :now, :label)
+    INSERT INTO outbox (client_ref, payload, state, attempts, created_at, updated_at, next_attempt_at, label,
+                        op, lead_key, lead_ref, meta)
+    VALUES (:ref, :payload, 'queued', 0, :now, :now, :now, :label, :op, :lead_key, :lead_ref, :meta)
 """
 
-# Queue order among the items that are due; an item in backoff lets later ones overtake it. Literal 'queued' so the
-# planner can use the partial index.
-_NEXT_DUE = f"""
-    SELECT {_OUTBOX_COLUMNS} FROM outbox
-     WHERE state = 'queued' AND next_attempt_at <= :now
-     ORDER BY seq
-     LIMIT 1
+# The queued items that may go now: the first open item of their lead (an earlier one about the same phone, even
+# one in backoff, holds them: a later item never overtakes it), and, for a call on a lead this desk is still
+# creating, only once that create_lead was answered. Items of other leads are not held up. Literal states so the
+# planner can use the partial indexes.
+_HEADS = f"""
+    SELECT {", ".join("o." + c.strip() for c in _OUTBOX_COLUMNS.split(","))} FROM outbox AS o
+     WHERE o.state = 'queued'
+       AND NOT EXISTS (SELECT 1 FROM outbox AS e
+                        WHERE e.lead_key = o.lead_key AND e.seq < o.seq AND e.state IN ('queued', 'sending'))
+       AND (o.lead_ref IS NULL
+            OR EXISTS (SELECT 1 FROM outbox AS c WHERE c.client_ref = o.lead_ref AND c.state = 'done'))
 """
+_NEXT_DUE = f"{_HEADS} AND o.next_attempt_at <= :now ORDER BY o.seq LIMIT 1"
+_EARLIEST_DUE = f"SELECT min(next_attempt_at) FROM ({_HEADS})"
 
 
 class OutboxStateError(ValueError):
@@ -86,10 +108,12 @@ class OutboxStateError(ValueError):
     """
 
 
-def outbox_label(payload: Mapping[str, Any]) -> str:
-    """Customer name + masked phone: how a queued lead is named in lists and logs."""
-    name = str(payload.get("customer_name") or "").strip()
-    phone = str(payload.get("phone") or "").strip()
+def outbox_label(payload: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> str:
+    """Customer name + masked phone: how a queued lead (or a call, whose name and phone are in `meta`) is named in
+    lists and logs."""
+    extra = meta or {}
+    name = str(payload.get("customer_name") or extra.get("customer_name") or "").strip()
+    phone = str(payload.get("phone") or extra.get("phone") or "").strip()
     return " · ".join(p for p in (name, phone_mask(phone) if phone else "") if p)
 
 
@@ -107,6 +131,10 @@ def _item(row: Sequence[Any]) -> OutboxItem:
         next_attempt_at=row[9],
         label=row[10],
         replaced_by=row[11],
+        op=Op(row[12]),
+        lead_key=row[13],
+        lead_ref=row[14],
+        meta={} if row[15] is None else json.loads(row[15]),
     )
 
 
@@ -138,7 +166,8 @@ class OutboxStore(StoreBase):
             for row in items:
                 conn.execute(
                     f"INSERT INTO outbox ({_OUTBOX_COLUMNS}) VALUES (:seq, :client_ref, :payload, :state, :attempts, "
-                    ":last_error, :answer, :created_at, :updated_at, :next_attempt_at, :label, :replaced_by)",
+                    ":last_error, :answer, :created_at, :updated_at, :next_attempt_at, :label, :replaced_by, "
+                    ":op, :lead_key, :lead_ref, :meta)",
                     row,
                 )
             for row in kept:
@@ -190,10 +219,34 @@ class OutboxStore(StoreBase):
     # -- outbox ---------------------------------------------------------------------------------------------------
 
     def enqueue(self, payload: Mapping[str, Any], client_ref: str | None = None) -> OutboxItem:
-        """Queue a typed lead; returns once it is committed to disk, so the form may be cleared.
+        """Queue a typed lead (create_lead); returns once it is committed to disk, so the form may be cleared."""
+        return self.enqueue_op(Op.CREATE_LEAD, payload, client_ref=client_ref, lead_key=payload.get("phone"))
 
-        The client_ref goes inside the payload because create_lead reads it from the lead object: the store owns
-        the idempotency key, so a sender cannot send a lead under a ref other than the one it was queued with.
+    def enqueue_call(
+        self, call: Mapping[str, Any], phone: str, meta: Mapping[str, Any] | None = None, client_ref: str | None = None
+    ) -> OutboxItem:
+        """Queue a log_call about the lead with this phone. A call on a lead still queued here for creation names it
+        by ``lead_ref`` (the create's client_ref) and goes after it."""
+        if ("lead_id" in call) == ("lead_ref" in call):
+            raise ValueError("a call names its lead by lead_id or by lead_ref, not both")
+        return self.enqueue_op(
+            Op.LOG_CALL, call, client_ref=client_ref, lead_key=phone, lead_ref=call.get("lead_ref"), meta=meta
+        )
+
+    def enqueue_op(
+        self,
+        op: Op,
+        payload: Mapping[str, Any],
+        *,
+        lead_key: str | None,
+        lead_ref: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        client_ref: str | None = None,
+    ) -> OutboxItem:
+        """Queue one RPC call; returns once it is committed to disk.
+
+        The client_ref goes inside the payload because the server reads it from there: the store owns the
+        idempotency key, so a sender cannot send an item under a ref other than the one it was queued with.
         """
         inside = payload.get("client_ref")
         if client_ref is not None and inside is not None and inside != client_ref:
@@ -205,13 +258,26 @@ class OutboxStore(StoreBase):
             ref = str(given)
             uuid.UUID(ref)  # the server refuses anything else; fail here, while the CRE still has the form
         body = {**payload, "client_ref": ref}
-        label = outbox_label(body)
+        extra = dict(meta or {})
+        label = outbox_label(body, {"phone": lead_key, **extra})
         now = time.time()
         with self._blame("outbox"):
             conn = self._outbox_db()
             with write_txn(conn):
-                cur = conn.execute(_INSERT_ITEM, {"ref": ref, "payload": encode_json(body), "now": now, "label": label})
-        log.info("queued lead %s (%s)", ref, label)
+                cur = conn.execute(
+                    _INSERT_ITEM,
+                    {
+                        "ref": ref,
+                        "payload": encode_json(body),
+                        "now": now,
+                        "label": label,
+                        "op": op.value,
+                        "lead_key": lead_key,
+                        "lead_ref": lead_ref,
+                        "meta": encode_json(extra) if extra else None,
+                    },
+                )
+        log.info("queued %s %s (%s)", op.value, ref, label)
         assert cur.lastrowid is not None
         return OutboxItem(
             seq=cur.lastrowid,
@@ -225,7 +291,59 @@ class OutboxStore(StoreBase):
             updated_at=now,
             next_attempt_at=now,
             label=label,
+            op=op,
+            lead_key=lead_key,
+            lead_ref=lead_ref,
+            meta=extra,
         )
+
+    def rpc_params(self, item: OutboxItem) -> dict[str, Any]:
+        """The RPC's named parameters for sending `item`.
+
+        A call on a lead this desk created names it by lead_ref; once that create_lead was answered with a lead_id
+        (the item is not sent before), the call names the lead_id instead, so it reaches the lead whatever the
+        create's outcome was (a new lead, or a new source on a known one). The answer never changes, so every retry
+        sends the same payload under the same client_ref.
+        """
+        payload = dict(item.payload)
+        if item.op is Op.LOG_CALL and item.lead_ref is not None and "lead_ref" in payload:
+            created = self.get(item.lead_ref)
+            lead_id = (created.answer or {}).get("lead_id") if created is not None else None
+            if isinstance(lead_id, int):
+                del payload["lead_ref"]
+                payload["lead_id"] = lead_id
+        return {item.op.param: payload}
+
+    def open_items(self, lead_key: str | None = None) -> list[OutboxItem]:
+        """Items not yet answered (queued, sending) plus those answered in the last hour, in queue order: what the
+        worklist and the banner lay over the cache until the feed brings the server's version. With `lead_key`,
+        only the items about that lead."""
+        params = {"since": time.time() - 3600, "key": lead_key}
+        if lead_key is None:
+            # Two indexed reads (the queued rows' partial index, the recent ones by updated_at), not a scan of a
+            # history that grows all year.
+            sql = (
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state IN ('queued', 'sending') UNION "
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE updated_at >= :since AND state = 'done' ORDER BY seq"
+            )
+        else:
+            sql = (
+                f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE lead_key = :key "
+                "AND (state IN ('queued', 'sending') OR (state = 'done' AND updated_at >= :since)) ORDER BY seq"
+            )
+        with self._blame("outbox"):
+            rows = self._outbox_db().execute(sql, params).fetchall()
+        return [_item(r) for r in rows]
+
+    def items_for_lead(self, lead_key: str) -> list[OutboxItem]:
+        """Every item this desk holds about one lead (its phone), in queue order: the lead view's own calls."""
+        with self._blame("outbox"):
+            rows = (
+                self._outbox_db()
+                .execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE lead_key = :key ORDER BY seq", {"key": lead_key})
+                .fetchall()
+            )
+        return [_item(r) for r in rows]
 
     def get(self, client_ref: str) -> OutboxItem | None:
         with self._blame("outbox"):
@@ -239,9 +357,10 @@ class OutboxStore(StoreBase):
         return None if row is None else _item(row)
 
     def earliest_due(self) -> float | None:
-        """When the next queued item becomes due, so the drain loop sleeps exactly that long (None: nothing queued)."""
+        """When the next sendable item becomes due, so the drain loop sleeps exactly that long (None: nothing to
+        send). Items held behind an earlier one of their lead do not count: they wait for it, not for a time."""
         with self._blame("outbox"):
-            row = self._outbox_db().execute("SELECT min(next_attempt_at) FROM outbox WHERE state = 'queued'").fetchone()
+            row = self._outbox_db().execute(_EARLIEST_DUE).fetchone()
         return None if row[0] is None else float(row[0])
 
     def _transition(self, client_ref: str, sql: str, params: dict[str, Any], allowed: tuple[OutboxState, ...]) -> None:
@@ -326,27 +445,60 @@ class OutboxStore(StoreBase):
                 else:
                     new_ref = str(uuid.uuid4())
                     body = {**_without_ref(payload), "client_ref": new_ref}
+                    lead_key = body.get("phone", old.lead_key) if old.op is Op.CREATE_LEAD else old.lead_key
                     conn.execute(
                         _INSERT_ITEM,
-                        {"ref": new_ref, "payload": encode_json(body), "now": now, "label": outbox_label(body)},
+                        {
+                            "ref": new_ref,
+                            "payload": encode_json(body),
+                            "now": now,
+                            "label": outbox_label(body, {"phone": lead_key, **old.meta}),
+                            "op": old.op.value,
+                            "lead_key": lead_key,
+                            "lead_ref": old.lead_ref,
+                            "meta": encode_json(old.meta) if old.meta else None,
+                        },
                     )
                     conn.execute(
                         "UPDATE outbox SET state = 'replaced', replaced_by = :new, updated_at = :now "
                         "WHERE client_ref = :ref",
                         {"ref": client_ref, "new": new_ref, "now": now},
                     )
+                    # Calls waiting for this lead's creation now wait for the edited create (never sent yet: they
+                    # were held, so their payload may still change under their client_ref), and move behind it in
+                    # the queue, in their order: otherwise each would hold the other.
+                    waiting = conn.execute(
+                        "SELECT client_ref FROM outbox WHERE lead_ref = :ref AND state = 'queued' ORDER BY seq",
+                        {"ref": client_ref},
+                    ).fetchall()
+                    for (dependent,) in waiting:
+                        conn.execute(
+                            "UPDATE outbox SET seq = (SELECT max(seq) FROM outbox) + 1, lead_ref = :new, "
+                            "lead_key = :key, payload = json_set(payload, '$.lead_ref', :new), updated_at = :now "
+                            "WHERE client_ref = :dep",
+                            {"dep": dependent, "new": new_ref, "key": lead_key, "now": now},
+                        )
                 item = _item(conn.execute(_SELECT_ITEM, {"ref": new_ref}).fetchone())
         log.info("requeued lead %s as %s (%s)", client_ref, new_ref, item.label)
         return item
 
     def discard(self, client_ref: str) -> None:
-        """The CRE drops a parked lead. Kept as `discarded`: nothing typed is deleted silently."""
+        """The CRE drops a parked item. Kept as `discarded`: nothing typed is deleted silently. Calls queued on a
+        lead whose creation is discarded can never be sent: they are parked with that reason, for the CRE to see."""
         self._transition(
             client_ref,
             "UPDATE outbox SET state = 'discarded', updated_at = :now WHERE client_ref = :ref AND state = 'parked'",
             {},
             (OutboxState.PARKED,),
         )
+        with self._blame("outbox"):
+            conn = self._outbox_db()
+            with write_txn(conn):
+                conn.execute(
+                    "UPDATE outbox SET state = 'parked', last_error = :why, updated_at = :now "
+                    "WHERE lead_ref = :ref AND state = 'queued'",
+                    {"ref": client_ref, "now": time.time(), "why": "The new lead this call was about was discarded."},
+                )
 
     def reset_sending(self) -> int:
         """On start: items a crash left `sending` go back to the queue (the server dedupes a replay by client_ref)."""
@@ -406,7 +558,6 @@ class OutboxStore(StoreBase):
 
 def _read_damaged_outbox(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Whatever outbox and kept rows can still be read; row by row when a whole-table read fails."""
-    names = [c.strip() for c in _OUTBOX_COLUMNS.split(",")]
     items: list[dict[str, Any]] = []
     kept: list[dict[str, Any]] = []
     try:
@@ -415,8 +566,14 @@ def _read_damaged_outbox(path: Path) -> tuple[list[dict[str, Any]], list[dict[st
         log.warning("damaged outbox cannot be opened at all; nothing rescued", exc_info=True)
         return items, kept
     try:
+        columns = _OUTBOX_COLUMNS
         try:
-            rows = conn.execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox ORDER BY seq").fetchall()
+            conn.execute("SELECT op, lead_key, lead_ref, meta FROM outbox LIMIT 0")
+        except sqlite3.Error:
+            columns = _BASE_COLUMNS  # a file from before the outbox held operations (or its schema is unreadable)
+        names = [c.strip() for c in columns.split(",")]
+        try:
+            rows = conn.execute(f"SELECT {columns} FROM outbox ORDER BY seq").fetchall()
         except sqlite3.Error:
             rows = []
             try:
@@ -425,18 +582,20 @@ def _read_damaged_outbox(path: Path) -> tuple[list[dict[str, Any]], list[dict[st
                 top = 0
             for seq in range(1, top + 1):
                 try:
-                    one = conn.execute(
-                        f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE seq = :seq", {"seq": seq}
-                    ).fetchone()
+                    one = conn.execute(f"SELECT {columns} FROM outbox WHERE seq = :seq", {"seq": seq}).fetchone()
                 except sqlite3.Error:
                     continue
                 if one is not None:
                     rows.append(one)
         for row in rows:
-            values = dict(zip(names, row, strict=True))
+            values: dict[str, Any] = {"op": Op.CREATE_LEAD.value, "lead_key": None, "lead_ref": None, "meta": None}
+            values.update(zip(names, row, strict=True))
             try:
-                json.loads(values["payload"])
+                payload = json.loads(values["payload"])
                 OutboxState(values["state"])
+                Op(values["op"])
+                if values["lead_key"] is None and isinstance(payload, dict):
+                    values["lead_key"] = payload.get("phone")
             except (TypeError, ValueError):
                 log.warning("outbox row %s unreadable; left in the damaged file", values.get("seq"))
                 continue

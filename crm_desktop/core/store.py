@@ -43,7 +43,6 @@ from crm_desktop.core.cache import (
     CACHE_MIGRATIONS,
     CACHE_TUNING,
     FEED_COLUMNS,
-    CacheStore,
     FeedHead,
     FeedPage,
 )
@@ -59,7 +58,8 @@ from crm_desktop.core.db import (
     outbox_path_for,
     store_error,
 )
-from crm_desktop.core.outbox import OUTBOX_MIGRATIONS, OutboxStateError, OutboxStore, outbox_label
+from crm_desktop.core.outbox import OUTBOX_MIGRATIONS, OutboxStateError, outbox_label
+from crm_desktop.core.search import SearchStore
 
 # The names tests and tools knew before the split.
 _CACHE_MIGRATIONS = CACHE_MIGRATIONS
@@ -84,7 +84,7 @@ __all__ = [
 ]
 
 
-class Store(CacheStore, OutboxStore):
+class Store(SearchStore):
     """The lead cache and the outbox of one server+user. One per thread; see the module docstring."""
 
     _MIGRATIONS: ClassVar[dict[Part, Migrations]] = {"cache": CACHE_MIGRATIONS, "outbox": OUTBOX_MIGRATIONS}
