@@ -23,7 +23,6 @@ DEFAULT_LIMIT = 50
 
 _UID = re.compile(r"^[A-Za-z]{1,3}-[0-9A-Za-z-]*$")
 _PHONE_CHARS = re.compile(r"^[\d\s+\-().]+$")
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 _BY_LAST4 = f"""
     SELECT {SUMMARY_COLUMNS}, 0, NULL FROM lead_cache
@@ -48,13 +47,29 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not 0x0300 <= ord(c) <= 0x036F)
 
 
+def words(text: str) -> list[str]:
+    """The words of a name as the FTS tokenizer sees them: runs of letters, digits and marks. Python's \\w leaves
+    out the marks, which would cut a Devanagari or Telugu word at every vowel sign."""
+    out: list[str] = []
+    current: list[str] = []
+    for c in text:
+        if unicodedata.category(c)[0] in "LNM":
+            current.append(c)
+        elif current:
+            out.append("".join(current))
+            current = []
+    if current:
+        out.append("".join(current))
+    return out
+
+
 def match_expression(text: str) -> str | None:
     """The FTS5 MATCH expression for what was typed: every word a quoted prefix, all required. None: nothing to
     search. Quoting makes every character literal, so no typed text can be read as FTS syntax."""
-    words = _WORD.findall(text)
-    if not words:
+    typed = words(text)
+    if not typed:
         return None
-    return " ".join('"' + w.replace('"', '""') + '"*' for w in words)
+    return " ".join('"' + w.replace('"', '""') + '"*' for w in typed)
 
 
 def query_kind(text: str) -> str:
@@ -112,14 +127,14 @@ class SearchStore(WorklistStore):
             out.append(lead)
             seen.add(lead.phone)
         # Queued leads the cache does not hold yet, when they match.
-        words = [_fold(w) for w in _WORD.findall(text)]
+        wanted = [_fold(w) for w in words(text)]
         digits = "".join(c for c in text if c.isdigit())[-10:]
         for phone, row in overlay.items():
             if phone in seen or row.get("lead_id"):
                 continue
-            name_words = [_fold(w) for w in _WORD.findall(str(row.get("customer_name") or ""))]
+            name_words = [_fold(w) for w in words(str(row.get("customer_name") or ""))]
             if (kind == "phone" and phone.endswith(digits)) or (
-                kind == "name" and all(any(n.startswith(w) for n in name_words) for w in words)
+                kind == "name" and all(any(n.startswith(w) for n in name_words) for w in wanted)
             ):
                 out.insert(0, self.lead_from_overlay(row))
         return out[:limit]
