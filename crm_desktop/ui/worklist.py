@@ -278,7 +278,8 @@ class MyLeadsTab(QWidget):
         # CRE picker: team leads and admins see any CRE's lists (the catalogue's active CREs).
         self.cre_picker = QComboBox()
         self.cre_picker.setObjectName("crePicker")
-        self.cre_picker.setVisible(role in ("team_lead", "admin"))
+        self._picks_cre = role in ("team_lead", "admin")
+        self.cre_picker.setVisible(self._picks_cre)
         self.cre_picker.currentIndexChanged.connect(self._on_cre_picker_changed)
 
         self.buttons: dict[WorkList, QPushButton] = {}
@@ -371,7 +372,7 @@ class MyLeadsTab(QWidget):
         for cre in cres:
             self.cre_picker.addItem(f"{cre.get('name')} ({cre.get('branch') or '—'})", str(cre.get("id")))
         at = self.cre_picker.findData(self._cre_id)
-        if at < 0 and self.cre_picker.count() and self.cre_picker.isVisible():
+        if at < 0 and self.cre_picker.count() and self._picks_cre:
             at = 0
         self.cre_picker.setCurrentIndex(at)
         self.cre_picker.blockSignals(False)
