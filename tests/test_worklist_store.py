@@ -56,10 +56,13 @@ def row(n: int, *, name: str = "Priya", cre: str = ME, status: str | None = "Int
     return [values[c] for c in COLUMNS]
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
+@pytest.fixture(params=["my_leads", "lead_cache"])
+def store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Store]:
+    """Both ways a list is read: this desk's own CRE (my_leads, kept by triggers) and any other (lead_cache)."""
     s, _ = Store.open_or_rebuild(tmp_path / "desk.sqlite3")
     s.save_profile({"id": ME, "full_name": "Asha", "role": "cre", "email": "cre1@demo.local"})
+    if request.param == "my_leads":
+        assert s.set_desk_owner(ME) and not s.set_desk_owner(ME)
     yield s
     s.close()
 
@@ -287,3 +290,23 @@ def test_the_feed_page_path_fills_the_life_columns(store: Store) -> None:
     lead = store.lookup("+919876500001")
     assert lead is not None and lead.call_count == 3 and lead.cre_id == ME
     assert lead.follow_up_at == "2026-12-01T05:00:00+00:00" and lead.test_drive_done is False
+
+
+def test_my_leads_follows_inserts_updates_reassignments_and_a_new_owner(store: Store) -> None:
+    store.set_desk_owner(ME)
+    store.apply_changes(COLUMNS, [row(1, name="Mine"), row(2, name="Theirs", cre=OTHER)], 2)
+
+    def mine() -> list[str]:
+        return [r[0] for r in store._cache_db().execute("SELECT customer_name FROM my_leads ORDER BY 1")]
+
+    assert mine() == ["Mine"]
+    store.apply_changes(COLUMNS, [row(2, name="Theirs", cre=ME, change=10)], 10)  # reassigned to me
+    store.apply_changes(COLUMNS, [row(1, name="Mine", cre=OTHER, change=11)], 11)  # and one away from me
+    assert mine() == ["Theirs"]
+    store.apply_changes(COLUMNS, [row(2, name="Theirs Renamed", cre=ME, change=12, status="RNR")], 12)
+    assert mine() == ["Theirs Renamed"]
+    assert names(store.worklist_page(ME, WorkList.PENDING, TODAY)) == ["Theirs Renamed"]
+    assert store.set_desk_owner(OTHER)  # another user signs in on this computer
+    assert mine() == ["Mine"]
+    store.clear_cache()
+    assert mine() == []

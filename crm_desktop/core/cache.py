@@ -63,6 +63,12 @@ SUMMARY_COLUMNS = (
 )
 
 
+# my_leads (migration 3) holds the summary columns but phone, which is its key.
+_MY_COLUMN_NAMES = [c.strip() for c in SUMMARY_COLUMNS.split(",") if c.strip() != "phone"]
+_MY_COLUMNS = ", ".join(_MY_COLUMN_NAMES)
+_NEW_MY_COLUMNS = ", ".join(f"new.{c}" for c in _MY_COLUMN_NAMES)
+_MY_COLUMNS_DDL = ", ".join(_MY_COLUMN_NAMES)  # types as in lead_cache do not matter to SQLite; values are copied
+
 # -- schema -------------------------------------------------------------------------------------------------------
 # Each migration is a tuple of statements, run in one transaction with the user_version bump. Statements, not a
 # script: sqlite3's executescript() commits first, which would break the all-or-nothing migration.
@@ -147,6 +153,32 @@ CACHE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         WHEN old.customer_name IS NOT new.customer_name BEGIN
             INSERT INTO lead_names (lead_names, rowid, customer_name) VALUES ('delete', old.rowid, old.customer_name);
             INSERT INTO lead_names (rowid, customer_name) VALUES (new.rowid, new.customer_name);
+        END
+        """,
+    ),
+    (
+        # 3: this desk's own leads, kept together. A CRE's 30k rows are spread over every page of a 1M-row
+        # lead_cache (one in ~33 rows), so reading one CRE's list read the whole table (~1 s, bench_worklist.py).
+        # my_leads holds the rows of the desk's CRE (desk_owner) only, a few MB read in milliseconds; triggers keep
+        # it in step with every insert and update of lead_cache (a reassignment moves a row in or out). Lists of
+        # another CRE (a team lead picking one) still read lead_cache.
+        "CREATE TABLE desk_owner (id INTEGER PRIMARY KEY CHECK (id = 1), cre_id TEXT)",
+        f"CREATE TABLE my_leads (phone TEXT NOT NULL PRIMARY KEY, {_MY_COLUMNS_DDL})",
+        # Due today and Overdue are small ranges of it; Pending and the rest read the whole (small) table.
+        "CREATE INDEX my_leads_list ON my_leads (final_status, follow_up_date)",
+        f"""
+        CREATE TRIGGER my_leads_insert AFTER INSERT ON lead_cache
+        WHEN new.cre_id = (SELECT cre_id FROM desk_owner WHERE id = 1) BEGIN
+            DELETE FROM my_leads WHERE phone = new.phone;
+            INSERT INTO my_leads (phone, {_MY_COLUMNS}) VALUES (new.phone, {_NEW_MY_COLUMNS});
+        END
+        """,
+        f"""
+        CREATE TRIGGER my_leads_update AFTER UPDATE ON lead_cache BEGIN
+            -- No INSERT OR REPLACE here: the outer upsert's conflict policy would override it.
+            DELETE FROM my_leads WHERE phone IN (old.phone, new.phone);
+            INSERT INTO my_leads (phone, {_MY_COLUMNS})
+            SELECT new.phone, {_NEW_MY_COLUMNS} WHERE new.cre_id = (SELECT cre_id FROM desk_owner WHERE id = 1);
         END
         """,
     ),
@@ -444,6 +476,33 @@ class CacheStore(StoreBase):
                 conn.execute(_SET_CURSOR, {"cursor": head.next_since, "now": time.time()})
         return FeedPage(int(count), max(applied, 0), head.next_since, head.more, head.remaining)
 
+    def desk_owner(self) -> str | None:
+        """The CRE whose leads my_leads holds (the signed-in user), or None before the first sign-in."""
+        with self._blame("cache"):
+            row = self._cache_db().execute("SELECT cre_id FROM desk_owner WHERE id = 1").fetchone()
+        return None if row is None else row[0]
+
+    def set_desk_owner(self, cre_id: str | None) -> bool:
+        """Keep `cre_id`'s leads together in my_leads (once per user and cache file: a scan of the cache when it
+        changes, ~1 s at 1M; run off the GUI thread, at sign-in). Returns True when it changed."""
+        if cre_id == self.desk_owner():
+            return False
+        with self._blame("cache"):
+            conn = self._cache_db()
+            with write_txn(conn):
+                conn.execute(
+                    "INSERT INTO desk_owner (id, cre_id) VALUES (1, :cre) "
+                    "ON CONFLICT (id) DO UPDATE SET cre_id = excluded.cre_id",
+                    {"cre": cre_id},
+                )
+                conn.execute("DELETE FROM my_leads")
+                conn.execute(
+                    f"INSERT INTO my_leads (phone, {_MY_COLUMNS}) "
+                    f"SELECT phone, {_MY_COLUMNS} FROM lead_cache WHERE cre_id = :cre",
+                    {"cre": cre_id},
+                )
+        return True
+
     def sync_cursor(self) -> int:
         """The feed position the next `lead_changes` call starts after; 0 for an empty cache."""
         with self._blame("cache"):
@@ -468,5 +527,6 @@ class CacheStore(StoreBase):
             with write_txn(conn):
                 # No WHERE: SQLite's truncate optimisation drops the pages instead of deleting 1M rows one by one.
                 conn.execute("DELETE FROM lead_cache")
+                conn.execute("DELETE FROM my_leads")
                 conn.execute("INSERT INTO lead_names (lead_names) VALUES ('delete-all')")
                 conn.execute("DELETE FROM sync_state")

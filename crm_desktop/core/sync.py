@@ -96,6 +96,8 @@ def prepare_local_desk(api: ApiClient, path: Path, *, online: bool = True) -> tu
                     "Connect once to start working offline later."
                 )
             profile = kept
+        # The signed-in CRE's leads are kept together for the worklist (a cache scan only when the user changed).
+        store.set_desk_owner(str(profile.get("id") or "") or None)
     finally:
         store.close()
     return profile, recovery.message

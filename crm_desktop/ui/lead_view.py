@@ -190,10 +190,12 @@ class CallForm(QWidget):
         """The lead's current state, so an unchanged field stays as it is."""
         self._branch = lead.branch
         self._set_ps_choices()
-        self.lead_status.set_value(lead.lead_status)
-        self.category.set_value(lead.lead_category)
-        self.model_box.set_value(lead.model_interested)
-        self.final_status.set_value(lead.final_status or "Pending")
+        # A value the catalogue no longer offers (a retired model) is left blank rather than blocking Enter.
+        for box, value in ((self.lead_status, lead.lead_status), (self.category, lead.lead_category),
+                           (self.model_box, lead.model_interested), (self.final_status, lead.final_status or "Pending")):
+            box.set_value(value if value and box.findText(value) >= 0 else None)  # fmt: skip
+        if self.final_status.value() is None:
+            self.final_status.set_value("Pending")
         today = date.today()
         follow = today + timedelta(days=1)
         if lead.follow_up_date:

@@ -135,8 +135,8 @@ class DeskSession(QObject):
             return item
 
         def queued(item: OutboxItem) -> None:
+            self.leads_changed.emit()  # first: the caller's own handler may then refresh at once
             on_queued(item)
-            self.leads_changed.emit()
 
         run_in(writer_pool(), self.with_store(work), queued, on_failed)
 

@@ -468,10 +468,13 @@ class MyLeadsTab(QWidget):
         row = self.table.currentIndex().row()
         current = self.current_lead()
         nxt = self.model.lead_at(row + 1) if current is not None and current.phone == item.lead_key else None
-        self._select_after_reload = (nxt.phone if nxt else None, row)
         if nxt is not None:
             self.table.setCurrentIndex(self.model.index(row + 1, 0))
         self.table.setFocus()
+        # The list reloads now (not after the 300 ms quiet time of sync bursts): the called lead moves at once.
+        self._refresh.stop()
+        self.refresh()
+        self._select_after_reload = (nxt.phone if nxt else None, row)
 
     @Slot()
     def _back_to_list(self) -> None:
