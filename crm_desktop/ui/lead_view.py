@@ -191,9 +191,14 @@ class CallForm(QWidget):
         self._branch = lead.branch
         self._set_ps_choices()
         # A value the catalogue no longer offers (a retired model) is left blank rather than blocking Enter.
-        for box, value in ((self.lead_status, lead.lead_status), (self.category, lead.lead_category),
-                           (self.model_box, lead.model_interested), (self.final_status, lead.final_status or "Pending")):
-            box.set_value(value if value and box.findText(value) >= 0 else None)  # fmt: skip
+        current = (
+            (self.lead_status, lead.lead_status),
+            (self.category, lead.lead_category),
+            (self.model_box, lead.model_interested),
+            (self.final_status, lead.final_status or "Pending"),
+        )
+        for box, value in current:
+            box.set_value(value if value and box.findText(value) >= 0 else None)
         if self.final_status.value() is None:
             self.final_status.set_value("Pending")
         today = date.today()
