@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from test_ui_desk import close_desk, open_desk
 
 from crm_desktop.core.models import LeadSummary, Op, OutboxState
 from crm_desktop.core.store import Store
-from crm_desktop.core.worklist import WorkList
+from crm_desktop.core.worklist import WorkList, desk_today
 from crm_desktop.ui.lead_view import HISTORY_OFFLINE
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.search import SearchModel
@@ -120,7 +120,7 @@ def test_a_cre_logs_calls_from_my_leads_with_the_keyboard(window: MainWindow, ap
     form.lead_status.setFocus()
     form.lead_status.lineEdit().clear()
     qtbot.keyClicks(form.lead_status.lineEdit(), "Interested")
-    tomorrow = date.today() + timedelta(days=1)
+    tomorrow = desk_today() + timedelta(days=1)
     form.follow_date.setDate(QDate(tomorrow.year, tomorrow.month, tomorrow.day))
     with qtbot.waitSignal(view.call_queued, timeout=5000) as queued:
         qtbot.keyClick(form.lead_status.lineEdit(), Qt.Key.Key_Return)
@@ -162,7 +162,7 @@ def test_a_cre_logs_calls_from_my_leads_with_the_keyboard(window: MainWindow, ap
 
 def test_overdue_is_marked_and_won_moves_the_lead(window: MainWindow, api: Api, qtbot: Any) -> None:
     cre1 = api.token("cre1@demo.local")
-    yesterday = (date.today() - timedelta(days=2)).isoformat()
+    yesterday = (desk_today() - timedelta(days=2)).isoformat()
     r = api.rpc(
         "create_lead",
         cre1,

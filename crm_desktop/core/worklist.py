@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from crm_desktop.core.cache import SUMMARY_COLUMNS, CacheStore, summary_from_row
 from crm_desktop.core.db import encode_json
@@ -108,6 +109,14 @@ _ROWS = (
     "WHERE cre_id = :cre AND ({where}) AND phone NOT IN (SELECT phone FROM overlay) "
     f"UNION ALL SELECT {SUMMARY_COLUMNS}, unsent, lead_ref FROM overlay WHERE cre_id = :cre AND ({{where}})"
 )
+
+
+DESK_TZ = ZoneInfo("Asia/Kolkata")  # the server's desk_tz(): follow-up days are days in India
+
+
+def desk_today() -> date:
+    """Today as the desk's follow-up dates count days (India), whatever this computer's time zone is."""
+    return datetime.now(DESK_TZ).date()
 
 
 def overdue_days(lead: LeadSummary, today: date) -> int:

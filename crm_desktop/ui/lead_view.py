@@ -39,6 +39,7 @@ from crm_desktop.core import phone as phones
 from crm_desktop.core.api import AuthExpired, Retry
 from crm_desktop.core.models import LeadSummary, Op, OutboxItem, OutboxState
 from crm_desktop.core.store import StoreError
+from crm_desktop.core.worklist import desk_today
 from crm_desktop.ui.session import DeskSession
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ class CallForm(QWidget):
             box.set_value(value if value and box.findText(value) >= 0 else None)
         if self.final_status.value() is None:
             self.final_status.set_value("Pending")
-        today = date.today()
+        today = desk_today()
         follow = today + timedelta(days=1)
         if lead.follow_up_date:
             try:

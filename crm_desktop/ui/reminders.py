@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSystemTrayIcon, QWidget
 
 from crm_desktop.core.models import LeadSummary
+from crm_desktop.core.worklist import desk_today
 from crm_desktop.ui.session import DeskSession
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class CallbackReminder(QObject):
 
     @Slot()
     def check(self, *_: object) -> None:
-        self.session.due_callbacks(self._cre_id(), date.today(), self._on_callbacks_loaded)
+        self.session.due_callbacks(self._cre_id(), desk_today(), self._on_callbacks_loaded)
 
     def _on_callbacks_loaded(self, leads: list[LeadSummary]) -> None:
         now = datetime.now().astimezone()

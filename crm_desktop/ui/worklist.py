@@ -44,7 +44,7 @@ from PySide6.QtWidgets import (
 
 from crm_desktop.core import phone as phones
 from crm_desktop.core.models import LeadSummary, OutboxItem
-from crm_desktop.core.worklist import SORT_KEYS, WorkList, overdue_days
+from crm_desktop.core.worklist import SORT_KEYS, WorkList, desk_today, overdue_days
 from crm_desktop.ui.lead_view import LeadView
 from crm_desktop.ui.session import DeskSession
 from crm_desktop.ui.workers import reader_pool, run_in
@@ -110,7 +110,7 @@ class WorklistModel(QAbstractTableModel):
         self._generation = 0
         self._loading = False
         self._exhausted = True
-        self.today = date.today()
+        self.today = desk_today()
 
     # -- query ----------------------------------------------------------------------------------------------------
 
@@ -127,7 +127,7 @@ class WorklistModel(QAbstractTableModel):
     def reload(self) -> None:
         """Start again from the first page (the list, the CRE, the sort or the data changed)."""
         self._generation += 1
-        self.today = date.today()
+        self.today = desk_today()
         self.beginResetModel()
         self._rows = []
         self._exhausted = False
@@ -362,7 +362,7 @@ class MyLeadsTab(QWidget):
     def _load_page(self, which: WorkList, sort: str | None, descending: bool | None, offset: int,
                    limit: int) -> list[LeadSummary]:  # fmt: skip
         # Runs on the reader pool.
-        return self.session.load_worklist_page(self._cre_id, which, date.today(), sort, descending, offset, limit)
+        return self.session.load_worklist_page(self._cre_id, which, desk_today(), sort, descending, offset, limit)
 
     def set_catalog(self, catalog: dict[str, Any]) -> None:
         """The CRE picker's choices (team leads): every active CRE, this user's own list first when a CRE."""
@@ -407,7 +407,7 @@ class MyLeadsTab(QWidget):
         """Counts and the shown list again, keeping the selected lead selected when it is still listed."""
         current = self.current_lead()
         self._select_after_reload = (current.phone if current else None, self.table.currentIndex().row())
-        self.session.worklist_counts(self._cre_id, date.today(), self._on_counts_loaded)
+        self.session.worklist_counts(self._cre_id, desk_today(), self._on_counts_loaded)
         self.model.reload()
 
     def _on_counts_loaded(self, counts: dict[WorkList, int]) -> None:
@@ -425,8 +425,13 @@ class MyLeadsTab(QWidget):
 
     @Slot(int)
     def _on_header_clicked(self, section: int) -> None:
+        """A click sorts by that column; a second click on it reverses the order (SQLite sorts: see the docstring)."""
         header = self.table.horizontalHeader()
-        order = header.sortIndicatorOrder()
+        same = header.sortIndicatorSection() == section
+        ascending = Qt.SortOrder.AscendingOrder
+        descending = Qt.SortOrder.DescendingOrder
+        order = (descending if header.sortIndicatorOrder() == ascending else ascending) if same else ascending
+        header.setSortIndicator(section, order)
         self.model.sort(section, order)
 
     @Slot(int)
