@@ -164,8 +164,11 @@ CACHE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # another CRE (a team lead picking one) still read lead_cache.
         "CREATE TABLE desk_owner (id INTEGER PRIMARY KEY CHECK (id = 1), cre_id TEXT)",
         f"CREATE TABLE my_leads (phone TEXT NOT NULL PRIMARY KEY, {_MY_COLUMNS_DDL})",
-        # Due today and Overdue are small ranges of it; Pending and the rest read the whole (small) table.
-        "CREATE INDEX my_leads_list ON my_leads (final_status, follow_up_date)",
+        # The lists' counts, each from this index alone (Due today and Overdue are ranges of it; Fresh, Call-backs
+        # and With PS are filtered inside it): a few ms, where one pass over the rows evaluating every list's
+        # condition took ~100 ms for 30k rows.
+        "CREATE INDEX my_leads_list ON my_leads (final_status, follow_up_date, call_count, follow_up_at, ps_name, "
+        "ps_email)",
         f"""
         CREATE TRIGGER my_leads_insert AFTER INSERT ON lead_cache
         WHEN new.cre_id = (SELECT cre_id FROM desk_owner WHERE id = 1) BEGIN

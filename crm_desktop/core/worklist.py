@@ -301,14 +301,23 @@ class WorklistStore(CacheStore, OutboxStore):
         return self._lead([row.get(n) for n in (*_COLUMN_NAMES, "unsent", "lead_ref")])
 
     def worklist_counts(self, cre_id: str, today: date) -> dict[WorkList, int]:
-        """How many leads each list holds for this CRE, with the overlay: one pass over the CRE's rows."""
-        sums = ", ".join(f"coalesce(sum({_WHERE[w]}), 0)" for w in WorkList)
-        sql = (
-            f"WITH {_OVERLAY_CTE}, mine AS ("
-            f"SELECT {SUMMARY_COLUMNS} FROM {self._table(cre_id)} "
-            "WHERE cre_id = :cre AND phone NOT IN (SELECT phone FROM overlay) "
-            f"UNION ALL SELECT {SUMMARY_COLUMNS} FROM overlay WHERE cre_id = :cre) SELECT {sums} FROM mine"
-        )
+        """How many leads each list holds for this CRE, with the overlay.
+
+        Per list: the cached rows that meet its condition (an index-only count on my_leads), minus the cached
+        versions of the overlaid leads that meet it, plus the overlaid versions that meet it — so no count walks
+        the rows themselves to exclude the few leads the queue changes."""
+        table = self._table(cre_id)
+        # my_leads holds only the owner's rows, and cre_id is not in its index: no owner condition there.
+        owner = "" if table == "my_leads" else "cre_id = :cre AND "
+        parts = []
+        for w in WorkList:
+            cond = _WHERE[w]
+            parts.append(
+                f"(SELECT count(*) FROM {table} WHERE {owner}({cond}))"
+                f" - (SELECT count(*) FROM {table} WHERE {owner}phone IN (SELECT phone FROM overlay) AND ({cond}))"
+                f" + (SELECT count(*) FROM overlay WHERE cre_id = :cre AND ({cond}))"
+            )
+        sql = f"WITH {_OVERLAY_CTE} SELECT {', '.join(parts)}"
         params = self._params(cre_id, today)
         with self._blame("cache"):
             row = self._cache_db().execute(sql, params).fetchone()
