@@ -50,7 +50,6 @@ class CallbackReminder(QObject):
         self.timer = QTimer(self)
         self.timer.setInterval(CHECK_EVERY_MS)
         self.timer.timeout.connect(self.check)
-        session.leads_changed.connect(self.check)
         session.bridge.leads_changed.connect(self.check)
 
     def start(self) -> None:
