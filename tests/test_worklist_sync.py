@@ -107,13 +107,8 @@ def import_for(api: Api, email: str, names: list[str], first: int) -> None:
 
 
 def assign(api: Api, lead_ids: list[int], email: str) -> dict[str, Any]:
-    """assign_leads as the team lead. The contract binds a JSON array to bigint[] (as PostgREST does); the reference
-    server of migration 005's merge did not yet (22P02 "malformed array literal"), so this falls back to PostgreSQL's
-    array text for that case only: what is tested here is the desk, not the gateway."""
-    token = api.token("lead@demo.local")
-    r = api.rpc("assign_leads", token, lead_ids=lead_ids, cre_email=email)
-    if r.status_code == 400 and r.json().get("code") == "22P02":
-        r = api.rpc("assign_leads", token, lead_ids="{" + ",".join(map(str, lead_ids)) + "}", cre_email=email)
+    """assign_leads as the team lead (lead_ids as a JSON array, bound to bigint[] as PostgREST does)."""
+    r = api.rpc("assign_leads", api.token("lead@demo.local"), lead_ids=lead_ids, cre_email=email)
     assert r.status_code == 200, r.text
     return dict(r.json())
 
