@@ -43,7 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.core import phone as phones
-from crm_desktop.core.models import LeadSummary, OutboxItem
+from crm_desktop.core.models import LeadSummary, OutboxItem, OutboxState
 from crm_desktop.core.worklist import SORT_KEYS, WorkList, desk_today, overdue_days
 from crm_desktop.ui.lead_view import LeadView
 from crm_desktop.ui.session import DeskSession
@@ -315,6 +315,10 @@ class MyLeadsTab(QWidget):
         header.setStretchLastSection(True)
         header.setSectionsClickable(True)
         header.setSortIndicatorShown(True)
+        # Names and "overdue by N days" must stay readable; the rest elide.
+        for col, width in ((COL_NAME, 170), (COL_PHONE, 125), (COL_UID, 115), (COL_STATUS, 150), (COL_FOLLOW, 200),
+                           (COL_LAST, 100), (COL_CALLS, 45)):  # fmt: skip
+            self.table.setColumnWidth(col, width)
         header.sectionClicked.connect(self._on_header_clicked)
         self.table.installEventFilter(_EnterOpens(self.open_current, self.table))
         self.table.doubleClicked.connect(lambda _i: self.open_current())
@@ -401,7 +405,9 @@ class MyLeadsTab(QWidget):
 
     @Slot(object)
     def _on_sync_item_changed(self, item: OutboxItem) -> None:
-        self.schedule_refresh()
+        # An answer (or a refusal) changes what the overlay shows; "sending" does not.
+        if item.state in (OutboxState.DONE, OutboxState.PARKED):
+            self.schedule_refresh()
 
     def refresh(self) -> None:
         """Counts and the shown list again, keeping the selected lead selected when it is still listed."""
