@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
         server.stop() if hasattr(server, "stop") else None
         shutil.rmtree(work, ignore_errors=True)
     out = ROOT / "bench" / "out" / f"worklist-{datetime.now():%Y%m%d-%H%M%S}.json"
-    out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+    out.write_text(json.dumps(result, indent=1, ensure_ascii=False), encoding="utf-8")
     say(f"written {out}")
     _ = timedelta
     return 0

@@ -67,7 +67,7 @@ class CallbackReminder(QObject):
             if key in self._reminded or not is_due(lead, now):
                 continue
             self._reminded.add(key)
-            log.info("call-back due: %s", lead.uid or lead.customer_name)
+            log.info("call-back due: %s", lead.uid or "a lead queued on this desk")  # no name at INFO
             self.due.emit(lead)
 
 
