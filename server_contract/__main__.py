@@ -60,7 +60,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server_contract import auth, db, seed
-    from server_contract.app import ServerState, create_app
+    from server_contract.app import ServerState, create_app, uvicorn_config
     from server_contract.mailer import MailWorker, SmtpTarget
 
     database = _open_database(args)
@@ -88,7 +88,9 @@ def serve(args: argparse.Namespace) -> int:
         else:
             log.warning("no --smtp given: PS e-mails stay queued in email_outbox until a server with --smtp runs")
 
-        config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on")
+        config = uvicorn_config(
+            app, args.log_level, header_timeout=args.header_timeout, max_connections=args.max_connections
+        )
         server = uvicorn.Server(config)
         try:
             server.run(sockets=[sock])
@@ -158,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--mail-poll", type=float, default=1.0, help="seconds between outbox checks")
     p_serve.add_argument("--access-token-ttl", type=int, default=3600, help="access token lifetime in seconds")
     p_serve.add_argument("--log-level", default="warning")
+    p_serve.add_argument("--header-timeout", type=float, default=10.0, help="seconds a client may take to send headers")
+    p_serve.add_argument(
+        "--max-connections", type=int, default=1000, help="open connections at most (lowered to fit the fd limit)"
+    )
     p_serve.set_defaults(func=serve)
 
     p_seed = sub.add_parser("seed", help="load N synthetic leads (for benchmarks)")
