@@ -73,6 +73,22 @@ select r.rolname, split_part(c.cfg, '=', 1) as name, substr(c.cfg, strpos(c.cfg,
 """
 
 
+# Failed sign-ins allowed per e-mail and per client address, as "burst/seconds": that many at once, refilled over
+# that many seconds. The address limit is GoTrue's default for sign-ins (30 per 5 minutes per IP).
+SIGN_IN_LIMITS = "10/300,30/300"
+
+
+def sign_in_limiters(spec: str) -> tuple[auth.RateLimiter, auth.RateLimiter]:
+    """(per e-mail, per address) from "burst/seconds,burst/seconds"."""
+    limiters = []
+    for part in spec.split(","):
+        burst, _, seconds = part.partition("/")
+        limiters.append(auth.RateLimiter(burst=float(burst), per_second=float(burst) / float(seconds)))
+    if len(limiters) != 2:
+        raise ValueError(f"sign-in limits must be two burst/seconds pairs, not {spec!r}")
+    return limiters[0], limiters[1]
+
+
 @dataclass
 class RpcFunction:
     name: str
@@ -101,8 +117,8 @@ class ServerState:
     functions: dict[str, RpcFunction] = field(default_factory=dict)
     role_settings: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     # Sign-in limits (GoTrue answers 429 over_request_rate_limit): failed attempts per e-mail and per client address.
-    email_limiter: auth.RateLimiter = field(default_factory=lambda: auth.RateLimiter(burst=10, per_second=10 / 60))
-    address_limiter: auth.RateLimiter = field(default_factory=lambda: auth.RateLimiter(burst=30, per_second=30 / 60))
+    email_limiter: auth.RateLimiter = field(default_factory=lambda: sign_in_limiters(SIGN_IN_LIMITS)[0])
+    address_limiter: auth.RateLimiter = field(default_factory=lambda: sign_in_limiters(SIGN_IN_LIMITS)[1])
     # bcrypt on one thread: a flood of sign-ins can take one core, never the event loop or the database's.
     hash_threads: int = 1
     max_hash_waiting: int = 16

@@ -143,6 +143,10 @@ class MailWorker:
         self._thread = threading.Thread(target=self._run, name="mail-worker", daemon=True)
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
