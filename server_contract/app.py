@@ -76,6 +76,10 @@ select r.rolname, split_part(c.cfg, '=', 1) as name, substr(c.cfg, strpos(c.cfg,
 # Failed sign-ins allowed per e-mail and per client address, as "burst/seconds": that many at once, refilled over
 # that many seconds. The address limit is GoTrue's default for sign-ins (30 per 5 minutes per IP).
 SIGN_IN_LIMITS = "10/300,30/300"
+# A refused sign-in is answered after this pause (it costs the server a sleeping coroutine): a client that hammers the
+# endpoint waits for each answer, so 64 flooders send 64 requests a second instead of the ~600 the event loop can
+# refuse, and the CREs' RPCs keep their CPU (bench/bench_signin.py).
+REFUSAL_DELAY = 1.0
 
 
 def sign_in_limiters(spec: str) -> tuple[auth.RateLimiter, auth.RateLimiter]:
@@ -454,6 +458,7 @@ async def _password_grant(state: ServerState, request: Request, body: dict[str, 
         if wait:
             state.address_limiter.give_back(address)
     if wait:
+        await anyio.sleep(REFUSAL_DELAY)
         return out.rate_limited(wait)
     async with _as_service(state) as cur:
         found = await auth.password_grant_lookup(cur, email)
@@ -464,6 +469,7 @@ async def _password_grant(state: ServerState, request: Request, body: dict[str, 
         state.address_limiter.give_back(address)
         state.email_limiter.give_back(email_key)
     if ok is None:
+        await anyio.sleep(REFUSAL_DELAY)
         return out.rate_limited(1)
     if not ok or found is None:
         return out.error(400, "invalid_credentials", "Invalid login credentials")
