@@ -19,7 +19,8 @@ import httpx
 # Tables create_lead writes; emptied between tests (users and catalogues stay).
 LEAD_TABLES = (
     "call_attempts, ps_followups, email_outbox, lead_sources, lead_requests, leads, "
-    "stats_events, stats_cre, stats_source, stats_status, stats_hour, stats_follow_up"
+    "stats_events, stats_cre, stats_source, stats_status, stats_hour, stats_follow_up, lead_owner_changes, "
+    "stats_follow_up_events, stats_follow_up_cre"
 )
 
 

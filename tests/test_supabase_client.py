@@ -4,8 +4,9 @@ user, call every RPC, read errors. It validates GoTrue's user object and PostgRE
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -101,6 +102,19 @@ def test_every_rpc_and_its_errors(api: Api, clean_db: psycopg.Connection[Any], c
     assert summary["totals"]["leads"] >= 1
     role, branch = clean_db.execute("select role, branch from profiles where email = 'cre3@demo.local'").fetchone()
     rpc(admin, "admin_set_profile", {"email": "cre3@demo.local", "role": role, "branch": branch, "active": True})
+    # Migration 005's lead life.
+    called_at = datetime.now(UTC).isoformat(timespec="seconds")
+    follow_up = (today + timedelta(days=3)).isoformat()
+    logged = rpc(cre, "log_call", {"call": {"client_ref": str(uuid.uuid4()), "lead_id": created["lead_id"],
+                                            "called_at": called_at, "lead_status": "Interested",
+                                            "follow_up_at": follow_up}})  # fmt: skip
+    assert logged["outcome"] == "logged" and logged["attempt_no"] == 2
+    assert len(rpc(cre, "lead_detail", {"lead_id": created["lead_id"]})["calls"]) == 2
+    moved = rpc(lead, "assign_leads", {"lead_ids": [created["lead_id"]], "cre_email": "cre2@demo.local"})
+    assert moved == {"assigned": 1, "unchanged": 0, "missing": 0}
+    batch = {"client_ref": str(uuid.uuid4()), "source": "META", "sub_source": "Meta Know", "assign_to": None,
+             "rows": [{"customer_name": "Sita Devi", "phone": phone_for(9_101)}]}  # fmt: skip
+    assert rpc(lead, "import_leads", {"batch": batch})["created"] == 1
     uncovered = _executable_rpcs(clean_db) - called
     assert not uncovered, f"add a call through the official client for {sorted(uncovered)}"
 
