@@ -60,7 +60,8 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server_contract import auth, db, seed
-    from server_contract.app import ServerState, create_app, sign_in_limiters, uvicorn_config
+    from server_contract.app import ServerState, create_app, sign_in_limiters
+    from server_contract.http_guard import uvicorn_config
     from server_contract.mailer import MailWorker, SmtpTarget
 
     database = _open_database(args)
