@@ -604,6 +604,8 @@ def create_app(state: ServerState) -> Starlette:
         )
         await state.pool.open(wait=True, timeout=30)
         await _load_functions(state)
+        # The dummy hash for unknown e-mails costs one bcrypt: made now, on a thread, not in the first such request.
+        await anyio.to_thread.run_sync(auth.dummy_hash)
         try:
             yield
         finally:
