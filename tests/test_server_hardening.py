@@ -453,6 +453,23 @@ def test_half_sent_headers_are_closed_after_the_header_timeout(probe: ServerProc
             s.close()
 
 
+def test_a_body_that_never_finishes_is_answered_408(probe: ServerProcess):
+    """Headers complete, half a body, then nothing: the server answers within its body timeout (10 s) instead of
+    holding the connection for ever (the red-team's 3,000 half-sent create_lead bodies stayed open)."""
+    host, port = probe.url.removeprefix("http://").rsplit(":", 1)
+    with socket.create_connection((host, int(port))) as s:
+        s.sendall(
+            b"POST /rest/v1/rpc/create_lead HTTP/1.1\r\nHost: x\r\napikey: " + probe.anon_key.encode()
+            + b"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n" + b'{"lead": {"customer_'
+        )  # fmt: skip
+        s.settimeout(60)  # a deadline for the wait, not a measurement
+        answer = b""
+        while b"}" not in answer.partition(b"\r\n\r\n")[2] and (chunk := s.recv(4096)):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b'"PGRST408"' in answer
+
+
 def test_idle_connections_cannot_take_health_down(probe: ServerProcess):
     """The red-team's 1,100 idle sockets against `ulimit -n 1024`, scaled down: a descriptor limit of 128, 150
     half-sent requests that never time out (header timeout 60 s). The cap closes the oldest idle connection."""
