@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
             conn.execute(f"drop table if exists {t}")
         conn.close()
         stop_seeded(cluster, server)
-    args.json.write_text(json.dumps(report, indent=2, default=str))
+    args.json.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     lc, ld = report["log_call"]["latency"], report["lead_detail"]["latency"]
     print()
     print(f"at {report['leads']:,} leads and {report['calls']:,} calls")
