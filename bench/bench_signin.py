@@ -185,7 +185,7 @@ def main() -> int:
                 )
         finally:
             server.stop()
-    (OUT / "bench_signin.json").write_text(json.dumps(report, indent=2))
+    (OUT / "bench_signin.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     say("")
     say(f"| {args.label} | quiet | flood, one address | flood, 64 addresses |")
     say("|---|---|---|---|")

@@ -18,7 +18,7 @@ def _definition_in(path_stem: str, function: str) -> str:
     (path,) = [p for p in migration_files() if p.stem == path_stem]
     from pglast.parser import split
 
-    for statement in split(path.read_text()):
+    for statement in split(path.read_text(encoding="utf-8")):
         head = statement.lstrip().lower()
         if head.startswith(("create function", "create or replace function")) and f" {function}(" in head[:200]:
             return statement
