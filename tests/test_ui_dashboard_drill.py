@@ -336,18 +336,19 @@ def test_drill_query_over_the_cache_file(tmp_path):
             "final_status": "Pending", "cre_name": ASHA, "ps_name": None, "branch": "SOMAJIGUDA",
             "created_at": created, "follow_up_date": None, **kw,
         }  # fmt: skip
-        return [values[c] for c in FEED_COLUMNS]
+        return [values.get(c) for c in columns]
 
+    columns = (*FEED_COLUMNS, "cre_id")  # the owner's id, as the lead-life feed (005) sends it
     meta = [{"source": "GOOGLE", "sub_source": "Google Know", "at": "x"}, {"source": "META", "sub_source": "Meta Know"}]
     rows = [
         row(1, "2026-11-29T18:29:59.5+00:00"),  # 23:59:59.5 on 29 Nov in Hyderabad (julianday: ms)
         row(2, "2026-11-29T18:30:00+00:00", final_status="Won"),  # midnight: 30 Nov
-        row(3, "2026-11-30T23:59:00+05:30", sources=meta, cre_name=IMRAN),  # 30 Nov, written with the desk's offset
+        row(3, "2026-11-30T23:59:00+05:30", sources=meta, cre_name=IMRAN, cre_id="imran-id"),  # 30 Nov, desk offset
         row(4, "2026-12-01T00:10:00+05:30", lead_status="Interested", follow_up_date="2026-11-28"),  # 1 Dec
         row(5, "2026-11-20T10:00:00+00:00", follow_up_date="2026-12-01", branch="ATTAPUR"),
     ]
     store = Store(tmp_path / "c.sqlite3")
-    store.apply_changes(FEED_COLUMNS, rows, 5)
+    store.apply_changes(columns, rows, 5)
     store.close()
     conn = open_cache_readonly(tmp_path / "c.sqlite3")
     today = date(2026, 12, 1)
@@ -360,7 +361,8 @@ def test_drill_query_over_the_cache_file(tmp_path):
         assert leads(date_from=date(2026, 11, 29), date_to=date(2026, 11, 29)) == [101]
         assert leads(source="META") == [103] and leads(sub_source="Google Know") == [104, 103, 102, 101, 105]
         assert leads(status="Interested") == [104] and leads(final_status="Won") == [102]
-        assert leads(cre_name=IMRAN) == [103] and leads(cre_id="some-uuid", cre_name=IMRAN) == [103]
+        assert leads(cre_name=IMRAN) == [103] and leads(cre_id="imran-id", cre_name=IMRAN) == [103]
+        assert leads(cre_id="someone-else", cre_name=IMRAN) == []  # the cache has owner ids: the id decides
         assert leads(follow_up="overdue") == [104] and leads(follow_up="due_today") == [105]
         assert leads(follow_up="due_today", branch="SOMAJIGUDA") == []
         assert drill_count(conn, DrillFilter(today=today)) == 5
