@@ -60,7 +60,8 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server_contract import auth, db, seed
-    from server_contract.app import ServerState, create_app
+    from server_contract.app import ServerState, create_app, sign_in_limiters
+    from server_contract.http_guard import uvicorn_config
     from server_contract.mailer import MailWorker, SmtpTarget
 
     database = _open_database(args)
@@ -72,6 +73,7 @@ def serve(args: argparse.Namespace) -> int:
                 seed.seed_demo(conn)
         issuer = auth.TokenIssuer(secret, access_ttl=args.access_token_ttl)
         state = ServerState(conninfo=database.pool_conninfo, issuer=issuer, anon_key=issuer.anon_key())
+        state.email_limiter, state.address_limiter = sign_in_limiters(args.sign_in_limits)
         app = create_app(state)
         sock = _bind(args.host, args.port)
         host, port = sock.getsockname()[:2]
@@ -88,7 +90,9 @@ def serve(args: argparse.Namespace) -> int:
         else:
             log.warning("no --smtp given: PS e-mails stay queued in email_outbox until a server with --smtp runs")
 
-        config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on")
+        config = uvicorn_config(
+            app, args.log_level, header_timeout=args.header_timeout, max_connections=args.max_connections
+        )
         server = uvicorn.Server(config)
         try:
             server.run(sockets=[sock])
@@ -158,6 +162,15 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--mail-poll", type=float, default=1.0, help="seconds between outbox checks")
     p_serve.add_argument("--access-token-ttl", type=int, default=3600, help="access token lifetime in seconds")
     p_serve.add_argument("--log-level", default="warning")
+    p_serve.add_argument("--header-timeout", type=float, default=10.0, help="seconds a client may take to send headers")
+    p_serve.add_argument(
+        "--sign-in-limits",
+        default="10/300,30/300",
+        help="failed sign-ins per e-mail and per address, as BURST/SECONDS,BURST/SECONDS",
+    )
+    p_serve.add_argument(
+        "--max-connections", type=int, default=1000, help="open connections at most (lowered to fit the fd limit)"
+    )
     p_serve.set_defaults(func=serve)
 
     p_seed = sub.add_parser("seed", help="load N synthetic leads (for benchmarks)")

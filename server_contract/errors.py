@@ -66,10 +66,27 @@ def error_response(
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-def auth_error(status: int, error_code: str, msg: str) -> Response:
-    """GoTrue's error shape for /auth/v1 endpoints."""
-    body = json.dumps({"code": status, "error_code": error_code, "msg": msg})
-    return Response(body, status_code=status, media_type="application/json")
+# GoTrue answers errors in this shape to clients that send `X-Supabase-Api-Version: 2024-01-01` or later (the
+# official clients do); without the header, in the older `{code: <status>, error_code, msg}` shape (the desk's).
+API_VERSION_2024 = "2024-01-01"
+
+
+def auth_error(
+    status: int, error_code: str, msg: str, api_version: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    """GoTrue's error shape for /auth/v1 endpoints, in the version the client asked for."""
+    out = {"x-sb-error-code": error_code, **(headers or {})}
+    if api_version is not None and _is_date(api_version) and api_version >= API_VERSION_2024:
+        body = json.dumps({"code": error_code, "message": msg})
+        out["X-Supabase-Api-Version"] = API_VERSION_2024
+    else:
+        body = json.dumps({"code": status, "error_code": error_code, "msg": msg})
+    return Response(body, status_code=status, media_type="application/json", headers=out)
+
+
+def _is_date(text: str) -> bool:
+    parts = text.split("-")
+    return len(parts) == 3 and all(p.isdigit() for p in parts) and [len(p) for p in parts] == [4, 2, 2]
 
 
 def from_database_error(sqlstate: str, message: str, detail: str | None, hint: str | None, anonymous: bool) -> Response:

@@ -2,7 +2,8 @@
 
 Each mail is claimed with `FOR UPDATE SKIP LOCKED` inside a transaction that stays open while the SMTP exchange runs
 and commits `sent` right after it. Two workers never hold the same row; a failed send goes back to `pending` with
-exponential backoff (and `failed` after MAX_ATTEMPTS). If the process dies between the SMTP server's "250 OK" and the
+exponential backoff (and `failed` after MAX_ATTEMPTS); a mail that cannot be built or encoded is `failed` at once,
+with the reason in `last_error`. If the process dies between the SMTP server's "250 OK" and the
 commit, the row is still pending and will be sent again: that window is unavoidable without an idempotent mail API,
 so each mail carries a stable Message-ID (`<outbox-N@...>`) that mail systems use to drop the copy."""
 
@@ -31,6 +32,7 @@ select id, to_email, subject, body, attempts
  limit 1
    for update skip locked
 """
+_PARK = "update email_outbox set status = 'failed', attempts = attempts + 1, last_error = %s where id = %s"
 _SENT = "update email_outbox set status = 'sent', sent_at = now(), attempts = attempts + 1 where id = %s"
 _RETRY = """
 update email_outbox
@@ -72,19 +74,23 @@ class MailWorker:
         self._thread: threading.Thread | None = None
 
     def send_one(self, conn: psycopg.Connection[Any]) -> bool:
-        """Claim and send one due mail; False when none is due."""
+        """Claim and send one due mail; False when none is due.
+
+        A mail that cannot be built or that the SMTP library refuses (a line break in the subject from a customer's
+        name, an address it cannot encode) is parked as `failed` with the reason, in the claim's transaction, so the
+        rest still go out and a restarted worker does not claim it first again. Only a refusal or outage of the SMTP
+        server is retried with backoff."""
         with conn.transaction():
             conn.execute("select set_config('role', 'service_role', true)")
             row = conn.execute(_CLAIM).fetchone()
             if row is None:
                 return False
             mail_id, to_email, subject, body, attempts = row
-            msg = EmailMessage()
-            msg["From"] = self._smtp.sender
-            msg["To"] = to_email
-            msg["Subject"] = subject
-            msg["Message-ID"] = f"<outbox-{mail_id}@cre-desk>"
-            msg.set_content(body)
+            try:
+                msg = self._message(mail_id, to_email, subject, body)
+            except Exception as exc:  # the row's text, not the moment: no retry can help
+                self._park(conn, mail_id, f"cannot build the message: {exc}")
+                return True
             try:
                 with smtplib.SMTP(self._smtp.host, self._smtp.port, timeout=self._smtp.timeout) as smtp:
                     smtp.send_message(msg)
@@ -93,8 +99,25 @@ class MailWorker:
                 log.warning("mail %s not sent (attempt %s): %s; retry in %.0fs", mail_id, attempts + 1, exc, delay)
                 conn.execute(_RETRY, (str(exc)[:500], MAX_ATTEMPTS, delay, mail_id))
                 return True
+            except Exception as exc:  # refused by the library while sending (e.g. an unencodable address)
+                self._park(conn, mail_id, f"cannot send the message: {exc!r}")
+                return True
             conn.execute(_SENT, (mail_id,))
             return True
+
+    def _message(self, mail_id: int, to_email: str, subject: str, body: str) -> EmailMessage:
+        msg = EmailMessage()
+        msg["From"] = self._smtp.sender
+        msg["To"] = to_email
+        msg["Subject"] = subject
+        msg["Message-ID"] = f"<outbox-{mail_id}@cre-desk>"
+        msg.set_content(body)
+        return msg
+
+    @staticmethod
+    def _park(conn: psycopg.Connection[Any], mail_id: int, reason: str) -> None:
+        log.warning("mail %s parked as failed: %s", mail_id, reason)
+        conn.execute(_PARK, (reason[:500], mail_id))
 
     def drain(self, conn: psycopg.Connection[Any]) -> int:
         n = 0
@@ -112,10 +135,17 @@ class MailWorker:
             except psycopg.Error as exc:
                 log.warning("mail worker lost its database connection: %s", exc)
                 self._stop.wait(2.0)
+            except Exception:  # a bug must not end the thread: every later mail would wait forever
+                log.exception("mail worker: unexpected error; going on")
+                self._stop.wait(2.0)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="mail-worker", daemon=True)
         self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
 
     def stop(self) -> None:
         self._stop.set()

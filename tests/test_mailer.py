@@ -111,3 +111,47 @@ def test_worker_thread_drains_in_the_background(api: Api, server, clean_db, smtp
     finally:
         worker.stop()
     assert len(inbox.messages) == 3
+
+
+def _wait_until(condition: Any, seconds: float = 20.0) -> bool:
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return True
+        threading.Event().wait(0.05)
+    return bool(condition())
+
+
+@pytest.mark.expected_log_warnings
+def test_a_mail_that_cannot_be_built_is_parked_and_the_rest_go_out(server, clean_db: psycopg.Connection[Any], smtp):
+    """A line break or U+2028 in a customer's name reaches the subject (rows written before 005 refused them): the
+    worker parks that mail with the reason and goes on; a restarted worker does not claim it again."""
+    controller, inbox = smtp
+    subjects = ["New lead A: Normal Before", "New lead B: Ravi\nKumar", "New lead C: Ravi\rKumar",
+                "New lead D: Ravi\u2028Kumar", "New lead E: Normal After"]  # fmt: skip
+    for subject in subjects:
+        clean_db.execute(
+            "insert into email_outbox (to_email, subject, body) values ('ps1@demo.local', %s, 'body')", (subject,)
+        )
+    target = SmtpTarget("127.0.0.1", controller.port)
+    worker = MailWorker(_worker_conninfo(server), target, poll_interval=0.05)
+    worker.start()
+    try:
+        assert _wait_until(lambda: len(inbox.messages) == 2), len(inbox.messages)
+        assert worker.alive
+    finally:
+        worker.stop()
+    sent = sorted(e.content.decode().split("Subject: ")[1].split("\n")[0].strip() for e in inbox.messages)
+    assert sent == ["New lead A: Normal Before", "New lead E: Normal After"]
+    rows = clean_db.execute("select subject, status, attempts, last_error from email_outbox order by id").fetchall()
+    parked = [(r[1], r[2]) for r in rows if r[0] not in sent]
+    assert parked == [("failed", 1)] * 3
+    assert all("cannot build the message" in r[3] for r in rows if r[0] not in sent)
+    # A restarted worker sends what comes next and leaves the parked ones parked.
+    clean_db.execute("insert into email_outbox (to_email, subject, body) values ('ps1@demo.local', 'New lead F', 'b')")
+    again = MailWorker(_worker_conninfo(server), target)
+    with psycopg.connect(_worker_conninfo(server), autocommit=True) as conn:
+        assert again.drain(conn) == 1
+    assert len(inbox.messages) == 3
+    assert clean_db.execute(
+        "select count(*) from email_outbox where status = 'failed' and attempts = 1"
+    ).fetchone() == (3,)
