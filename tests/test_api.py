@@ -209,6 +209,18 @@ def test_refused_refresh_means_sign_in_again(server, db):
     other.close()
 
 
+def test_signing_out_of_one_desk_leaves_the_same_cres_other_desk_signed_in(server):
+    here, there = client_for(server), client_for(server)
+    here.login("cre1@demo.local", "demo1234")
+    there.login("cre1@demo.local", "demo1234")
+    here.logout()
+    assert not here.signed_in
+    there.refresh()  # the other desk's session was not ended
+    assert there.rpc("my_profile")["email"] == "cre1@demo.local"
+    here.close()
+    there.close()
+
+
 def test_silent_sign_in_from_the_keyring(server, memory_keyring):
     store = KeyringTokenStore()
     assert store.available

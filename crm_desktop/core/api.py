@@ -365,7 +365,13 @@ class ApiClient:
             return
         self._tokens.delete(self.base_url, session.email)
         try:
-            self._http.post("/auth/v1/logout", headers={"Authorization": f"Bearer {session.access_token}"})
+            # scope=local: this desk's session only. GoTrue's default (global) would also sign the same CRE out of
+            # a desk on another PC.
+            self._http.post(
+                "/auth/v1/logout",
+                params={"scope": "local"},
+                headers={"Authorization": f"Bearer {session.access_token}"},
+            )
         except httpx.TransportError:
             pass  # offline sign-out: the token is gone locally; the server's copy expires by itself
 
