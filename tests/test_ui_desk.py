@@ -13,7 +13,7 @@ import httpx
 import pytest
 from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QApplication, QMessageBox
 from serverproc import Api, new_lead, phone_for
 
 from crm_desktop.core.api import ApiClient
@@ -58,9 +58,23 @@ def open_desk(
 
 
 def close_desk(window: MainWindow) -> None:
+    """Stop the desk's threads and close it, answering "leave anyway" to a quit question (a test that ends offline
+    with a lead queued gets one; a modal left open would hang the run: no timeout can interrupt Qt's modal loop)."""
     window.session.stop()
     window.session.api.close()
+    answer = QTimer(window)
+    answer.setInterval(20)
+    answer.timeout.connect(_leave_anyway)
+    answer.start()
     window.close()
+    answer.stop()
+    assert not window.isVisible()
+
+
+def _leave_anyway() -> None:
+    box = QApplication.activeModalWidget()
+    if isinstance(box, QMessageBox) and box.button(QMessageBox.StandardButton.Yes) is not None:
+        box.button(QMessageBox.StandardButton.Yes).click()
 
 
 @pytest.fixture

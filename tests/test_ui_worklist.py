@@ -248,6 +248,11 @@ def test_offline_the_lead_view_shows_the_summary_and_own_calls(
         assert "Offline Lead" in view.title.text()
     finally:
         server.start()
+    # Back online, the call queued offline goes out (and the desk closes with nothing left to ask about).
+    window.session.engine.send_now()
+    qtbot.waitUntil(lambda: window.session.engine.connection_state == "online" and window._pending == 0, timeout=30_000)
+    detail = api.rpc("lead_detail", cre1, lead_id=lead.lead_id).json()
+    assert [c["lead_status"] for c in detail["calls"]][-1] == "Call me Back"
 
 
 def test_a_due_call_back_reminds_and_opens_the_lead(window: MainWindow, api: Api, qtbot: Any) -> None:

@@ -203,6 +203,7 @@ class MainWindow(QMainWindow):
             self.dashboard.drill_down_requested.connect(self._on_dashboard_drill_down_requested)
             self.tabs.addTab(_scrolling(self.dashboard), "Dashboard")
         self._catalog: dict[str, Any] = {}
+        self._leaving = False  # set once a close was accepted (see closeEvent)
 
         self.message_bar = MessageBar()
         self.reminder_bar = ReminderBar()
@@ -402,9 +403,12 @@ class MainWindow(QMainWindow):
         return False
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self.may_leave() or not self.may_quit_with_unsent():
+        # Asked once: a window the CRE already agreed to close (or that had nothing to ask about) does not ask again
+        # when something closes it a second time on the way out.
+        if not self._leaving and (not self.may_leave() or not self.may_quit_with_unsent()):
             event.ignore()
             return
+        self._leaving = True
         self.save_window_state()
         super().closeEvent(event)
 
