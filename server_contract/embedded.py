@@ -223,6 +223,11 @@ def _init_pgdata(pgdata: Path, user: str | None) -> None:
         raise ClusterError(f"initdb failed in {pgdata}:\n{result.stdout[-2000:]}")
 
 
+def _open_parents(path: Path) -> None:
+    for parent in path.parents:  # others may traverse (x) and list (r) the folders above, nothing more
+        parent.chmod(parent.stat().st_mode | 0o055)
+
+
 def _prepare_system_user(user: str, pgdata: Path) -> None:
     """Running as root: PostgreSQL runs as `user`, who must exist, reach its data directory and run the binaries
     (what pgserver does in the same case)."""
@@ -234,9 +239,8 @@ def _prepare_system_user(user: str, pgdata: Path) -> None:
         subprocess.run(["useradd", "-s", "/bin/false", user], check=True, capture_output=True)
         entry = pwd.getpwnam(user)
     bin_dir = _pg_bin_dir()
-    for path in (pgdata, bin_dir):
-        for parent in path.parents:  # others may traverse (x) and list (r) the folders above, nothing more
-            parent.chmod(parent.stat().st_mode | 0o055)
+    _open_parents(pgdata)
+    _open_parents(bin_dir)
     if (bin_dir / "postgres").stat().st_mode & 0o001:
         trees: tuple[Path, ...] = ()  # done by an earlier start
     else:
@@ -390,6 +394,8 @@ def _ensure_running(pgdata: Path, user: str | None, timeout: float) -> Postmaste
                     with contextlib.suppress(FileNotFoundError):
                         (pgdata / "postmaster.pid").unlink()
                     _remove_private_socket_dir(stale.socket_dir, pgdata)
+                if user is not None:
+                    _open_parents(pgdata)  # again: another program may have made a parent private meanwhile
                 socket_dir = None if sys.platform == "win32" else choose_socket_dir(pgdata, user)
                 args = [_bin("pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-l", str(pgdata / "log"),
                         *start_options(socket_dir), "start"]  # fmt: skip
@@ -420,13 +426,36 @@ def leave(pgdata: Path, pid: int, started: float) -> bool:
         info = running_postmaster(pgdata)
         if info is None:
             return False
-        result = _run([_bin("pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-m", "fast", "stop"],
-                      user=_system_user(), timeout=90)  # fmt: skip
-        if result.returncode != 0:
-            log.warning("pg_ctl stop failed in %s: %s", pgdata, result.stdout.strip()[-500:])
+        if not stop_postmaster(pgdata, info):
             return False
         _remove_private_socket_dir(info.socket_dir, pgdata)
         return True
+
+
+def stop_postmaster(pgdata: Path, info: PostmasterFile, timeout: float = 60.0) -> bool:
+    """A clean "fast" shutdown: running transactions are rolled back, a shutdown checkpoint is written.
+
+    POSIX: SIGINT to the postmaster, which is all `pg_ctl stop -m fast` does, but without pg_ctl's need to reach the
+    data directory as PostgreSQL's OS user (a parent folder another program made private again, e.g. pytest's
+    /tmp/pytest-of-<user>, would stop it). Windows: pg_ctl, which signals through an event there."""
+    if sys.platform == "win32":
+        result = _run([_bin("pg_ctl"), "-D", str(pgdata), "-w", "-t", str(int(timeout)), "-m", "fast", "stop"],
+                      user=None, timeout=timeout + 30)  # fmt: skip
+        if result.returncode != 0:
+            log.warning("pg_ctl stop failed in %s: %s", pgdata, result.stdout.strip()[-500:])
+        return result.returncode == 0
+    import signal
+
+    try:
+        proc = psutil.Process(info.pid)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=timeout)
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.TimeoutExpired:
+        log.warning("PostgreSQL in %s did not stop within %.0f s", pgdata, timeout)
+        return False
+    return True
 
 
 def watchdog_popen_kwargs(platform: str | None = None) -> dict[str, Any]:

@@ -32,6 +32,7 @@ class ServerProcess:
     data_dir: Path
     log_path: Path
     extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None  # the child's environment (default: this process's)
     port: int = 0
     url: str = ""
     anon_key: str = ""
@@ -43,7 +44,7 @@ class ServerProcess:
             sys.executable, "-m", "server_contract", "serve", "--data-dir", str(self.data_dir),
             "--port", str(self.port), "--stop-when-stdin-closes", *self.extra_args,
         ]  # fmt: skip
-        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONUTF8="1")
+        env = dict(self.env if self.env is not None else os.environ, PYTHONUNBUFFERED="1", PYTHONUTF8="1")
         with self.log_path.open("a", encoding="utf-8") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
                 cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env
