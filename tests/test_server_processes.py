@@ -9,6 +9,7 @@ import ast
 import asyncio
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -28,8 +29,32 @@ from server_contract.embedded import PostmasterFile, processes_in
 TESTS = Path(__file__).parent
 
 
-def _server(tmp_path: Path, pgdata: Path | None = None, env: dict[str, str] | None = None) -> ServerProcess:
-    pgdata = pgdata or tmp_path / "pgdata"
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stopped cluster with the demo data, made once: each test starts from a copy (initdb and seeding cost more
+    than the test)."""
+    base = tmp_path_factory.mktemp("template")
+    ServerProcess(data_dir=base / "pgdata", log_path=base / "server.log", extra_args=["--demo"]).start().stop()
+    return base / "pgdata"
+
+
+@pytest.fixture
+def pgdata(template: Path, tmp_path: Path) -> Path:
+    return _copy_cluster(template, tmp_path / "pgdata")
+
+
+def _copy_cluster(template: Path, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(template, dest, symlinks=True)
+    owner = template.stat()
+    if sys.platform != "win32" and os.geteuid() == 0:  # PostgreSQL runs as its own OS user and must own its files
+        for root, dirs, files in os.walk(dest):
+            for name in [root, *(Path(root) / d for d in dirs), *(Path(root) / f for f in files)]:
+                os.chown(name, owner.st_uid, owner.st_gid)
+    return dest
+
+
+def _server(tmp_path: Path, pgdata: Path, env: dict[str, str] | None = None) -> ServerProcess:
     return ServerProcess(data_dir=pgdata, log_path=tmp_path / "server.log", extra_args=["--demo"], env=env)
 
 
@@ -73,9 +98,9 @@ def _wait_for_log(path: Path, text: str, timeout: float = 60) -> bool:
 # ------------------------------------------------------------------------------------------------------ restarts
 
 
-def test_restarts_when_postmaster_pid_names_another_live_process(tmp_path: Path):
+def test_restarts_when_postmaster_pid_names_another_live_process(tmp_path: Path, pgdata: Path):
     """After a reboot the PID in a stale postmaster.pid often belongs to some other live process."""
-    server = _server(tmp_path).start()
+    server = _server(tmp_path, pgdata).start()
     pgdata = server.data_dir
     stale = (pgdata / "postmaster.pid").read_text(encoding="utf-8").splitlines()
     _kill_everything(server, pgdata)
@@ -91,10 +116,10 @@ def test_restarts_when_postmaster_pid_names_another_live_process(tmp_path: Path)
         other.wait()
 
 
-def test_restart_waits_for_an_old_postgres_still_exiting(tmp_path: Path):
+def test_restart_waits_for_an_old_postgres_still_exiting(tmp_path: Path, pgdata: Path):
     """A killed postmaster's children still hold its shared memory for a moment; a new postmaster refuses to start
     then. Here one of them is held (suspended) until the new server has said it waits for it."""
-    server = _server(tmp_path).start()
+    server = _server(tmp_path, pgdata).start()
     pgdata = server.data_dir
     postmaster = _postmaster(pgdata)
     straggler = next(p for p in postmaster.children() if "checkpointer" in " ".join(p.cmdline()))
@@ -115,9 +140,9 @@ def test_restart_waits_for_an_old_postgres_still_exiting(tmp_path: Path):
         server.stop()
 
 
-def test_six_restarts_right_after_killing_server_and_postgres(tmp_path: Path):
+def test_six_restarts_right_after_killing_server_and_postgres(tmp_path: Path, pgdata: Path):
     """The red team's round: kill -9 of everything, restart at once, six times; every restart must come up."""
-    server = _server(tmp_path).start()
+    server = _server(tmp_path, pgdata).start()
     try:
         for _ in range(6):
             _kill_everything(server, server.data_dir)
@@ -130,8 +155,8 @@ def test_six_restarts_right_after_killing_server_and_postgres(tmp_path: Path):
 # ------------------------------------------------------------------------------------------ stopping and orphans
 
 
-def test_sigkill_of_the_server_leaves_no_postgres_running(tmp_path: Path):
-    server = _server(tmp_path).start()
+def test_sigkill_of_the_server_leaves_no_postgres_running(tmp_path: Path, pgdata: Path):
+    server = _server(tmp_path, pgdata).start()
     postmaster = _postmaster(server.data_dir)
     server.stop(kill=True)
     postmaster.wait(timeout=90)  # raises TimeoutExpired if PostgreSQL is orphaned
@@ -139,8 +164,8 @@ def test_sigkill_of_the_server_leaves_no_postgres_running(tmp_path: Path):
     assert not processes_in(server.data_dir)
 
 
-def test_the_server_stops_postgres_cleanly_when_its_stdin_closes(tmp_path: Path):
-    server = _server(tmp_path).start()
+def test_the_server_stops_postgres_cleanly_when_its_stdin_closes(tmp_path: Path, pgdata: Path):
+    server = _server(tmp_path, pgdata).start()
     proc = server.proc
     assert proc is not None and proc.stdin is not None
     postmaster = _postmaster(server.data_dir)
@@ -203,10 +228,9 @@ def _psql(sockdir: Path, port: int, user: str | None) -> subprocess.CompletedPro
 
 @pytest.mark.skipif(sys.platform == "win32", reason="Unix sockets; Windows listens on loopback TCP")
 @pytest.mark.parametrize("path_length", ["short", "too long for a socket"])
-def test_the_embedded_postgres_socket_is_reachable_only_by_its_user(tmp_path: Path, path_length: str):
+def test_the_embedded_postgres_socket_is_reachable_only_by_its_user(tmp_path: Path, template: Path, path_length: str):
     """Trust auth is safe only behind a socket nobody else can open, whatever the path and XDG_RUNTIME_DIR."""
-    pgdata = tmp_path / ("d" * 90 if path_length != "short" else "d") / "pgdata"
-    pgdata.parent.mkdir()
+    pgdata = _copy_cluster(template, tmp_path / ("d" * 90 if path_length != "short" else "d") / "pgdata")
     env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
     server = _server(tmp_path, pgdata, env=env).start()
     try:
