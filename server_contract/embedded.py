@@ -449,13 +449,31 @@ def stop_postmaster(pgdata: Path, info: PostmasterFile, timeout: float = 60.0) -
     try:
         proc = psutil.Process(info.pid)
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=timeout)
     except psutil.NoSuchProcess:
-        pass
-    except psutil.TimeoutExpired:
+        return True
+    if not wait_gone(proc, timeout):
         log.warning("PostgreSQL in %s did not stop within %.0f s", pgdata, timeout)
         return False
     return True
+
+
+def wait_gone(proc: psutil.Process, timeout: float | None = None) -> bool:
+    """Wait until `proc` has ended; a zombie (dead, not yet reaped by its parent) counts as ended."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            proc.wait(timeout=0.5)
+            return True
+        except psutil.TimeoutExpired:
+            try:
+                if proc.status() == psutil.STATUS_ZOMBIE:
+                    return True
+            except psutil.NoSuchProcess:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if deadline is not None and time.monotonic() > deadline:
+            return False
 
 
 def watchdog_popen_kwargs(platform: str | None = None) -> dict[str, Any]:
@@ -477,13 +495,7 @@ def watch(pgdata: Path, pid: int, started: float) -> int:
     try:
         proc = psutil.Process(pid)
         if abs(proc.create_time() - started) < 1.0:
-            while True:
-                try:
-                    proc.wait(timeout=1.0)
-                    break
-                except psutil.TimeoutExpired:
-                    if proc.status() == psutil.STATUS_ZOMBIE:  # dead; its parent has not reaped it yet
-                        break
+            wait_gone(proc)
     except psutil.NoSuchProcess:
         pass
     stopped = leave(pgdata, pid, started)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from server_contract.auth import hash_password
 
@@ -173,8 +174,8 @@ def _gotrue_user(conn: psycopg.Connection[Any], email: str, password: str) -> An
         "role": "authenticated",
         "email": email,
         "encrypted_password": hashed,
-        "raw_app_meta_data": psycopg.types.json.Jsonb({"provider": "email", "providers": ["email"]}),
-        "raw_user_meta_data": psycopg.types.json.Jsonb({}),
+        "raw_app_meta_data": Jsonb({"provider": "email", "providers": ["email"]}),
+        "raw_user_meta_data": Jsonb({}),
         "is_sso_user": False,
         "is_anonymous": False,
     }
@@ -190,9 +191,7 @@ def _gotrue_user(conn: psycopg.Connection[Any], email: str, password: str) -> An
                 f" values (gen_random_uuid(), {marks}, {', '.join('now()' for _ in now_cols)}) returning id",
                 values,
             ).fetchone()
-            identity = psycopg.types.json.Jsonb(
-                {"sub": str(user_id), "email": email, "email_verified": True, "phone_verified": False}
-            )
+            identity = Jsonb({"sub": str(user_id), "email": email, "email_verified": True, "phone_verified": False})
             if "provider_id" in identities:  # GoTrue since late 2023: its own uuid id, the provider's id apart
                 conn.execute(
                     "insert into auth.identities (id, provider_id, user_id, identity_data, provider, created_at,"
