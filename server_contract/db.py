@@ -118,13 +118,17 @@ AUTH_FOREIGN = "foreign"  # anyone else's, e.g. Supabase's auth service: never t
 def auth_kind(conn: psycopg.Connection[Any]) -> str:
     """Whose `auth` schema this database has. GoTrue's marks win over the shim's: an older `crm-server serve` did
     add the shim's tables to Supabase's `auth`, and that must not make it ours."""
+    # pg_catalog, not information_schema: the latter hides columns the connecting role has no privilege on.
     row = conn.execute(
-        """select exists (select from pg_namespace where nspname = 'auth'),
-                  to_regclass('auth.schema_migrations') is not null or to_regclass('auth.identities') is not null
-                  or exists (select from information_schema.columns where table_schema = 'auth'
-                             and table_name = 'users' and column_name in ('instance_id', 'aud', 'is_sso_user')),
-                  exists (select from information_schema.columns where table_schema = 'auth'
-                          and table_name = 'refresh_tokens' and column_name = 'token_hash')"""
+        """with cols as (select c.relname, a.attname from pg_attribute a join pg_class c on c.oid = a.attrelid
+                          where c.relnamespace = (select oid from pg_namespace where nspname = 'auth')
+                            and a.attnum > 0 and not a.attisdropped)
+           select exists (select from pg_namespace where nspname = 'auth'),
+                  exists (select from pg_class where relname in ('schema_migrations', 'identities')
+                          and relnamespace = (select oid from pg_namespace where nspname = 'auth'))
+                  or exists (select from cols where relname = 'users'
+                             and attname in ('instance_id', 'aud', 'is_sso_user')),
+                  exists (select from cols where relname = 'refresh_tokens' and attname = 'token_hash')"""
     ).fetchone()
     assert row is not None
     has_schema, gotrue, shim = row

@@ -217,10 +217,20 @@ def _init_pgdata(pgdata: Path, user: str | None) -> None:
     if (pgdata / "PG_VERSION").exists():
         return
     log.info("creating the embedded PostgreSQL cluster in %s", pgdata)
-    result = _run([_bin("initdb"), "-D", str(pgdata), "--auth=trust", "--auth-local=trust", "--encoding=utf8",
-                   "-U", "postgres"], user=user, timeout=300)  # fmt: skip
-    if result.returncode != 0:
-        raise ClusterError(f"initdb failed in {pgdata}:\n{result.stdout[-2000:]}")
+    for attempt in range(3):
+        if user is not None:
+            _open_parents(pgdata)  # again: another program may have made a parent private meanwhile (pytest does)
+        result = _run([_bin("initdb"), "-D", str(pgdata), "--auth=trust", "--auth-local=trust", "--encoding=utf8",
+                       "-U", "postgres"], user=user, timeout=300)  # fmt: skip
+        if result.returncode == 0:
+            return
+        log.info("initdb failed in %s (attempt %d): %s", pgdata, attempt + 1, result.stdout[-500:])
+        for child in list(pgdata.iterdir()):  # initdb needs an empty directory to try again
+            if child.is_dir():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+    raise ClusterError(f"initdb failed in {pgdata}:\n{result.stdout[-2000:]}")
 
 
 def _open_parents(path: Path) -> None:

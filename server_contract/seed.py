@@ -124,7 +124,9 @@ def _profile(conn: psycopg.Connection[Any], user_id: Any, email: str, name: str,
 
 def _columns(conn: psycopg.Connection[Any], table: str) -> set[str]:
     rows = conn.execute(
-        "select column_name from information_schema.columns where table_schema = 'auth' and table_name = %s", (table,)
+        "select a.attname from pg_attribute a join pg_class c on c.oid = a.attrelid"
+        " where c.relnamespace = 'auth'::regnamespace and c.relname = %s and a.attnum > 0 and not a.attisdropped",
+        (table,),
     ).fetchall()
     return {str(r[0]) for r in rows}
 
@@ -136,6 +138,8 @@ def _auth_shape(conn: psycopg.Connection[Any]) -> str:
     kind = db.auth_kind(conn)
     if kind == db.AUTH_REFERENCE:
         return "reference"
+    if kind == db.AUTH_NONE:
+        return "unknown"  # no auth schema at all: nothing to create a sign-in in
     users, identities = _columns(conn, "users"), _columns(conn, "identities")
     if {"id", "aud", "role", "email", "encrypted_password"} <= users and {"user_id", "provider", "identity_data"} <= (
         identities
