@@ -18,7 +18,8 @@ import httpx
 # Tables create_lead writes; emptied between tests (users and catalogues stay).
 LEAD_TABLES = (
     "call_attempts, ps_followups, email_outbox, lead_sources, lead_requests, leads, "
-    "stats_events, stats_cre, stats_source, stats_status, stats_hour, stats_follow_up"
+    "stats_events, stats_cre, stats_source, stats_status, stats_hour, stats_follow_up, lead_owner_changes, "
+    "stats_follow_up_events, stats_follow_up_cre"
 )
 
 
@@ -55,7 +56,7 @@ class ServerProcess:
         if not line:
             self.proc.wait(timeout=30)
             self._close_pipes()
-            text = self.log_path.read_text(encoding="utf-8")[-3000:]
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
             raise RuntimeError(f"server did not start; see {self.log_path}:\n{text}")
         info = json.loads(line)
         self.url, self.anon_key = info["url"], info["anon_key"]
