@@ -1,21 +1,28 @@
 """`crm-server`: the reference server of the CRE Desk contract.
 
     crm-server serve [--data-dir DIR | --database-url URL] [--host 127.0.0.1] [--port N] [--demo] [--smtp HOST:PORT]
+                     [--stop-when-stdin-closes]
+    crm-server migrate [--data-dir DIR | --database-url URL] [--dry-run]
     crm-server seed --leads N [--data-dir DIR | --database-url URL]
     crm-server mail --smtp HOST:PORT [--data-dir DIR | --database-url URL]
 
 `serve` prints one JSON line first, `{"url", "anon_key", ...}`, so tools and tests can find it (port 0 = a free port).
+`migrate` applies what the database lacks and recognises migrations applied elsewhere (Supabase's SQL editor); on a
+database whose `auth` schema belongs to Supabase's auth service it changes nothing there, and `serve` refuses it.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import signal
 import socket
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +54,79 @@ def _bind(host: str, port: int) -> socket.socket:
     # IPPROTO_TCP explicitly: asyncio enables TCP_NODELAY only on sockets created with it. With protocol 0, Nagle
     # plus delayed ACKs added ~40 ms to every sequential request (measured by bench/bench_server.py).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    # A restarted server (tests stop and restart it) must get its port back at once.
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    option = reuse_option()
+    if option is not None:
+        sock.setsockopt(socket.SOL_SOCKET, option, 1)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def reuse_option(platform: str | None = None) -> int | None:
+    """POSIX: SO_REUSEADDR, so a restarted server (tests stop and restart it) gets its port back at once. Windows:
+    there SO_REUSEADDR lets a second socket take a port still in use, and a closed port is free at once anyway, so
+    SO_EXCLUSIVEADDRUSE instead."""
+    if (platform or sys.platform) == "win32":
+        return getattr(socket, "SO_EXCLUSIVEADDRUSE", None)
+    return socket.SO_REUSEADDR
+
+
+def event_loop_factory(platform: str | None = None) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """Windows: a selector loop. uvicorn hands out a ProactorEventLoop there, which psycopg's async pool refuses, so
+    the server would never answer. Elsewhere None: uvicorn's own choice (uvloop where installed)."""
+    if (platform or sys.platform) == "win32":
+        return asyncio.SelectorEventLoop
+    return None
+
+
+def run_server(server: Any, sock: socket.socket) -> None:
+    """Run a uvicorn.Server on `sock` in the event loop this platform needs."""
+    factory = event_loop_factory()
+    if factory is None:
+        server.run(sockets=[sock])
+        return
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(server.serve(sockets=[sock]))
+
+
+class StdinWatch:
+    """Stop when stdin reaches end of file: the channel a parent (the desk's --demo) has on every system. Its end of
+    the pipe closes when it stops us, and also when it crashes or is killed, so the server never outlives it."""
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+        self.server: Any = None
+        self._thread = threading.Thread(target=self._wait, name="stdin-watch", daemon=True)
+
+    def start(self) -> StdinWatch:
+        self._thread.start()
+        return self
+
+    def _wait(self) -> None:
+        stream = sys.stdin.buffer if sys.stdin is not None else None
+        try:
+            while stream is not None and stream.read(4096):
+                pass
+        except (OSError, ValueError):
+            pass
+        log.info("stdin closed: stopping")
+        self.closed.set()
+        if self.server is not None:
+            self.server.should_exit = True
+
+    def attach(self, server: Any) -> None:
+        self.server = server
+        if self.closed.is_set():
+            server.should_exit = True
+
+
+FOREIGN_AUTH_MESSAGE = (
+    "This database has an `auth` schema that the reference server did not create (Supabase's auth service, GoTrue)."
+    " `crm-server serve` would have to add its own sign-in there, so it will not run on it. Point the desk at the"
+    " project's own URL and anon key; use `crm-server migrate --database-url ...` for the schema and"
+    " `crm-server mail --database-url ...` for the PS e-mails."
+)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -64,8 +138,14 @@ def serve(args: argparse.Namespace) -> int:
     from server_contract.http_guard import uvicorn_config
     from server_contract.mailer import MailWorker, SmtpTarget
 
+    watch = StdinWatch().start() if args.stop_when_stdin_closes else None
     database = _open_database(args)
     try:
+        if database.embedded is None:
+            with psycopg.connect(database.admin_conninfo, autocommit=True) as conn:
+                if db.auth_kind(conn) == db.AUTH_FOREIGN:
+                    print(FOREIGN_AUTH_MESSAGE, file=sys.stderr)
+                    return 2
         db.migrate(database, reference=True)
         with psycopg.connect(database.admin_conninfo, autocommit=True) as conn:
             secret = auth.load_or_create_secret(conn)
@@ -94,11 +174,36 @@ def serve(args: argparse.Namespace) -> int:
             app, args.log_level, header_timeout=args.header_timeout, max_connections=args.max_connections
         )
         server = uvicorn.Server(config)
+        if watch is not None:
+            watch.attach(server)
         try:
-            server.run(sockets=[sock])
+            run_server(server, sock)
         finally:
             if mailer is not None:
                 mailer.stop()
+    finally:
+        database.stop()
+    return 0
+
+
+def migrate_cmd(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from server_contract import db
+
+    database = _open_database(args)
+    try:
+        try:
+            if args.dry_run:
+                with psycopg.connect(database.admin_conninfo, autocommit=True) as conn:
+                    plan = db.pending(conn)
+            else:
+                plan = db.migrate(database, reference=True)
+        except db.MigrationError as exc:
+            print(f"crm-server migrate: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps({"auth": plan.auth, "recognised": plan.recognised, "applied": plan.applied,
+                          "dry_run": bool(args.dry_run)}))  # fmt: skip
     finally:
         database.stop()
     return 0
@@ -111,9 +216,18 @@ def seed_cmd(args: argparse.Namespace) -> int:
 
     database = _open_database(args)
     try:
-        db.migrate(database, reference=not args.database_url or args.reference_shim)
+        try:
+            # Never the shim on a foreign auth schema; migrations applied in the SQL editor are recognised, not re-run.
+            db.migrate(database, reference=True)
+        except db.MigrationError as exc:
+            print(f"crm-server seed: {exc}", file=sys.stderr)
+            return 1
         with psycopg.connect(database.admin_conninfo, autocommit=True) as conn:
-            seed.seed_users(conn)
+            try:
+                seed.seed_users(conn)
+            except seed.SeedError as exc:
+                print(f"crm-server seed: {exc}", file=sys.stderr)
+                return 1
             t0 = time.perf_counter()
 
             def progress(done: int, total: int) -> None:
@@ -171,13 +285,24 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument(
         "--max-connections", type=int, default=1000, help="open connections at most (lowered to fit the fd limit)"
     )
+    p_serve.add_argument(
+        "--stop-when-stdin-closes",
+        action="store_true",
+        help="stop (PostgreSQL included) when stdin reaches end of file: a parent's way to stop us on any system",
+    )
     p_serve.set_defaults(func=serve)
+
+    p_migrate = sub.add_parser("migrate", help="apply the migrations a database lacks (recognises SQL-editor runs)")
+    _add_db_args(p_migrate)
+    p_migrate.add_argument("--dry-run", action="store_true", help="only say what would be recognised and applied")
+    p_migrate.set_defaults(func=migrate_cmd)
 
     p_seed = sub.add_parser("seed", help="load N synthetic leads (for benchmarks)")
     _add_db_args(p_seed)
     p_seed.add_argument("--leads", type=int, required=True)
     p_seed.add_argument("--days", type=float, default=365.0, help="spread creation times over this many days")
-    p_seed.add_argument("--reference-shim", action="store_true", help="with --database-url: create roles/auth too")
+    # Kept so old command lines still parse: whether the shim applies is now decided from the database itself.
+    p_seed.add_argument("--reference-shim", action="store_true", help=argparse.SUPPRESS)
     p_seed.set_defaults(func=seed_cmd)
 
     p_mail = sub.add_parser("mail", help="run only the PS e-mail worker (e.g. beside a Supabase project)")
@@ -188,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.command == "seed" else logging.WARNING,
+        level=logging.INFO if args.command in ("seed", "migrate") else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

@@ -1,6 +1,9 @@
 """Demo users and synthetic leads.
 
-`seed_users` makes the demo accounts (password `demo1234`). `bulk_leads` writes N realistic leads straight into the
+`seed_users` makes the demo accounts (password `demo1234`): in the reference server's `auth.users`, or, on a database
+whose `auth` schema belongs to Supabase's auth service (GoTrue), the way that service stores a user who signed up
+with e-mail and password (a confirmed `auth.users` row with a bcrypt `$2a$` hash, plus its `auth.identities` row),
+so the project's own sign-in accepts them. `bulk_leads` writes N realistic leads straight into the
 tables in set-based SQL (1M in about a minute on a 2-core machine), with everything create_lead would have kept
 consistent: sources, call attempts, PS follow-ups, feed positions and dashboard aggregates. It is a loader for demos
 and benchmarks, not a second way to create leads: the desk only ever uses create_lead."""
@@ -11,10 +14,16 @@ from collections.abc import Callable
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from server_contract.auth import hash_password
 
 DEMO_PASSWORD = "demo1234"
+
+
+class SeedError(RuntimeError):
+    """Users cannot be created in this database; the message says why and what to do instead."""
+
 
 # (email, full name, role, branch)
 DEMO_USERS: list[tuple[str, str, str, str | None]] = [
@@ -92,26 +101,138 @@ def create_user(
     conn: psycopg.Connection[Any], email: str, password: str, full_name: str, role: str, branch: str | None
 ) -> None:
     """Create (or leave as is) a sign-in and its desk profile. Runs on the admin connection."""
-    row = conn.execute(
-        "insert into auth.users (email, encrypted_password) values (lower(%s), %s)"
-        " on conflict (email) do update set email = excluded.email returning id",
-        (email, hash_password(password)),
-    ).fetchone()
-    assert row is not None
+    if _auth_shape(conn) == "gotrue":
+        user_id = _gotrue_user(conn, email, password)
+    else:
+        row = conn.execute(
+            "insert into auth.users (email, encrypted_password) values (lower(%s), %s)"
+            " on conflict (email) do update set email = excluded.email returning id",
+            (email, hash_password(password)),
+        ).fetchone()
+        assert row is not None
+        user_id = row[0]
+    _profile(conn, user_id, email, full_name, role, branch)
+
+
+def _profile(conn: psycopg.Connection[Any], user_id: Any, email: str, name: str, role: str, branch: str | None) -> None:
     conn.execute(
         "insert into public.profiles (id, email, full_name, role, branch) values (%s, lower(%s), %s, %s, %s)"
         " on conflict (id) do nothing",
-        (row[0], email, full_name, role, branch),
+        (user_id, email, name, role, branch),
     )
 
 
+def _columns(conn: psycopg.Connection[Any], table: str) -> set[str]:
+    rows = conn.execute(
+        "select a.attname from pg_attribute a join pg_class c on c.oid = a.attrelid"
+        " where c.relnamespace = 'auth'::regnamespace and c.relname = %s and a.attnum > 0 and not a.attisdropped",
+        (table,),
+    ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+def _auth_shape(conn: psycopg.Connection[Any]) -> str:
+    """'reference' (the shim's auth.users), 'gotrue' (Supabase's auth service) or 'unknown' (anything else)."""
+    from server_contract import db
+
+    kind = db.auth_kind(conn)
+    if kind == db.AUTH_REFERENCE:
+        return "reference"
+    if kind == db.AUTH_NONE:
+        return "unknown"  # no auth schema at all: nothing to create a sign-in in
+    users, identities = _columns(conn, "users"), _columns(conn, "identities")
+    if {"id", "aud", "role", "email", "encrypted_password"} <= users and {"user_id", "provider", "identity_data"} <= (
+        identities
+    ):
+        return "gotrue"
+    return "unknown"
+
+
+# Columns GoTrue reads as strings: a NULL there makes its sign-in fail ("converting NULL to string is unsupported").
+_GOTRUE_EMPTY_STRINGS = (
+    "confirmation_token",
+    "recovery_token",
+    "email_change_token_new",
+    "email_change",
+    "email_change_token_current",
+    "phone_change",
+    "phone_change_token",
+    "reauthentication_token",
+)
+
+
+def _gotrue_user(conn: psycopg.Connection[Any], email: str, password: str) -> Any:
+    """The user as GoTrue's e-mail sign-up stores it once confirmed: bcrypt cost 10 with Go's `$2a$` prefix."""
+    import bcrypt
+
+    email = email.lower()
+    row = conn.execute("select id from auth.users where email = %s order by created_at limit 1", (email,)).fetchone()
+    if row is not None:
+        return row[0]
+    users = _columns(conn, "users")
+    identities = _columns(conn, "identities")
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10, prefix=b"2a")).decode()
+    values: dict[str, Any] = {
+        "instance_id": "00000000-0000-0000-0000-000000000000",
+        "aud": "authenticated",
+        "role": "authenticated",
+        "email": email,
+        "encrypted_password": hashed,
+        "raw_app_meta_data": Jsonb({"provider": "email", "providers": ["email"]}),
+        "raw_user_meta_data": Jsonb({}),
+        "is_sso_user": False,
+        "is_anonymous": False,
+    }
+    values.update({c: "" for c in _GOTRUE_EMPTY_STRINGS})
+    values = {k: v for k, v in values.items() if k in users}
+    names = ", ".join(values)
+    marks = ", ".join(f"%({k})s" for k in values)
+    now_cols = [c for c in ("email_confirmed_at", "created_at", "updated_at") if c in users]
+    try:
+        with conn.transaction():
+            (user_id,) = conn.execute(  # type: ignore[misc]
+                f"insert into auth.users (id, {names}, {', '.join(now_cols)})"
+                f" values (gen_random_uuid(), {marks}, {', '.join('now()' for _ in now_cols)}) returning id",
+                values,
+            ).fetchone()
+            identity = Jsonb({"sub": str(user_id), "email": email, "email_verified": True, "phone_verified": False})
+            if "provider_id" in identities:  # GoTrue since late 2023: its own uuid id, the provider's id apart
+                conn.execute(
+                    "insert into auth.identities (id, provider_id, user_id, identity_data, provider, created_at,"
+                    " updated_at) values (gen_random_uuid(), %s, %s, %s, 'email', now(), now())",
+                    (str(user_id), user_id, identity),
+                )
+            else:  # older GoTrue: the identity's id is the provider's id, the user id for e-mail
+                conn.execute(
+                    "insert into auth.identities (id, user_id, identity_data, provider, created_at, updated_at)"
+                    " values (%s, %s, %s, 'email', now(), now())",
+                    (str(user_id), user_id, identity),
+                )
+    except psycopg.errors.InsufficientPrivilege as exc:
+        raise SeedError(
+            f"cannot create sign-ins in this database's auth.users ({exc.diag.message_primary}). Create the users"
+            " in the Supabase dashboard (Authentication -> Users, e-mail and password), then run seed again: users"
+            " that already exist get their desk profiles."
+        ) from exc
+    return user_id
+
+
 def seed_users(conn: psycopg.Connection[Any]) -> int:
+    shape = _auth_shape(conn)
+    if shape == "unknown":
+        raise SeedError(
+            "this database's auth schema is neither the reference server's nor Supabase's auth service, so seed"
+            " does not know how to create a sign-in there. Create the users with your auth service, then add their"
+            " rows to public.profiles (README: Pointing the desk at a Supabase project, step 2)."
+        )
     made = 0
     for email, name, role, branch in DEMO_USERS:
-        exists = conn.execute("select 1 from auth.users where email = %s", (email,)).fetchone()
-        if not exists:
+        exists = conn.execute("select id from auth.users where email = %s", (email,)).fetchone()
+        if exists is None:
             create_user(conn, email, DEMO_PASSWORD, name, role, branch)
             made += 1
+        else:
+            _profile(conn, exists[0], email, name, role, branch)  # a user made in the dashboard gets a profile
     return made
 
 

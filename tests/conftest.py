@@ -19,11 +19,11 @@ from serverproc import LEAD_TABLES, Api, ServerProcess, stop_cluster
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """The reference server with the demo users (leads are wiped per test by `clean_db`)."""
-    import pgserver
+    from server_contract.embedded import EmbeddedCluster
 
     base = tmp_path_factory.mktemp("refserver")
     # This process holds the embedded cluster so it outlives server restarts and kills within the session.
-    cluster = pgserver.get_server(base / "pgdata", cleanup_mode="stop")
+    cluster = EmbeddedCluster.acquire(base / "pgdata")
     proc = ServerProcess(data_dir=base / "pgdata", log_path=base / "server.log", extra_args=["--demo"])
     proc.start()
     proc.extra_args.remove("--demo")  # restarts (outage tests) must not seed demo leads into an emptied desk

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -26,11 +25,15 @@ LEAD_TABLES = (
 
 @dataclass
 class ServerProcess:
-    """`crm-server serve` in a child process. `stop()` and `start()` again keep the same port (outage tests)."""
+    """`crm-server serve` in a child process. `stop()` and `start()` again keep the same port (outage tests).
+
+    Stopped the way every system allows: closing its stdin (it runs with --stop-when-stdin-closes) is the graceful
+    stop; `Popen.kill()` the hard one. No POSIX signal, so the same helper runs on Windows."""
 
     data_dir: Path
     log_path: Path
     extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None  # the child's environment (default: this process's)
     port: int = 0
     url: str = ""
     anon_key: str = ""
@@ -40,17 +43,21 @@ class ServerProcess:
     def start(self, timeout: float = 60.0) -> ServerProcess:
         cmd = [
             sys.executable, "-m", "server_contract", "serve", "--data-dir", str(self.data_dir),
-            "--port", str(self.port), *self.extra_args,
+            "--port", str(self.port), "--stop-when-stdin-closes", *self.extra_args,
         ]  # fmt: skip
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env = dict(self.env if self.env is not None else os.environ, PYTHONUNBUFFERED="1", PYTHONUTF8="1")
         with self.log_path.open("a", encoding="utf-8") as log:  # the child keeps its own copy of the descriptor
-            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+            self.proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, env=env
+            )
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
         line = self.proc.stdout.readline()
         if not line:
-            tail = self.log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
-            raise RuntimeError(f"server did not start; see {self.log_path}:\n{tail}")
+            self.proc.wait(timeout=30)
+            self._close_pipes()
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
+            raise RuntimeError(f"server did not start; see {self.log_path}:\n{text}")
         info = json.loads(line)
         self.url, self.anon_key = info["url"], info["anon_key"]
         self.database_url = info.get("database_url", "")
@@ -65,20 +72,29 @@ class ServerProcess:
         raise RuntimeError("server never became healthy")
 
     def stop(self, kill: bool = False) -> None:
+        """Graceful: close its stdin, the server shuts down (and releases PostgreSQL). `kill`: at once, no cleanup."""
         if self.proc is None:
             return
         if kill:
             self.proc.kill()
-        else:
-            self.proc.send_signal(signal.SIGINT)
+        elif self.proc.stdin is not None:
+            self.proc.stdin.close()
         try:
-            self.proc.wait(timeout=20)
+            self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        self._close_pipes()
         self.proc = None
+
+    def _close_pipes(self) -> None:
+        assert self.proc is not None
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass  # stdin of a process already gone: nothing left to flush
 
     @property
     def running(self) -> bool:
@@ -137,11 +153,6 @@ def phone_for(n: int) -> str:
 
 
 def stop_cluster(cluster: Any) -> None:
-    """Stop an embedded cluster even if a killed child left its pid in pgserver's handle list."""
-    from pgserver._commands import pg_ctl
-
-    try:
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=cluster.pgdata, user=cluster.system_user)
-    except subprocess.CalledProcessError:
-        pass  # already stopped
-    cluster.cleanup_mode = None  # nothing left for pgserver's own atexit hook to stop
+    """Release the test process's hold on the embedded cluster: servers killed during the session hold it no longer
+    (the cluster prunes dead holders), so this stops PostgreSQL."""
+    cluster.release()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -629,7 +627,7 @@ def test_an_enqueued_lead_survives_the_process_being_killed(path: Path) -> None:
     try:
         assert child.stdout is not None
         line = child.stdout.readline().split()
-        os.kill(child.pid, signal.SIGKILL)  # right after enqueue returned: no close, no checkpoint
+        child.kill()  # right after enqueue returned: no close, no checkpoint (SIGKILL; TerminateProcess)
         child.wait(timeout=30)
     finally:
         if child.poll() is None:
@@ -638,7 +636,7 @@ def test_an_enqueued_lead_survives_the_process_being_killed(path: Path) -> None:
         child.stdout.close()  # type: ignore[union-attr]
         child.stderr.close()  # type: ignore[union-attr]
     assert line[0] == "ok", line
-    assert child.returncode == -signal.SIGKILL
+    assert child.returncode != 0  # killed, not exited
 
     store, recovery = Store.open_or_rebuild(path)
     try:

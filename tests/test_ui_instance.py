@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -57,7 +56,7 @@ def test_the_lock_of_a_killed_desk_is_taken_over(tmp_path: Path):
     )  # fmt: skip
     assert holder.stdout is not None and holder.stdout.readline().strip() == "True"
     assert not SingleInstance(data).acquire()  # held by a live desk
-    holder.send_signal(signal.SIGKILL)
+    holder.kill()  # SIGKILL on POSIX
     holder.wait(10)
     holder.stdout.close()
     taken = SingleInstance(data)
