@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QTableView,
     QTabWidget,
     QToolButton,
@@ -40,11 +41,19 @@ from crm_desktop.ui.workers import writer_pool
 
 log = logging.getLogger(__name__)
 
+SHIFT_EMPTY_TEXT = (
+    "No leads yet this shift.\n\nType the caller's mobile in the form and press Enter: each lead is listed here at "
+    "once, then Queued, then Created with its UID (or who already has the caller).\n\nF1 lists the keys."
+)
 OFFLINE_TEXT = "Offline — leads are saved on this computer and will be sent automatically."
 SHORTCUTS = [
-    ("Enter", "Save the lead (from any field)"),
-    ("Esc", "Clear the form for the next caller"),
-    ("Tab / Shift+Tab", "Next / previous field, in the order of the call"),
+    ("Enter", "Save the lead (from any field, list open or not)"),
+    ("Tab", "Next field; in a list, take the suggestion (goo + Tab = GOOGLE)"),
+    ("Esc", "Close the open list; with no list open, clear the form for the next caller"),
+    ("Ctrl+Z", "Right after Esc: bring the cleared caller back"),
+    ("F4 / Alt+Down", "In Follow-up: the calendar (or type 3, 3/12, +2, mon, tomorrow 5pm)"),
+    ("Ctrl+K", "Forget the source and branch kept from the last lead"),
+    ("F2", "Open the known lead shown in the banner"),
     ("Alt+underlined letter", "Jump to that field"),
     ("Ctrl+1 / Ctrl+2", "Lead desk / Dashboard tab"),
     ("Ctrl+Shift+S", "Send queued leads now"),
@@ -137,8 +146,18 @@ class MainWindow(QMainWindow):
         header.setSectionResizeMode(COL_CUSTOMER, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_STATE, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COL_RESULT, QHeaderView.ResizeMode.Stretch)
-        self.shift_view.setColumnWidth(COL_CUSTOMER, 150)  # names elide; the UID in Result must stay readable
+        self.shift_view.setColumnWidth(COL_CUSTOMER, 130)  # names elide; the UID and owner in Result must stay readable
         self.shift_view.setWordWrap(False)
+        self.shift_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # "GA-4729-0000 … Imran Khan": both ends count
+        self.shift_empty = QLabel(SHIFT_EMPTY_TEXT)
+        self.shift_empty.setObjectName("shiftEmpty")
+        self.shift_empty.setWordWrap(True)
+        self.shift_empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.shift_stack = QStackedWidget()
+        self.shift_stack.addWidget(self.shift_empty)
+        self.shift_stack.addWidget(self.shift_view)
+        for signal in (self.shift_model.rowsInserted, self.shift_model.rowsRemoved, self.shift_model.modelReset):
+            signal.connect(self._on_shift_rows_changed)
         self.resend_button = QPushButton("Edit and resend")
         self.discard_button = QPushButton("Discard…")
         for b in (self.resend_button, self.discard_button):
@@ -149,7 +168,7 @@ class MainWindow(QMainWindow):
         title = QLabel("This shift")
         title.setObjectName("sectionTitle")
         shift_layout.addWidget(title)
-        shift_layout.addWidget(self.shift_view, 1)
+        shift_layout.addWidget(self.shift_stack, 1)
         actions = QHBoxLayout()
         actions.addStretch(1)
         actions.addWidget(self.resend_button)
@@ -166,8 +185,8 @@ class MainWindow(QMainWindow):
         form_layout.addWidget(self.form, 1)
         self.splitter.addWidget(form_box)
         self.splitter.addWidget(shift_box)
-        self.splitter.setStretchFactor(0, 1)
-        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(0, 3)  # the form (and its banner) gets the room; the list elides
+        self.splitter.setStretchFactor(1, 2)
         desk = QWidget()
         desk_layout = QVBoxLayout(desk)
         desk_layout.addWidget(self.offline_banner)
@@ -199,12 +218,15 @@ class MainWindow(QMainWindow):
         self.sync_bar.setTextVisible(True)
         self.sync_bar.hide()
         self.queue_label = QLabel("Queue: 0")
+        self.identity_label = QLabel(identity_text(profile))
+        self.identity_label.setObjectName("identityLabel")
         self.send_now_button = QPushButton("Send now")
         self.send_now_button.setObjectName("sendNow")
         sb = self.statusBar()
         sb.addWidget(self.conn_label)
         sb.addWidget(self.sync_label)
         sb.addWidget(self.sync_bar)
+        sb.addPermanentWidget(self.identity_label)
         sb.addPermanentWidget(self.queue_label)
         sb.addPermanentWidget(self.send_now_button)
         self._set_connection("offline" if offline_start else "connecting", "")
@@ -238,7 +260,12 @@ class MainWindow(QMainWindow):
         self._stats_timer.timeout.connect(session.refresh_queue_stats)
         self._stats_timer.start()
 
+        self.tabs.currentChanged.connect(self._on_tabs_current_changed)
         self._restore_window_state()
+        self._on_shift_rows_changed()
+        if self.tabs.currentIndex() == 0:
+            # Set once the form is inside this window: the first digits of a shift go to Mobile, not the tab bar.
+            self.form.phone.setFocus(Qt.FocusReason.OtherFocusReason)
         session.load_catalog(self._on_cached_catalog)
         session.load_items(self._on_items_loaded)
         session.cache_info(self._on_cache_info)
@@ -288,16 +315,12 @@ class MainWindow(QMainWindow):
         splitter = self.settings.window_state("splitter")
         if splitter is not None:
             self.splitter.restoreState(splitter)
-        tab = self.settings.window_value("tab", 0)
-        try:
-            self.tabs.setCurrentIndex(int(tab))
-        except (TypeError, ValueError):
-            pass
+        # Team leads open on the dashboard (their job); CREs on the desk.
+        self.tabs.setCurrentIndex(1 if self.dashboard is not None else 0)
 
     def save_window_state(self) -> None:
         self.settings.set_window_state("geometry", self.saveGeometry())
         self.settings.set_window_state("splitter", self.splitter.saveState())
-        self.settings.set_window_value("tab", self.tabs.currentIndex())
         self.settings.sync()
 
     def may_leave(self) -> bool:
@@ -330,6 +353,17 @@ class MainWindow(QMainWindow):
             return
         self.save_window_state()
         super().closeEvent(event)
+
+    @Slot(int)
+    def _on_tabs_current_changed(self, index: int) -> None:
+        if index == 0:  # Ctrl+1 back from the dashboard: ready for the next caller's digits
+            self.form.phone.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    @Slot()
+    def _on_shift_rows_changed(self, *_: Any) -> None:
+        self.shift_stack.setCurrentWidget(self.shift_view if self.shift_model.rowCount() else self.shift_empty)
+        for b in (self.resend_button, self.discard_button):
+            b.setVisible(self.shift_model.rowCount() > 0)
 
     # -- submit ---------------------------------------------------------------------------------------------------
 
@@ -596,6 +630,15 @@ class MainWindow(QMainWindow):
     def _on_send_now_clicked(self) -> None:
         self.session.engine.send_now()
         self.session.engine.pull_now()
+
+
+def identity_text(profile: dict[str, Any]) -> str:
+    """ "Asha Reddy · CRE · SOMAJIGUDA": who is signed in at this desk, always in sight."""
+    role = {"cre": "CRE", "team_lead": "Team lead", "admin": "Admin", "ps": "PS"}.get(
+        str(profile.get("role") or ""), str(profile.get("role") or "")
+    )
+    parts = [str(profile.get("full_name") or profile.get("email") or ""), role, str(profile.get("branch") or "")]
+    return " · ".join(p for p in parts if p)
 
 
 def _age(seconds: float) -> str:

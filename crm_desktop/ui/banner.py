@@ -1,0 +1,131 @@
+"""The returning-caller banner: what the cache knows about the number being typed, in a place that never moves.
+
+It used to appear on the completing keystroke and push the whole form down by ~130 px, so the next Tab target moved
+under the CRE's eyes; on an exact duplicate its verdict wrapped and cut the status line in half; at 900 px it was
+squeezed away. Now it is an area of fixed height, always there (a quiet hint while no known lead is shown), tall
+enough for its longest content at the narrowest supported window (900 px): the form below it never moves. Lines are
+ordered by what the CRE acts on: who, status and next follow-up (overdue flagged), owner/PS/branch, sources, and the
+verdict that says what Enter will store."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from crm_desktop.core.models import LeadSummary
+
+HINT = "A returning caller shows here as the number is completed."
+LINES = 8  # title (1, larger) + status, people, sources (up to 2 each when wrapped) + verdict (2)
+
+
+class DuplicateBanner(QFrame):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("duplicateBanner")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 6, 12, 6)
+        layout.setSpacing(2)
+        self.title = QLabel()
+        self.title.setObjectName("bannerTitle")
+        self.details = QLabel()
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.verdict = QLabel()
+        self.verdict.setObjectName("bannerVerdict")
+        self.verdict.setWordWrap(True)
+        for w in (self.title, self.details, self.verdict):
+            w.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # wrap, never widen the form
+            layout.addWidget(w)
+        layout.addStretch(1)
+        self.lead: LeadSummary | None = None
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self._fix_height()
+        self.clear()
+
+    def _fix_height(self) -> None:
+        line = self.fontMetrics().lineSpacing()
+        title = self.title.fontMetrics().lineSpacing()
+        self.setFixedHeight(title + LINES * line + 6 * 2 + 2 * 3 + 4)
+
+    def changeEvent(self, event: object) -> None:  # a style sheet applied later changes the font metrics
+        super().changeEvent(event)  # type: ignore[arg-type]
+        if getattr(self, "verdict", None) is not None:
+            self._fix_height()
+
+    @property
+    def showing_lead(self) -> bool:
+        return self.lead is not None
+
+    def content_height(self) -> int:
+        """The height its text needs at the current width (tests compare it with height())."""
+        layout = self.layout()
+        assert layout is not None
+        margins = layout.contentsMargins()
+        width = self.width() - margins.left() - margins.right()
+        needed = margins.top() + margins.bottom()
+        shown = [w for w in (self.title, self.details, self.verdict) if not w.isHidden()]
+        for w in shown:
+            needed += w.heightForWidth(width) if w.wordWrap() else w.sizeHint().height()
+        return needed + layout.spacing() * (len(shown) - 1)
+
+    def show_lead(self, lead: LeadSummary, today: date | None = None) -> None:
+        self.lead = lead
+        today = today or date.today()
+        self.setProperty("kind", "lead")
+        self.title.setText(f"Call on {lead.uid} — {lead.customer_name}")
+        status = " / ".join(x for x in (lead.lead_status, lead.final_status) if x) or "—"
+        follow = "no follow-up"
+        if lead.follow_up_date:
+            follow = f"next follow-up {_human_date(lead.follow_up_date)}"
+            try:
+                due = date.fromisoformat(lead.follow_up_date[:10])
+            except ValueError:
+                due = None
+            if due is not None and due < today and lead.final_status == "Pending":
+                days = (today - due).days
+                follow += f" — overdue by {days} day{'s' if days != 1 else ''}"
+        sources = ", ".join(f"{s.source} / {s.sub_source}" for s in lead.sources) or "—"
+        self.details.setText(
+            f"Status: {status} · {follow}\n"
+            f"Owner: {lead.cre_name or '—'} · PS: {lead.ps_name or '—'} · {lead.branch or 'no branch'}\n"
+            f"Sources: {sources} · since {_human_date(lead.created_at)}"
+        )
+        self.title.show()
+        self.verdict.show()
+        self._repolish()
+
+    def set_verdict(self, text: str, kind: str) -> None:
+        """What Enter will store for this caller (the form decides; it knows the status and the source)."""
+        if self.lead is None:
+            return
+        self.verdict.setText(text)
+        self.setProperty("kind", kind)
+        self._repolish()
+
+    def clear(self) -> None:
+        self.lead = None
+        self.title.setText("")
+        self.title.hide()
+        self.details.setText(HINT)
+        self.verdict.setText("")
+        self.verdict.hide()
+        self.setProperty("kind", "empty")
+        self._repolish()
+
+    def _repolish(self) -> None:
+        self.style().unpolish(self)
+        self.style().polish(self)
+
+
+def _human_date(text: str | None) -> str:
+    if not text:
+        return "—"
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text).strftime("%d %b %Y")
+        return datetime.fromisoformat(text).astimezone().strftime("%d %b %Y")
+    except ValueError:
+        return text
