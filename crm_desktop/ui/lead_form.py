@@ -146,13 +146,13 @@ class LeadForm(QWidget):
         follow = QHBoxLayout()
         follow.addWidget(self.follow_up, 1)
         follow.addWidget(self.follow_up_hint, 1)
-        self._row(form, "Follow-&up", follow, "follow_up_date")
+        self._row(form, "Follo&w-up", follow, "follow_up_date")
         self._row(form, "Cate&gory", self.category, "lead_category")
         self._row(form, "M&odel", self.model_box, "model_interested")
         self._row(form, "&Branch", self.branch, "branch")
         self._row(form, "&PS", self.ps, "ps_email")
         self._row(form, "&Remark", self.remark, "remark")
-        self._row(form, "&Final status", self.final_status, "final_status")
+        self._row(form, "Final st&atus", self.final_status, "final_status")
         form.addRow("", self.test_drive)
 
         buttons = QHBoxLayout()
@@ -497,7 +497,7 @@ class LeadForm(QWidget):
     @Slot()
     def _on_rules_changed(self, *_: Any) -> None:
         needs = self._follow_up_needed()
-        self.labels["follow_up_date"].setText("Follow-&up *" if needs else "Follow-&up")
+        self.labels["follow_up_date"].setText("Follo&w-up *" if needs else "Follo&w-up")
         self.labels["follow_up_date"].setProperty("required", needs)
         self.follow_up_hint.setText(self.follow_up.hint())
         if self.errors["follow_up_date"].isVisible() and not self._follow_up_error():
