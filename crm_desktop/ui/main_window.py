@@ -146,9 +146,10 @@ class MainWindow(QMainWindow):
         header.setSectionResizeMode(COL_CUSTOMER, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_STATE, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COL_RESULT, QHeaderView.ResizeMode.Stretch)
-        self.shift_view.setColumnWidth(COL_CUSTOMER, 130)  # names elide; the UID and owner in Result must stay readable
-        self.shift_view.setWordWrap(False)
-        self.shift_view.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # "GA-4729-0000 … Imran Khan": both ends count
+        self.shift_view.setColumnWidth(COL_CUSTOMER, 110)  # a caller's name; the full label is in the tooltip
+        # A narrow window wraps the UID and the owner onto a second line rather than cutting the owner's name.
+        self.shift_view.setWordWrap(True)
+        self.shift_view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.shift_empty = QLabel(SHIFT_EMPTY_TEXT)
         self.shift_empty.setObjectName("shiftEmpty")
         self.shift_empty.setWordWrap(True)

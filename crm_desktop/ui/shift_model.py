@@ -54,13 +54,13 @@ def describe(item: OutboxItem) -> tuple[str, str, str]:
         return "New source added", f"{uid} · {_owner(lead)}{replay}", "added_source"
     if outcome == "exact_duplicate":
         lead = answer.get("lead") or {}
-        return "Exact duplicate", f"{uid} · {_owner(lead)}, source already there", "exact_duplicate"
+        return "Exact duplicate", f"{uid} · {_owner(lead)}", "exact_duplicate"
     return "Done", str(uid), "created"
 
 
 def _owner(lead: dict[str, Any]) -> str:
-    """The owner first and short: the reason a CRE looks at a duplicate's row."""
-    return f"{lead.get('cre_name') or '?'}'s lead"
+    """The owner, short: the reason a CRE looks at a duplicate's row (the state column says which duplicate)."""
+    return str(lead.get("cre_name") or "owner unknown")
 
 
 def customer_text(item: OutboxItem) -> str:
