@@ -34,10 +34,12 @@ def target(to_list: bool = False) -> QWidget:
 
 def type_text(text: str, to_list: bool = False) -> None:
     QTest.keyClicks(target(to_list), text)
+    QApplication.processEvents()  # a person's next key comes milliseconds later: what the keys posted is done
 
 
 def press(key: Qt.Key, modifier: Qt.KeyboardModifier = NO, to_list: bool = False) -> None:
     QTest.keyClick(target(to_list), key, modifier)
+    QApplication.processEvents()
 
 
 def activate(window: MainWindow, qtbot: Any) -> None:
