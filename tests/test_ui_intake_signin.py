@@ -117,7 +117,7 @@ def test_13_a_region_is_chosen_from_a_list_and_a_bad_one_never_breaks_typing(ser
         assert window.settings.get("phone/region") == "IN"
         activate(window, qtbot)
         type_text("9845012370")
-        assert window.form.phone_status.text() == "✓ +91 98450 12370"
+        assert window.form.phone_status.text().startswith("✓ +91 98450 12370")
         with pytest.raises(ValueError):
             window.settings.set("phone/region", "India")
         dialog = SettingsDialog(window.settings, window)

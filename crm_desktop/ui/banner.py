@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from crm_desktop.core.models import LeadSummary
@@ -48,12 +48,15 @@ class DuplicateBanner(QFrame):
     def _fix_height(self) -> None:
         line = self.fontMetrics().lineSpacing()
         title = self.title.fontMetrics().lineSpacing()
-        self.setFixedHeight(title + LINES * line + 6 * 2 + 2 * 3 + 4)
+        height = title + LINES * line + 6 * 2 + 2 * 3 + 4
+        if height != getattr(self, "_fixed", None):  # FontChange comes often (each re-polish); a resize rarely
+            self._fixed = height
+            self.setFixedHeight(height)
 
-    def changeEvent(self, event: object) -> None:  # a style sheet applied later changes the font metrics
-        super().changeEvent(event)  # type: ignore[arg-type]
-        if getattr(self, "verdict", None) is not None:
-            self._fix_height()
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange and getattr(self, "verdict", None) is not None:
+            self._fix_height()  # a style sheet applied later changes the font metrics
 
     @property
     def showing_lead(self) -> bool:
@@ -66,7 +69,7 @@ class DuplicateBanner(QFrame):
         margins = layout.contentsMargins()
         width = self.width() - margins.left() - margins.right()
         needed = margins.top() + margins.bottom()
-        shown = [w for w in (self.title, self.details, self.verdict) if not w.isHidden()]
+        shown = [w for w in (self.title, self.details, self.verdict) if w.text()]
         for w in shown:
             needed += w.heightForWidth(width) if w.wordWrap() else w.sizeHint().height()
         return needed + layout.spacing() * (len(shown) - 1)
@@ -74,7 +77,6 @@ class DuplicateBanner(QFrame):
     def show_lead(self, lead: LeadSummary, today: date | None = None) -> None:
         self.lead = lead
         today = today or date.today()
-        self.setProperty("kind", "lead")
         self.title.setText(f"Call on {lead.uid} — {lead.customer_name}")
         status = " / ".join(x for x in (lead.lead_status, lead.final_status) if x) or "—"
         follow = "no follow-up"
@@ -93,31 +95,27 @@ class DuplicateBanner(QFrame):
             f"Owner: {lead.cre_name or '—'} · PS: {lead.ps_name or '—'} · {lead.branch or 'no branch'}\n"
             f"Sources: {sources} · since {_human_date(lead.created_at)}"
         )
-        self.title.show()
-        self.verdict.show()
-        self._repolish()
+        # The look ("kind") is set once, with the verdict the form writes next (one re-polish per lookup).
 
     def set_verdict(self, text: str, kind: str) -> None:
         """What Enter will store for this caller (the form decides; it knows the status and the source)."""
         if self.lead is None:
             return
         self.verdict.setText(text)
-        self.setProperty("kind", kind)
-        self._repolish()
+        self._set_kind(kind)
 
     def clear(self) -> None:
         self.lead = None
-        self.title.setText("")
-        self.title.hide()
+        self.title.setText("")  # empty labels keep their place: showing and hiding them cost ~8 ms a lookup
         self.details.setText(HINT)
         self.verdict.setText("")
-        self.verdict.hide()
-        self.setProperty("kind", "empty")
-        self._repolish()
+        self._set_kind("empty")
 
-    def _repolish(self) -> None:
-        self.style().unpolish(self)
-        self.style().polish(self)
+    def _set_kind(self, kind: str) -> None:
+        if self.property("kind") != kind:  # a re-polish costs about a millisecond: only when the look changes
+            self.setProperty("kind", kind)
+            self.style().unpolish(self)
+            self.style().polish(self)
 
 
 def _human_date(text: str | None) -> str:

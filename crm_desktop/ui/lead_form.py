@@ -92,6 +92,7 @@ class LeadForm(QWidget):
         self._known: LeadSummary | None = None  # the known lead this call is on (banner), None for a new caller
         self._prefilled: dict[str, str | None] = {}  # field key -> value before the known lead's prefill
         self._undo: dict[str, Any] | None = None  # the caller an Esc cleared, for one Ctrl+Z
+        self._verdict_held = False  # while several fields change at once: one verdict at the end
 
         self.phone = QLineEdit()
         self.phone.setObjectName("phoneField")
@@ -345,6 +346,14 @@ class LeadForm(QWidget):
         first = self._known is None
         self._known = lead
         self.banner.show_lead(lead)
+        self._verdict_held = True
+        try:
+            self._prefill_from(lead, first)
+        finally:
+            self._verdict_held = False
+        self._update_verdict()
+
+    def _prefill_from(self, lead: LeadSummary, first: bool) -> None:
         if first and self._editing_ref is None:
             self._prefilled = {"customer_name": self.name.text(), "lead_status": self.lead_status.currentText(),
                                "source": None}  # fmt: skip
@@ -360,12 +369,10 @@ class LeadForm(QWidget):
                 self._mark(self.source, "prefilled", True)
         self.name.setText(lead.customer_name)
         self.name.setReadOnly(True)
-        self.name.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
-        self._mark(self.name, "prefilled", True)
+        self.name.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # looks read-only through the style sheet's :read-only
         self.labels["customer_name"].setText("&Name")
         self._set_error("customer_name", None)
         self._apply_order(self._call_order)
-        self._update_verdict()
 
     def _leave_known_lead(self) -> None:
         if self._known is None:
@@ -376,7 +383,6 @@ class LeadForm(QWidget):
         self.name.setReadOnly(False)
         self.name.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.name.setText(str(self._prefilled.get("customer_name") or ""))
-        self._mark(self.name, "prefilled", False)
         self.labels["customer_name"].setText("&Name *")
         if self.lead_status.property("prefilled"):
             self.lead_status.set_value(self._prefilled.get("lead_status") or None)
@@ -396,7 +402,7 @@ class LeadForm(QWidget):
     def _update_verdict(self) -> None:
         """The banner's last line: exactly what Enter will store for this caller."""
         lead = self._known
-        if lead is None:
+        if lead is None or self._verdict_held:
             return
         source = self.source.value() if self.source.is_valid() else None
         sub = self.sub_source.value() if self.sub_source.is_valid() else None

@@ -70,6 +70,8 @@ class ChoiceBox(QComboBox):
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.setMinimumContentsLength(12)
         self.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self._choices: list[str] = []
+        self._by_fold: dict[str, str] = {}
         self._ranked = RankedChoices(self)
         self._ranked.setSourceModel(self.model())
         self._ranked.sort(0)
@@ -96,25 +98,24 @@ class ChoiceBox(QComboBox):
         if self._optional:
             self.addItem(NONE)
         self.addItems(values)
+        self._choices = [v for v in values if v != NONE]
+        self._by_fold = {v.casefold(): v for v in self._choices}
         self.blockSignals(False)
         self.set_value(current if current in values else None)
 
     def choices(self) -> list[str]:
-        return [self.itemText(i) for i in range(self.count()) if self.itemText(i) != NONE]
+        return list(self._choices)
 
     def value(self) -> str | None:
         """The chosen value; None when blank. Text that is not a choice is returned as typed (validation says so)."""
         text = self.currentText().strip()
         if not text:
             return None
-        for v in self.choices():
-            if v.casefold() == text.casefold():
-                return v
-        return text
+        return self._by_fold.get(text.casefold(), text)
 
     def is_valid(self) -> bool:
         v = self.value()
-        return (v is None and self._optional) or (v is not None and v in self.choices())
+        return (v is None and self._optional) or (v is not None and self._by_fold.get(v.casefold()) == v)
 
     def set_value(self, value: str | None) -> None:
         index = self.findText(value or NONE, Qt.MatchFlag.MatchFixedString) if (value or self._optional) else -1
