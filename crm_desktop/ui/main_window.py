@@ -142,11 +142,16 @@ class MainWindow(QMainWindow):
         self.shift_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.shift_view.verticalHeader().hide()
         header = self.shift_view.horizontalHeader()
-        header.setSectionResizeMode(COL_TIME, QHeaderView.ResizeMode.ResizeToContents)
+        # Fixed widths measured once: a column sized to its contents re-measures every row (word-wrapped, so dearly)
+        # on each insert and each spinner tick.
+        fm = self.shift_view.fontMetrics()
+        header.setSectionResizeMode(COL_TIME, QHeaderView.ResizeMode.Fixed)
         header.setSectionResizeMode(COL_CUSTOMER, QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(COL_STATE, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COL_STATE, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_RESULT, QHeaderView.ResizeMode.Stretch)
-        self.shift_view.setColumnWidth(COL_CUSTOMER, 110)  # a caller's name; the full label is in the tooltip
+        self.shift_view.setColumnWidth(COL_TIME, fm.horizontalAdvance("00:00:00") + 16)
+        self.shift_view.setColumnWidth(COL_STATE, fm.horizontalAdvance("◐ Exact duplicate") + 12)  # longer ones wrap
+        self.shift_view.setColumnWidth(COL_CUSTOMER, 96)  # a caller's name; the full label is in the tooltip
         # A narrow window wraps the UID and the owner onto a second line rather than cutting the owner's name. Rows
         # have a fixed height of two lines: sizing rows to their contents re-measured every row on each insert and
         # spinner tick (~150 ms per Enter with 200 rows, bench_ui.py).
