@@ -118,6 +118,30 @@ class DuplicateBanner(QFrame):
             self.style().polish(self)
 
 
+def verdict(
+    lead: LeadSummary, source: str | None, sub: str | None, status: str | None, follow: str, remark: bool
+) -> tuple[str, str]:
+    """(the banner's last line, its kind): exactly what Enter will store for this known caller, as create_lead
+    stores it — a new source adds it and the call when a status is given; an exact duplicate stores only the call,
+    and without a call status nothing at all (the CRE must not believe the call was logged)."""
+    if source is None or sub is None:
+        return "Choose the source: then this line says what Enter will store.", "new_source"
+    call = ""
+    if status is not None:
+        call = f"this call ({status}{', ' + follow if follow else ''}{', remark' if remark else ''})"
+    if lead.has_source(source, sub):
+        if status is None:
+            return (f"Exact duplicate ({source} / {sub} is already recorded) and no call status: Enter stores "
+                    "nothing. Choose a call status to log this call."), "exact"  # fmt: skip
+        return (
+            f"Exact duplicate ({source} / {sub} is already recorded): Enter stores only {call} on {lead.uid}.",
+            "exact",
+        )
+    text = f"New source: Enter adds {source} / {sub} to {lead.uid}"
+    text += f" and stores {call}." if call else " (no call status: no call is logged)."
+    return text, "new_source"
+
+
 def _human_date(text: str | None) -> str:
     if not text:
         return "—"

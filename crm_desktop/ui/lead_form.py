@@ -15,7 +15,12 @@ Tab goes from Mobile to Call status (prefilled with the lead's status), Follow-u
 The phone field says what the number normalises to (or why it is not a mobile) on every keystroke and asks for the
 duplicate lookup on the keystroke that completes a valid number. Carried-over source and branch are marked "kept
 from the last lead" (a CRE on a campaign line takes many calls from one source; a Google caller must not be credited
-to META unnoticed)."""
+to META unnoticed).
+
+Why one module over 700 lines: LeadForm owns the key path across every field — one event filter decides what Tab,
+Enter and Esc do wherever they land — and the rules that tie fields together (source -> sub-sources, final status ->
+follow-up, the known lead -> name, status, verdict, tab order). What has a job of its own lives beside it:
+pickers.py, follow_up_edit.py, banner.py and core/dates.py."""
 
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ from PySide6.QtWidgets import (
 from crm_desktop.core import phone as phones
 from crm_desktop.core.dates import InvalidDate
 from crm_desktop.core.models import LeadSummary
-from crm_desktop.ui.banner import DuplicateBanner
+from crm_desktop.ui.banner import DuplicateBanner, verdict
 from crm_desktop.ui.follow_up_edit import FollowUpEdit
 from crm_desktop.ui.pickers import NONE, ChoiceBox
 
@@ -174,6 +179,7 @@ class LeadForm(QWidget):
             completer = box.completer()
             assert completer is not None
             for lst in (completer.popup(), box.view()):
+                assert lst is not None
                 self._list_owner[lst] = box
                 lst.installEventFilter(self)
         self._new_order: list[QWidget] = [
@@ -407,26 +413,8 @@ class LeadForm(QWidget):
         source = self.source.value() if self.source.is_valid() else None
         sub = self.sub_source.value() if self.sub_source.is_valid() else None
         status = self.lead_status.value() if self.lead_status.is_valid() else None
-        if source is None or sub is None:
-            self.banner.set_verdict("Choose the source: then this line says what Enter will store.", "new_source")
-            return
-        call = ""
-        if status is not None:
-            follow = self._follow_up_words()
-            call = f"this call ({status}{', ' + follow if follow else ''}"
-            call += ", remark)" if self.remark.text().strip() else ")"
-        if lead.has_source(source, sub):
-            if status is None:
-                text = (f"Exact duplicate ({source} / {sub} is already recorded) and no call status: Enter stores "
-                        "nothing. Choose a call status to log this call.")  # fmt: skip
-            else:
-                text = f"Exact duplicate ({source} / {sub} is already recorded): Enter stores only {call}"
-                text += f" on {lead.uid}."
-            self.banner.set_verdict(text, "exact")
-        else:
-            text = f"New source: Enter adds {source} / {sub} to {lead.uid}"
-            text += f" and stores {call}." if call else " (no call status: no call is logged)."
-            self.banner.set_verdict(text, "new_source")
+        follow = self._follow_up_words() if status is not None else ""
+        self.banner.set_verdict(*verdict(lead, source, sub, status, follow, bool(self.remark.text().strip())))
 
     def _follow_up_words(self) -> str:
         try:

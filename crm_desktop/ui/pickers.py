@@ -132,8 +132,9 @@ class ChoiceBox(QComboBox):
 
     def close_list(self) -> None:
         completer = self.completer()
-        if completer is not None and completer.popup().isVisible():
-            completer.popup().hide()
+        popup = completer.popup() if completer is not None else None
+        if popup is not None and popup.isVisible():
+            popup.hide()
         if self.view().isVisible():
             self.hidePopup()
 
