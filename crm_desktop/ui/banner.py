@@ -16,7 +16,8 @@ from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from crm_desktop.core.models import LeadSummary
 
-HINT = "A returning caller shows here as the number is completed."
+#: Rich text, so the hint is grey without a style rule on the labels (those would need a re-polish per lookup).
+HINT = "<span style='color:#98a2b3'>A returning caller shows here as the number is completed.</span>"
 LINES = 8  # title (1, larger) + status, people, sources (up to 2 each when wrapped) + verdict (2)
 
 
@@ -90,6 +91,7 @@ class DuplicateBanner(QFrame):
                 days = (today - due).days
                 follow += f" — overdue by {days} day{'s' if days != 1 else ''}"
         sources = ", ".join(f"{s.source} / {s.sub_source}" for s in lead.sources) or "—"
+        self.details.setTextFormat(Qt.TextFormat.PlainText)  # names and sources are data, never markup
         self.details.setText(
             f"Status: {status} · {follow}\n"
             f"Owner: {lead.cre_name or '—'} · PS: {lead.ps_name or '—'} · {lead.branch or 'no branch'}\n"
@@ -107,6 +109,7 @@ class DuplicateBanner(QFrame):
     def clear(self) -> None:
         self.lead = None
         self.title.setText("")  # empty labels keep their place: showing and hiding them cost ~8 ms a lookup
+        self.details.setTextFormat(Qt.TextFormat.RichText)
         self.details.setText(HINT)
         self.verdict.setText("")
         self._set_kind("empty")
