@@ -148,7 +148,8 @@ with cres as (select array_agg(id order by email) as ids from profiles where rol
      )
 insert into leads (uid, phone, phone_raw, customer_name, source, sub_source, sources, lead_status, lead_category,
                    model_interested, branch, cre_id, ps_id, final_status, follow_up_date, created_at, updated_at,
-                   cre_assigned_at, ps_assigned_at, first_call_date, first_call_at, change_id)
+                   cre_assigned_at, ps_assigned_at, first_call_date, first_call_at, last_call_at, call_count,
+                   state_called_at, won_at, lost_at, change_id)
 select uid_for(r.letter, r.phone, nextval('lead_uid_seq')), r.phone, r.phone, r.name, r.source, r.sub_source,
        jsonb_build_array(jsonb_build_object('source', r.source, 'sub_source', r.sub_source, 'at', r.at)),
        r.status, (array['Hot', 'Warm', 'Cold'])[1 + floor(r6 * 3)::int], r.model, r.branch, r.cre_id,
@@ -159,6 +160,10 @@ select uid_for(r.letter, r.phone, nextval('lead_uid_seq')), r.phone, r.phone, r.
        case when r.status is not null and r.status not in ('RNR', 'Call me Back')
             then (r.at at time zone desk_tz())::date end,
        case when r.status is not null then r.at + make_interval(secs => r3 * 7200) end,
+       case when r.status is not null then r.at + make_interval(secs => r3 * 7200) end,
+       case when r.status is not null then 1 else 0 end,
+       case when r.status is not null then r.at + make_interval(secs => r3 * 7200) end,
+       case when r.final_status = 'Won' then r.at end, case when r.final_status = 'Lost' then r.at end,
        nextval('lead_change_seq')
   from rows r
   left join lateral (select id from profiles p where p.role = 'ps' and p.active and p.branch = r.branch
@@ -170,8 +175,9 @@ _BULK_FOLLOW_ON = [
     """insert into lead_sources (lead_id, source, sub_source, cre_id, created_at)
        select id, source, sub_source, cre_id, created_at from leads where id > %(after)s""",
     """insert into call_attempts (lead_id, uid, call_no, attempt, lead_status, cre_id, follow_up_date, final_status,
-                                  created_at)
-       select id, uid, 1, 1, lead_status, cre_id, follow_up_date, final_status, first_call_at
+                                  created_at, called_at, lead_category, model_interested)
+       select id, uid, 1, 1, lead_status, cre_id, follow_up_date, final_status, first_call_at, first_call_at,
+              lead_category, model_interested
          from leads where id > %(after)s and lead_status is not null""",
     """insert into ps_followups (lead_id, ps_id, ps_branch, customer_name, phone, source, cre_id, lead_category,
                                  model_interested, ps_assigned_at)
@@ -182,17 +188,20 @@ _BULK_FOLLOW_ON = [
 # Dashboard aggregates of the loaded leads: computed once after the last chunk (per chunk they bloat the tables).
 _BULK_STATS = [
     """insert into stats_cre as s (day, branch, cre_id, leads, with_ps, pending, won, lost, first_calls,
-                                   first_call_secs)
+                                   first_call_secs, calls, won_calls, lost_calls)
        select (created_at at time zone desk_tz())::date, coalesce(branch, ''), cre_id, count(*), count(ps_id),
               count(*) filter (where final_status = 'Pending'), count(*) filter (where final_status = 'Won'),
               count(*) filter (where final_status = 'Lost'), count(first_call_at),
-              coalesce(sum(extract(epoch from first_call_at - created_at))::bigint, 0)
+              coalesce(sum(extract(epoch from first_call_at - created_at))::bigint, 0), count(first_call_at),
+              count(*) filter (where final_status = 'Won' and first_call_at is not null),
+              count(*) filter (where final_status = 'Lost' and first_call_at is not null)
          from leads where id > %(after)s group by 1, 2, 3
        on conflict (day, branch, cre_id) do update set
            leads = s.leads + excluded.leads, with_ps = s.with_ps + excluded.with_ps,
            pending = s.pending + excluded.pending, won = s.won + excluded.won, lost = s.lost + excluded.lost,
            first_calls = s.first_calls + excluded.first_calls,
-           first_call_secs = s.first_call_secs + excluded.first_call_secs""",
+           first_call_secs = s.first_call_secs + excluded.first_call_secs, calls = s.calls + excluded.calls,
+           won_calls = s.won_calls + excluded.won_calls, lost_calls = s.lost_calls + excluded.lost_calls""",
     """insert into stats_source as s (day, branch, source, sub_source, leads)
        select (created_at at time zone desk_tz())::date, coalesce(branch, ''), source, sub_source, count(*)
          from leads where id > %(after)s group by 1, 2, 3, 4
@@ -206,10 +215,11 @@ _BULK_STATS = [
               extract(hour from created_at at time zone desk_tz())::smallint, count(*)
          from leads where id > %(after)s group by 1, 2, 3
        on conflict (day, branch, hour) do update set leads = s.leads + excluded.leads""",
-    """insert into stats_follow_up as s (day, branch, leads)
-       select follow_up_date, coalesce(branch, ''), count(*)
-         from leads where id > %(after)s and final_status = 'Pending' and follow_up_date is not null group by 1, 2
-       on conflict (day, branch) do update set leads = s.leads + excluded.leads""",
+    """insert into stats_follow_up_cre as s (day, branch, cre_id, leads)
+       select follow_up_date, coalesce(branch, ''), cre_id, count(*)
+         from leads where id > %(after)s and final_status = 'Pending' and follow_up_date is not null
+        group by 1, 2, 3
+       on conflict (day, branch, cre_id) do update set leads = s.leads + excluded.leads""",
 ]
 _VACUUM = [
     "leads",
@@ -220,7 +230,7 @@ _VACUUM = [
     "stats_source",
     "stats_status",
     "stats_hour",
-    "stats_follow_up",
+    "stats_follow_up_cre",
 ]
 
 

@@ -19,7 +19,8 @@ import httpx
 # Tables create_lead writes; emptied between tests (users and catalogues stay).
 LEAD_TABLES = (
     "call_attempts, ps_followups, email_outbox, lead_sources, lead_requests, leads, "
-    "stats_events, stats_cre, stats_source, stats_status, stats_hour, stats_follow_up"
+    "stats_events, stats_cre, stats_source, stats_status, stats_hour, stats_follow_up, lead_owner_changes, "
+    "stats_follow_up_events, stats_follow_up_cre"
 )
 
 
@@ -42,13 +43,14 @@ class ServerProcess:
             "--port", str(self.port), *self.extra_args,
         ]  # fmt: skip
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        with self.log_path.open("a") as log:  # the child keeps its own copy of the descriptor
+        with self.log_path.open("a", encoding="utf-8") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"server did not start; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
+            tail = self.log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
+            raise RuntimeError(f"server did not start; see {self.log_path}:\n{tail}")
         info = json.loads(line)
         self.url, self.anon_key = info["url"], info["anon_key"]
         self.database_url = info.get("database_url", "")
