@@ -180,3 +180,18 @@ def test_enter_on_an_incomplete_form_says_what_is_missing_once_and_goes_there(de
     assert desk.shift_model.rowCount() == 0
     press(K.Key_W, ALT)  # Alt+underlined letter still jumps
     assert focused() is form.follow_up
+
+
+def test_a_follow_up_time_is_stored_as_a_time(desk: MainWindow, qtbot, clean_db):
+    fill_new_caller("9845012349")
+    type_text("goo")
+    press(K.Key_Tab)
+    type_text("call m")
+    press(K.Key_Tab)
+    type_text("tomorrow 5:30pm")
+    press(K.Key_Return)
+    qtbot.waitUntil(lambda: any(it.state is OutboxState.DONE for it in desk.shift_model.items()), timeout=10_000)
+    row = clean_db.execute(
+        "select follow_up_date, to_char(follow_up_at at time zone 'Asia/Kolkata', 'HH24:MI'), remark from leads"
+    ).fetchone()
+    assert row[1] == "17:30" and row[2] is None

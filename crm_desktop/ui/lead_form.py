@@ -55,9 +55,9 @@ __all__ = ["NONE", "ChoiceBox", "DuplicateBanner", "LeadForm"]
 DEFAULT_FOLLOW_UP = "tomorrow"
 CLOSED = ("Won", "Lost")
 KEPT_NOTE = "Source and branch kept from the last lead (campaign) — Ctrl+K clears them."
-#: create_lead (migrations 001–004) takes a follow-up date only; a time of day typed with it goes into the remark
-#: ("Call back at 17:30.") until the server takes follow_up_at (CONTRACT_005).
-SEND_FOLLOW_UP_AT = False
+#: A time of day typed with the follow-up goes to the server as follow_up_at (migration 005); set False for a server
+#: still on 001–004, and the time goes into the remark ("Call back at 17:30.") instead.
+SEND_FOLLOW_UP_AT = True
 
 _TAB_REASONS = (Qt.FocusReason.TabFocusReason, Qt.FocusReason.BacktabFocusReason, Qt.FocusReason.ShortcutFocusReason)
 
