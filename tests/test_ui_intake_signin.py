@@ -126,3 +126,13 @@ def test_13_a_region_is_chosen_from_a_list_and_a_bad_one_never_breaks_typing(ser
         assert editor.currentData() == "IN" and editor.count() > 1
     finally:
         close_desk(window)
+
+
+def test_13_the_machine_wide_file_is_named_as_it_s(tmp_path: Path, qtbot):
+    machine = {"server_url": "https://desk.example.supabase.co", "anon_key": "anon-from-it"}
+    settings = Settings(QSettings(str(tmp_path / "user.ini"), QSettings.Format.IniFormat), machine=machine)
+    dialog = LoginDialog(settings, lambda *a: None)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    assert dialog.server_label.text() == "Server: https://desk.example.supabase.co (from IT's settings for this PC)"
+    assert not dialog.url.isVisible()

@@ -67,7 +67,8 @@ def resolve_server(
         key = cli_key
     saved_url, saved_key = str(settings.get("server/url")), str(settings.get("server/anon_key"))
     if not url and saved_url:
-        url, origin = saved_url, "from this desk's settings"
+        own = settings.is_own("server/url")
+        url, origin = saved_url, "from this desk's settings" if own else "from IT's settings for this PC"
     if not key and saved_key and (url == saved_url or not saved_url):
         key = saved_key
     if not url or not key:

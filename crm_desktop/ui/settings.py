@@ -78,6 +78,10 @@ class Settings:
             raise ValueError(f"{spec.label}: {typed!r} is not one of the choices")
         self._q.setValue(key, typed)
 
+    def is_own(self, key: str) -> bool:
+        """True when this user's settings file holds the value (not a machine-wide default or the built-in one)."""
+        return bool(self._q.contains(key))
+
     def window_state(self, name: str) -> QByteArray | None:
         value = self._q.value(f"window/{name}")
         return value if isinstance(value, QByteArray) else None
