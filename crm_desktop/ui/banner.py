@@ -18,7 +18,7 @@ from crm_desktop.core.models import LeadSummary
 
 #: Rich text, so the hint is grey without a style rule on the labels (those would need a re-polish per lookup).
 HINT = "<span style='color:#98a2b3'>A returning caller shows here as the number is completed.</span>"
-LINES = 8  # title (1, larger) + status, people, sources (up to 2 each when wrapped) + verdict (2)
+LINES = 6  # under the title: status, people, sources (one wraps at 900 px) + the verdict (2)
 
 
 class DuplicateBanner(QFrame):

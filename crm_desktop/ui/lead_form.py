@@ -54,7 +54,7 @@ __all__ = ["NONE", "ChoiceBox", "DuplicateBanner", "LeadForm"]
 
 DEFAULT_FOLLOW_UP = "tomorrow"
 CLOSED = ("Won", "Lost")
-KEPT_NOTE = "Source and branch kept from the last lead (campaign) — Ctrl+K clears them."
+KEPT_NOTE = "Source and branch kept from the last lead — Ctrl+K clears them."
 #: A time of day typed with the follow-up goes to the server as follow_up_at (migration 005); set False for a server
 #: still on 001–004, and the time goes into the remark ("Call back at 17:30.") instead.
 SEND_FOLLOW_UP_AT = True
@@ -163,12 +163,12 @@ class LeadForm(QWidget):
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.edit_note, 1)
+        buttons.addWidget(self.kept_note, 1)  # beside the buttons: the form stays short enough for 768 px screens
         buttons.addStretch(0)
         buttons.addWidget(self.clear_button)
         buttons.addWidget(self.submit_button)
         outer = QVBoxLayout(self)
         outer.addLayout(form)
-        outer.addWidget(self.kept_note)
         outer.addLayout(buttons)
         outer.addStretch(1)
 
