@@ -93,7 +93,7 @@ def main() -> int:
             # The duplicate banner: a returning caller from another source.
             type_lead(window, "", "", "BTL", "BTL Know")
             QTest.keyClicks(window.form.phone, "+91 98480 22338")
-            wait(lambda: window.form.banner.isVisible())
+            wait(lambda: window.form.banner.lead is not None)
             window.grab().save(str(out / "banner.png"))
 
             # Offline: the server goes away; leads keep queueing.

@@ -44,6 +44,7 @@ from crm_desktop.ui.dialogs import (
 )
 from crm_desktop.ui.instance import ALREADY_RUNNING, SingleInstance
 from crm_desktop.ui.main_window import MainWindow
+from crm_desktop.ui.server_config import ServerConfig, resolve_server
 from crm_desktop.ui.session import DeskSession
 from crm_desktop.ui.settings import Settings
 from crm_desktop.ui.workers import reader_pool, run_in, wait_for_pools
@@ -174,8 +175,8 @@ class DeskApp:
             self._show_splash("Starting the demo server (embedded PostgreSQL)…")
             run_in(reader_pool(), self._start_demo_and_sign_in, self._on_signed_in, self._on_start_failed)
             return
-        url = self.args.server or str(self.settings.get("server/url"))
-        key = self.args.anon_key or str(self.settings.get("server/anon_key"))
+        server = self._server()
+        url, key = server.url, server.anon_key
         email = str(self.settings.get("account/email"))
         if url and key and self.args.as_user and self.args.password:
             # Unattended (a build's smoke test, a kiosk script): sign in with what the command line gave.
@@ -189,6 +190,10 @@ class DeskApp:
                    lambda exc: self._ask_login(str(exc)))  # fmt: skip
             return
         self._ask_login(self.tokens.why_unavailable if not self.tokens.available else "")
+
+    def _server(self) -> ServerConfig:
+        """Command line, then this desk's settings, then IT's config file (server_config.py)."""
+        return resolve_server(self.settings, self.args.server, self.args.anon_key, getattr(self.args, "config", None))
 
     def _show_splash(self, text: str) -> None:
         if self.splash is None:
@@ -229,8 +234,8 @@ class DeskApp:
         except Retry:
             # Offline: start from what this computer knows, sign in once the server answers.
             api.sign_in_later(email)
-            return self._prepare(api, email, online=False)
-        return self._prepare(api, email, online=True)
+            return {**self._prepare(api, email, online=False), "anon_key": key}
+        return {**self._prepare(api, email, online=True), "anon_key": key}
 
     def _login_attempt(self, url: str, key: str, email: str, password: str) -> dict[str, Any]:
         api = self._client(url, key)
@@ -239,12 +244,12 @@ class DeskApp:
         except Retry as exc:
             api.sign_in_later(email, None if self.tokens.available else password)
             try:
-                return self._prepare(api, email, online=False)
+                return {**self._prepare(api, email, online=False), "anon_key": key}
             except Retry as offline:
                 if isinstance(exc, CertificateNotTrusted):
                     raise exc from offline  # the reason to give IT, not "cannot be reached"
                 raise
-        return self._prepare(api, email, online=True)
+        return {**self._prepare(api, email, online=True), "anon_key": key}
 
     def _prepare(self, api: ApiClient, email: str, *, online: bool) -> dict[str, Any]:
         """Worker thread: open (or repair) the local store and get the profile; nothing here touches widgets."""
@@ -254,7 +259,7 @@ class DeskApp:
 
     def _ask_login(self, note: str = "") -> None:
         self._close_splash()
-        dialog = LoginDialog(self.settings, self._login_attempt, note)
+        dialog = LoginDialog(self.settings, self._login_attempt, note, server=self._server())
         if dialog.exec() and dialog.result_value is not None:
             self._on_signed_in(dialog.result_value)
         else:
@@ -273,6 +278,9 @@ class DeskApp:
         if not self.args.demo:
             self.settings.set("server/url", api.base_url)
             self.settings.set("account/email", info["email"])
+            if info.get("anon_key"):  # a desk without a keyring must not ask for it at every start
+                self.settings.set("server/anon_key", info["anon_key"])
+            self.settings.sync()
         session = DeskSession(
             api, info["path"], info["profile"], poll_interval=float(self.settings.get("sync/interval_s"))
         )
@@ -385,6 +393,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--demo-dir", help="with --demo: where the demo server keeps its data")
     p.add_argument("--server", help="server URL (overrides the saved setting)")
     p.add_argument("--anon-key", help="the server's anon key (overrides the saved setting)")
+    p.add_argument("--config", metavar="FILE", help="IT's server config file (JSON: server_url, anon_key)")
     p.add_argument("--screenshot", metavar="FILE", help="render the main window to a PNG once data has loaded, exit")
     p.add_argument("--screenshot-timeout", type=float, default=90.0, help=argparse.SUPPRESS)
     p.add_argument("--self-test", action="store_true", help="check this installation (resources, TLS, keyring, "

@@ -11,9 +11,11 @@ from PySide6 import __version__ as pyside_version
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QMessageBox,
@@ -24,13 +26,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from crm_desktop.ui.server_config import ServerConfig, resolve_server
 from crm_desktop.ui.settings import SETTINGS, Settings
 from crm_desktop.ui.workers import reader_pool, run_in
 
 
 class LoginDialog(QDialog):
-    """Server URL, anon key, e-mail and password. `attempt(url, key, email, password)` runs on a worker and returns
-    whatever the caller needs; errors are shown inline and the dialog stays open."""
+    """Sign-in for a CRE: e-mail and password. The server comes from setup (server_config.resolve_server) and is
+    shown, not asked; "Server settings…" opens its two fields for IT (and they open by themselves when setup gave
+    none). `attempt(url, key, email, password)` runs on a worker and returns whatever the caller needs; errors are
+    shown inline and the dialog stays open."""
 
     def __init__(
         self,
@@ -38,16 +43,19 @@ class LoginDialog(QDialog):
         attempt: Callable[[str, str, str, str], Any],
         note: str = "",
         parent: QWidget | None = None,
+        server: ServerConfig | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Sign in — CRE Desk")
         self._attempt = attempt
         self.result_value: Any = None
-        self.url = QLineEdit(str(settings.get("server/url")))
+        server = server or resolve_server(settings)
+        self.url = QLineEdit(server.url)
         self.url.setPlaceholderText("https://<project>.supabase.co")
-        self.anon_key = QLineEdit(str(settings.get("server/anon_key")))
-        self.anon_key.setPlaceholderText("the project's anon (public) key")
+        self.anon_key = QLineEdit(server.anon_key)
+        self.anon_key.setPlaceholderText("the project's anon (public) key, from IT")
         self.email = QLineEdit(str(settings.get("account/email")))
+        self.email.setPlaceholderText("you@dealership.in")
         self.password = QLineEdit()
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.error = QLabel()
@@ -56,11 +64,24 @@ class LoginDialog(QDialog):
         self.note = QLabel(note)
         self.note.setWordWrap(True)
         self.note.setVisible(bool(note))
+        self.server_label = QLabel()
+        self.server_label.setObjectName("serverLabel")
+        self.server_label.setWordWrap(True)
+        self.server_button = QPushButton("Server settings…")
+        self.server_button.setAutoDefault(False)
+        self.server_button.clicked.connect(self._on_server_button_clicked)
+        self._origin, self._origin_url = server.origin, server.url
         form = QFormLayout()
-        form.addRow("Server", self.url)
-        form.addRow("Anon key", self.anon_key)
-        form.addRow("E-mail", self.email)
-        form.addRow("Password", self.password)
+        form.addRow("&E-mail", self.email)
+        form.addRow("&Password", self.password)
+        self.server_box = QWidget()
+        server_form = QFormLayout(self.server_box)
+        server_form.setContentsMargins(0, 0, 0, 0)
+        server_form.addRow("Server", self.url)
+        server_form.addRow("Anon key", self.anon_key)
+        server_row = QHBoxLayout()
+        server_row.addWidget(self.server_label, 1)
+        server_row.addWidget(self.server_button)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Sign in")
         self.buttons.accepted.connect(self._on_buttons_accepted)
@@ -68,19 +89,42 @@ class LoginDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.note)
         layout.addLayout(form)
+        layout.addLayout(server_row)
+        layout.addWidget(self.server_box)
         layout.addWidget(self.error)
         layout.addWidget(self.buttons)
+        self.server_box.setVisible(not server.complete)
+        self.url.textChanged.connect(self._show_server)
+        self._show_server()
         (self.password if self.email.text() else self.email).setFocus()
+
+    @Slot()
+    def _show_server(self) -> None:
+        url = self.url.text().strip()
+        if url:
+            origin = f" ({self._origin})" if self._origin and url == self._origin_url else ""
+            self.server_label.setText(f"Server: {url}{origin}")
+        else:
+            self.server_label.setText("No server set up on this desk yet: ask IT for the address and key.")
+
+    @Slot()
+    def _on_server_button_clicked(self) -> None:
+        self.server_box.setVisible(not self.server_box.isVisible())
+        if self.server_box.isVisible():
+            self.url.setFocus()
 
     @Slot()
     def _on_buttons_accepted(self) -> None:
         url, key, email, pw = (self.url.text().strip(), self.anon_key.text().strip(), self.email.text().strip(),
                                self.password.text())  # fmt: skip
-        if not url.startswith(("http://", "https://")):
-            self.error.setText("Enter the server address, starting with https://")
+        if not url.startswith(("http://", "https://")) or not key:
+            self.server_box.show()
+            self.error.setText("This desk has no server set up: enter the server address (https://…) and the key "
+                               "IT gave you, or ask IT for the config file.")  # fmt: skip
             return
-        if not key or not email or not pw:
-            self.error.setText("Enter the anon key, your e-mail and your password.")
+        if not email or not pw:
+            self.error.setText("Enter your e-mail and your password.")
+            (self.email if not email else self.password).setFocus()
             return
         self.error.setText("Signing in…")
         self.buttons.setEnabled(False)
@@ -96,7 +140,7 @@ class LoginDialog(QDialog):
 
 
 class SettingsDialog(QDialog):
-    """The declared settings (settings.SETTINGS), edited in one place."""
+    """The declared settings (settings.SETTINGS), edited in one place; a setting with choices is a list."""
 
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -111,13 +155,19 @@ class SettingsDialog(QDialog):
                 spin.setRange(5, 3600)
                 spin.setValue(int(settings.get(spec.key)))
                 editor = spin
+            elif spec.choices:
+                combo = QComboBox()
+                for value, label in spec.choices:
+                    combo.addItem(f"{label} ({value})", value)
+                combo.setCurrentIndex(max(0, combo.findData(settings.get(spec.key))))
+                editor = combo
             else:
                 line = QLineEdit(str(settings.get(spec.key)))
                 editor = line
             editor.setToolTip(spec.description)
             self._editors[spec.key] = editor
             form.addRow(spec.label, editor)
-        note = QLabel("Server changes apply at the next sign-in; intervals at the next start.")
+        note = QLabel("Server changes apply at the next sign-in; intervals and the phone region at the next start.")
         note.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self._on_buttons_accepted)
@@ -130,7 +180,12 @@ class SettingsDialog(QDialog):
     @Slot()
     def _on_buttons_accepted(self) -> None:
         for key, editor in self._editors.items():
-            value = editor.value() if isinstance(editor, QSpinBox) else editor.text().strip()  # type: ignore[attr-defined]
+            if isinstance(editor, QSpinBox):
+                value: Any = editor.value()
+            elif isinstance(editor, QComboBox):
+                value = editor.currentData()
+            else:
+                value = editor.text().strip()  # type: ignore[attr-defined]
             self._settings.set(key, value)
         self._settings.sync()
         self.accept()

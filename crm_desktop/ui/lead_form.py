@@ -1,168 +1,90 @@
-"""The lead-entry form: keyboard-first, catalogue-driven, validated inline before anything is sent.
+"""The lead-entry form: one key path from the caller's number to Enter, validated as the CRE goes.
 
-Tab order follows the call: phone, name, source, sub-source, status, category, model, branch, PS, final status,
-follow-up, remark, test drive. Enter submits from anywhere in the form; Esc clears it. The phone field shows what
-the number normalises to (or why it is not a mobile) on every keystroke, and asks for the duplicate lookup on the
-keystroke that completes a valid number."""
+The key path, which this module owns whole (an event filter on every field and on every picker's list):
+- Tab: the next field, each field one stop. A picker takes its suggestion on Tab (`goo` + Tab = GOOGLE); a
+  sub-source with one choice is filled and skipped; a known caller's name is not asked.
+- Enter: saves whenever the form is valid, from any field, list open or not (an open list gives its suggestion
+  first). When something is missing, each field says what, once, and the cursor goes to the first.
+- Esc: closes an open list; only an Esc with no list open clears the form, and Ctrl+Z brings that caller back once.
+- F2: the known lead's view (open_lead_requested); Ctrl+K: forget the source/branch kept from the last lead.
+
+The order follows the call: Mobile, Name, Source, Sub-source, Call status, Follow-up, Category, Model, Branch, PS,
+Remark, Final status, Test drive. For a known caller ("Call on GA-… — name") the name is the lead's, read-only, and
+Tab goes from Mobile to Call status (prefilled with the lead's status), Follow-up and Remark: what a call changes.
+
+The phone field says what the number normalises to (or why it is not a mobile) on every keystroke and asks for the
+duplicate lookup on the keystroke that completes a valid number. Carried-over source and branch are marked "kept
+from the last lead" (a CRE on a campaign line takes many calls from one source; a Google caller must not be credited
+to META unnoticed).
+
+Why one module over 700 lines: LeadForm owns the key path across every field — one event filter decides what Tab,
+Enter and Esc do wherever they land — and the rules that tie fields together (source -> sub-sources, final status ->
+follow-up, the known lead -> name, status, verdict, tab order). What has a job of its own lives beside it:
+pickers.py, follow_up_edit.py, banner.py and core/dates.py."""
 
 from __future__ import annotations
 
 import itertools
-from datetime import date, datetime
+import unicodedata
+from datetime import date
 from typing import Any
 
-from PySide6.QtCore import QDate, QEvent, QObject, Qt, Signal, Slot
-from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
+from PySide6.QtGui import QFocusEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
-    QComboBox,
-    QCompleter,
-    QDateEdit,
     QFormLayout,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
-    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from crm_desktop.core import phone as phones
+from crm_desktop.core.dates import InvalidDate
 from crm_desktop.core.models import LeadSummary
+from crm_desktop.ui.banner import DuplicateBanner, verdict
+from crm_desktop.ui.follow_up_edit import FollowUpEdit
+from crm_desktop.ui.pickers import NONE, ChoiceBox
 
-NONE = ""  # the blank choice of an optional combo
+__all__ = ["NONE", "ChoiceBox", "DuplicateBanner", "LeadForm"]
 
+DEFAULT_FOLLOW_UP = "tomorrow"
+CLOSED = ("Won", "Lost")
+KEPT_NOTE = "Source and branch kept from the last lead — Ctrl+K clears them."
+#: A time of day typed with the follow-up goes to the server as follow_up_at (migration 005); set False for a server
+#: still on 001–004, and the time goes into the remark ("Call back at 17:30.") instead.
+SEND_FOLLOW_UP_AT = True
 
-class ChoiceBox(QComboBox):
-    """A combo with type-to-filter (substring, case-insensitive) whose value must be one of its items."""
-
-    def __init__(self, optional: bool = False, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._optional = optional
-        self.setEditable(True)
-        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.setMinimumContentsLength(12)
-        self.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        completer = QCompleter(self.model(), self)
-        completer.setFilterMode(Qt.MatchFlag.MatchContains)
-        completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
-        completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
-        self.setCompleter(completer)
-
-    def set_choices(self, values: list[str]) -> None:
-        current = self.value()
-        self.blockSignals(True)
-        self.clear()
-        if self._optional:
-            self.addItem(NONE)
-        self.addItems(values)
-        self.blockSignals(False)
-        self.set_value(current if current in values else None)
-
-    def choices(self) -> list[str]:
-        return [self.itemText(i) for i in range(self.count()) if self.itemText(i) != NONE]
-
-    def value(self) -> str | None:
-        """The chosen value; None when blank. Text that is not a choice is returned as typed (validation says so)."""
-        text = self.currentText().strip()
-        if not text:
-            return None
-        for v in self.choices():
-            if v.casefold() == text.casefold():
-                return v
-        return text
-
-    def is_valid(self) -> bool:
-        v = self.value()
-        return (v is None and self._optional) or (v is not None and v in self.choices())
-
-    def set_value(self, value: str | None) -> None:
-        index = self.findText(value or NONE, Qt.MatchFlag.MatchFixedString) if (value or self._optional) else -1
-        self.setCurrentIndex(index)
-        if index < 0:
-            self.setEditText(value or "")
+_TAB_REASONS = (Qt.FocusReason.TabFocusReason, Qt.FocusReason.BacktabFocusReason, Qt.FocusReason.ShortcutFocusReason)
 
 
-class DuplicateBanner(QFrame):
-    """What the cache knows about the number being typed: the returning customer, at a glance."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("duplicateBanner")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 8, 12, 8)
-        self.title = QLabel()
-        self.title.setObjectName("bannerTitle")
-        self.details = QLabel()
-        self.details.setWordWrap(True)
-        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.verdict = QLabel()
-        self.verdict.setObjectName("bannerVerdict")
-        self.verdict.setWordWrap(True)
-        for w in (self.title, self.details, self.verdict):
-            layout.addWidget(w)
-        self.lead: LeadSummary | None = None
-        self.hide()
-
-    def show_lead(self, lead: LeadSummary, source: str | None, sub_source: str | None) -> None:
-        self.lead = lead
-        self.title.setText(f"Already a lead: {lead.uid} — {lead.customer_name}")
-        sources = ", ".join(f"{s.source} / {s.sub_source}" for s in lead.sources) or "—"
-        created = _human_date(lead.created_at)
-        follow = _human_date(lead.follow_up_date) if lead.follow_up_date else "none"
-        status = " / ".join(x for x in (lead.lead_status, lead.final_status) if x)
-        self.details.setText(
-            f"Sources: {sources}\nOwner CRE: {lead.cre_name or '—'}   ·   PS: {lead.ps_name or '—'}   ·   "
-            f"Branch: {lead.branch or '—'}\nStatus: {status}   ·   Created {created}   ·   Next follow-up: {follow}"
-        )
-        self.update_verdict(source, sub_source)
-        self.show()
-
-    def update_verdict(self, source: str | None, sub_source: str | None) -> None:
-        if self.lead is None:
-            return
-        if source and sub_source and self.lead.has_source(source, sub_source):
-            self.setProperty("kind", "exact")
-            self.verdict.setText(
-                "Exact duplicate: this source is already recorded. Submitting stores only the call attempt."
-            )
-        elif source and sub_source:
-            self.setProperty("kind", "new_source")
-            self.verdict.setText(f"New source for this lead: {source} / {sub_source} will be added to {self.lead.uid}.")
-        else:
-            self.setProperty("kind", "new_source")
-            self.verdict.setText("Choose the source to see whether it is new for this lead.")
-        self.style().unpolish(self)
-        self.style().polish(self)
-
-    def clear(self) -> None:
-        self.lead = None
-        self.hide()
-
-
-def _human_date(text: str | None) -> str:
-    if not text:
-        return "—"
-    try:
-        if len(text) == 10:
-            return date.fromisoformat(text).strftime("%d %b %Y")
-        return datetime.fromisoformat(text).astimezone().strftime("%d %b %Y %H:%M")
-    except ValueError:
-        return text
+def ascii_digits(text: str) -> str:
+    """Devanagari, Telugu, Arabic-Indic … digits as 0–9, so the field reads back in one script."""
+    out = []
+    for ch in text:
+        if ch.isdigit() and not ch.isascii():
+            try:
+                out.append(str(unicodedata.digit(ch)))
+                continue
+            except ValueError:
+                pass
+        out.append(ch)
+    return "".join(out)
 
 
 class LeadForm(QWidget):
     """Signals: submitted(dict payload) when Enter is pressed on a valid form; lookup_requested(str e164) on the
-    keystroke that completes a valid mobile; phone_cleared() when the number stops being valid."""
+    keystroke that completes a valid mobile; phone_cleared() when the number stops being valid;
+    open_lead_requested(LeadSummary) on F2 while the banner shows a known lead."""
 
     submitted = Signal(dict)
     lookup_requested = Signal(str)
     phone_cleared = Signal()
-    open_lead_requested = Signal(object)  # F2 while the banner shows a known caller: the banner's LeadSummary
+    open_lead_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -172,27 +94,32 @@ class LeadForm(QWidget):
         self._e164: str | None = None
         self._editing_ref: str | None = None  # set while a parked lead is being edited for resend
         self._restoring_ref: str | None = None  # set while a "Not saved" lead is back in the form
+        self._known: LeadSummary | None = None  # the known lead this call is on (banner), None for a new caller
+        self._prefilled: dict[str, str | None] = {}  # field key -> value before the known lead's prefill
+        self._undo: dict[str, Any] | None = None  # the caller an Esc cleared, for one Ctrl+Z
+        self._verdict_held = False  # while several fields change at once: one verdict at the end
 
         self.phone = QLineEdit()
         self.phone.setObjectName("phoneField")
         self.phone.setPlaceholderText("Caller's mobile — type or paste")
         self.phone_status = QLabel(" ")
         self.phone_status.setObjectName("phoneStatus")
+        self.phone_status.setWordWrap(True)
         self.banner = DuplicateBanner()
         self.name = QLineEdit()
         self.name.setMaxLength(120)
-        self.source = ChoiceBox()
-        self.sub_source = ChoiceBox()
-        self.lead_status = ChoiceBox(optional=True)
-        self.category = ChoiceBox(optional=True)
+        self.name.setPlaceholderText("Required")
+        self.source = ChoiceBox(placeholder="Required — type to choose")
+        self.sub_source = ChoiceBox(placeholder="Required")
+        self.lead_status = ChoiceBox(optional=True, placeholder="What the call was — type to choose")
+        self.category = ChoiceBox(optional=True, placeholder="Hot / Warm / Cold")
         self.model_box = ChoiceBox(optional=True)
         self.branch = ChoiceBox(optional=True)
-        self.ps = ChoiceBox(optional=True)
+        self.ps = ChoiceBox(optional=True, placeholder="PS of the branch (gets an e-mail)")
         self.final_status = ChoiceBox()
-        self.follow_up = QDateEdit()
-        self.follow_up.setCalendarPopup(True)
-        self.follow_up.setDisplayFormat("dd MMM yyyy")
-        self.no_follow_up = QCheckBox("No follow-up")
+        self.follow_up = FollowUpEdit()
+        self.follow_up_hint = QLabel()
+        self.follow_up_hint.setObjectName("followUpHint")
         self.remark = QLineEdit()
         self.remark.setMaxLength(2000)
         self.test_drive = QCheckBox("Test drive done")
@@ -201,35 +128,42 @@ class LeadForm(QWidget):
         self.clear_button = QPushButton("Clear  (Esc)")
         self.edit_note = QLabel()
         self.edit_note.setObjectName("editNote")
+        self.edit_note.setWordWrap(True)
         self.edit_note.hide()
+        self.kept_note = QLabel(KEPT_NOTE)
+        self.kept_note.setObjectName("keptNote")
+        self.kept_note.setWordWrap(True)
+        self.kept_note.hide()
 
         self.errors: dict[str, QLabel] = {}
+        self.labels: dict[str, QLabel] = {}
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
         phone_box = QVBoxLayout()
         phone_box.setSpacing(2)
         phone_box.addWidget(self.phone)
-        phone_box.addWidget(self.phone_status)
-        self._row(form, "&Mobile", phone_box, "phone")
+        phone_box.addWidget(self.phone_status)  # the phone's one message line: its error label stays unused
+        self._row(form, "&Mobile *", phone_box, "phone")
         form.addRow(self.banner)
-        self._row(form, "&Name", self.name, "customer_name")
-        self._row(form, "&Source", self.source, "source")
-        self._row(form, "S&ub-source", self.sub_source, "sub_source")
+        self._row(form, "&Name *", self.name, "customer_name")
+        self._row(form, "&Source *", self.source, "source")
+        self._row(form, "S&ub-source *", self.sub_source, "sub_source")
         self._row(form, "Call s&tatus", self.lead_status, "lead_status")
+        follow = QHBoxLayout()
+        follow.addWidget(self.follow_up, 1)
+        follow.addWidget(self.follow_up_hint, 1)
+        self._row(form, "Follo&w-up", follow, "follow_up_date")
         self._row(form, "Cate&gory", self.category, "lead_category")
         self._row(form, "M&odel", self.model_box, "model_interested")
         self._row(form, "&Branch", self.branch, "branch")
         self._row(form, "&PS", self.ps, "ps_email")
-        self._row(form, "&Final status", self.final_status, "final_status")
-        follow = QHBoxLayout()
-        follow.addWidget(self.follow_up, 1)
-        follow.addWidget(self.no_follow_up)
-        self._row(form, "Follow-&up", follow, "follow_up_date")
         self._row(form, "&Remark", self.remark, "remark")
+        self._row(form, "Final st&atus", self.final_status, "final_status")
         form.addRow("", self.test_drive)
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.edit_note, 1)
+        buttons.addWidget(self.kept_note, 1)  # beside the buttons: the form stays short enough for 768 px screens
         buttons.addStretch(0)
         buttons.addWidget(self.clear_button)
         buttons.addWidget(self.submit_button)
@@ -238,32 +172,46 @@ class LeadForm(QWidget):
         outer.addLayout(buttons)
         outer.addStretch(1)
 
-        order = [self.phone, self.name, self.source, self.sub_source, self.lead_status, self.category, self.model_box,
-                 self.branch, self.ps, self.final_status, self.follow_up, self.no_follow_up, self.remark,
-                 self.test_drive, self.submit_button]  # fmt: skip
-        for a, b in itertools.pairwise(order):
-            QWidget.setTabOrder(a, b)
+        self._pickers = (self.source, self.sub_source, self.lead_status, self.category, self.model_box, self.branch,
+                         self.ps, self.final_status)  # fmt: skip
+        self._list_owner: dict[QObject, ChoiceBox] = {}
+        for box in self._pickers:
+            completer = box.completer()
+            assert completer is not None
+            for lst in (completer.popup(), box.view()):
+                assert lst is not None
+                self._list_owner[lst] = box
+                lst.installEventFilter(self)
+        self._new_order: list[QWidget] = [
+            self.phone, self.name, self.source, self.sub_source, self.lead_status, self.follow_up, self.category,
+            self.model_box, self.branch, self.ps, self.remark, self.final_status, self.test_drive, self.submit_button,
+        ]  # fmt: skip
+        self._call_order: list[QWidget] = [
+            self.phone, self.lead_status, self.follow_up, self.remark, self.source, self.sub_source, self.category,
+            self.model_box, self.branch, self.ps, self.final_status, self.test_drive, self.submit_button,
+        ]  # fmt: skip
+        self._apply_order(self._new_order)
+        for w in (*self._new_order, self.clear_button):
+            w.installEventFilter(self)
 
         self.phone.textEdited.connect(self._on_phone_edited)
         self.source.currentTextChanged.connect(self._on_source_changed)
         self.sub_source.currentTextChanged.connect(self._on_sub_source_changed)
         self.branch.currentTextChanged.connect(self._on_branch_changed)
         self.lead_status.currentTextChanged.connect(self._on_rules_changed)
-        self.final_status.currentTextChanged.connect(self._on_rules_changed)
-        self.no_follow_up.toggled.connect(self._on_rules_changed)
+        self.final_status.currentTextChanged.connect(self._on_final_status_changed)
+        self.follow_up.changed.connect(self._on_rules_changed)
+        for box in (self.source, self.sub_source, self.branch, self.lead_status):
+            line = box.lineEdit()
+            assert line is not None
+            line.textEdited.connect(lambda _t, b=box: self._unmark(b))
+            box.activated.connect(lambda _i, b=box: self._unmark(b))
         self.submit_button.clicked.connect(self.submit)
-        self.clear_button.clicked.connect(self.clear_for_next)
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.clear_for_next,
-                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)  # fmt: skip
-        QShortcut(QKeySequence(Qt.Key.Key_F2), self, self._on_open_lead_shortcut,
-                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)  # fmt: skip
-        for w in order:
-            w.installEventFilter(self)
+        self.clear_button.clicked.connect(self.clear_with_undo)
+        ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
+        QShortcut(QKeySequence(Qt.Key.Key_F2), self, self._on_open_lead_key, context=ctx)
+        QShortcut(QKeySequence("Ctrl+K"), self, self.clear_kept, context=ctx)
         self.clear_for_next()
-
-    def _on_open_lead_shortcut(self) -> None:
-        if self.banner.isVisible() and self.banner.lead is not None:
-            self.open_lead_requested.emit(self.banner.lead)
 
     def _row(self, form: QFormLayout, label: str, field: Any, key: str) -> None:
         box = QVBoxLayout()
@@ -274,18 +222,31 @@ class LeadForm(QWidget):
             box.addLayout(field)
         err = QLabel()
         err.setObjectName("fieldError")
+        err.setWordWrap(True)
         err.hide()
         box.addWidget(err)
         self.errors[key] = err
         lbl = QLabel(label)
-        buddy = field if isinstance(field, QWidget) else None
-        if key == "phone":
-            buddy = self.phone
-        elif key == "follow_up_date":
-            buddy = self.follow_up
-        if buddy is not None:
+        if label.endswith("*"):
+            lbl.setProperty("required", True)
+            lbl.setToolTip("Required")
+        self.labels[key] = lbl
+        buddy = {"phone": self.phone, "follow_up_date": self.follow_up}.get(key, field)
+        if isinstance(buddy, QWidget):
             lbl.setBuddy(buddy)
         form.addRow(lbl, box)
+
+    def _apply_order(self, order: list[QWidget]) -> None:
+        for a, b in itertools.pairwise(order):
+            QWidget.setTabOrder(a, b)
+
+    def _field(self, key: str) -> QWidget:
+        return {
+            "phone": self.phone, "customer_name": self.name, "source": self.source, "sub_source": self.sub_source,
+            "lead_status": self.lead_status, "lead_category": self.category, "model_interested": self.model_box,
+            "branch": self.branch, "ps_email": self.ps, "final_status": self.final_status,
+            "follow_up_date": self.follow_up, "remark": self.remark,
+        }[key]  # fmt: skip
 
     # -- catalogue ------------------------------------------------------------------------------------------------
 
@@ -306,17 +267,27 @@ class LeadForm(QWidget):
     def _ps_entries(self) -> list[dict[str, Any]]:
         return list(self._catalog.get("ps", []))
 
-    def _ps_label(self, p: dict[str, Any]) -> str:
-        return f"{p['name']} <{p['email']}>"
+    def _ps_labels(self, entries: list[dict[str, Any]]) -> dict[str, str]:
+        """PS e-mail -> what the picker shows: the name (the e-mail only tells two PSs of one name apart)."""
+        names = [p["name"] for p in entries]
+        return {p["email"]: p["name"] if names.count(p["name"]) == 1 else f"{p['name']} <{p['email']}>"
+                for p in entries}  # fmt: skip
 
-    # -- slots ----------------------------------------------------------------------------------------------------
+    def _ps_label_of(self, email: str | None) -> str | None:
+        if email is None:
+            return None
+        return self._ps_labels(self._ps_entries()).get(email, email)
+
+    # -- phone ----------------------------------------------------------------------------------------------------
 
     @Slot(str)
     def _on_phone_edited(self, text: str) -> None:
         at_end = self.phone.cursorPosition() == len(text)
-        formatted = phones.format_as_you_type(text, self.region) if at_end else text
+        clean = ascii_digits(text)
+        formatted = phones.format_as_you_type(clean, self.region) if at_end else clean
         if formatted != text:
             self.phone.setText(formatted)
+        self._undo = None  # a new caller is being typed: the cleared one is gone for good
         self._validate_phone(quiet=True)
 
     def _validate_phone(self, quiet: bool) -> bool:
@@ -327,20 +298,22 @@ class LeadForm(QWidget):
             was = self._e164
             self._e164 = None
             complete_enough = len([c for c in text if c.isdigit()]) >= 10 or exc.reason not in ("too_short", "empty")
-            self.phone_status.setText(str(exc) if (complete_enough or not quiet) and text.strip() else " ")
-            self.phone_status.setProperty("state", "invalid" if complete_enough else "")
+            shown = (complete_enough or not quiet) and bool(text.strip())
+            self.phone_status.setText(str(exc) if shown else " ")
+            self.phone_status.setProperty("state", "invalid" if shown else "")
+            self._mark(self.phone, "invalid", shown)
             self._repolish(self.phone_status)
             if was is not None:
-                self.banner.clear()
+                self._leave_known_lead()
                 self.phone_cleared.emit()
             return False
         self.phone_status.setText(f"✓ {phones.display(e164)}")
         self.phone_status.setProperty("state", "valid")
+        self._mark(self.phone, "invalid", False)
         self._repolish(self.phone_status)
-        self._set_error("phone", None)
         if e164 != self._e164:
             self._e164 = e164
-            self.banner.clear()
+            self._leave_known_lead()
             self.lookup_requested.emit(e164)
         return True
 
@@ -348,6 +321,11 @@ class LeadForm(QWidget):
     def _repolish(w: QWidget) -> None:
         w.style().unpolish(w)
         w.style().polish(w)
+
+    def _mark(self, w: QWidget, prop: str, on: bool) -> None:
+        if bool(w.property(prop)) != on:
+            w.setProperty(prop, on)
+            self._repolish(w)
 
     def refresh_lookup(self) -> None:
         """The cache changed: ask again for the number in the field (a lead created elsewhere shows up)."""
@@ -359,10 +337,121 @@ class LeadForm(QWidget):
         if e164 != self._e164:
             return
         if lead is None:
-            self.banner.clear()
+            self._leave_known_lead()
             self.phone_status.setText(f"✓ {phones.display(e164)} — new number")
-        else:
-            self.banner.show_lead(lead, self.source.value(), self.sub_source.value())
+            return
+        self._enter_known_lead(lead)
+
+    # -- the known caller ------------------------------------------------------------------------------------------
+
+    @property
+    def known_lead(self) -> LeadSummary | None:
+        return self._known
+
+    def _enter_known_lead(self, lead: LeadSummary) -> None:
+        first = self._known is None
+        self._known = lead
+        self.banner.show_lead(lead)
+        self._verdict_held = True
+        try:
+            self._prefill_from(lead, first)
+        finally:
+            self._verdict_held = False
+        self._update_verdict()
+
+    def _prefill_from(self, lead: LeadSummary, first: bool) -> None:
+        if first and self._editing_ref is None:
+            self._prefilled = {"customer_name": self.name.text(), "lead_status": self.lead_status.currentText(),
+                               "source": None}  # fmt: skip
+            if lead.lead_status in self.lead_status.choices() and not self.lead_status.currentText().strip():
+                self.lead_status.set_value(lead.lead_status)
+                self._mark(self.lead_status, "prefilled", True)
+            if self.source.value() is None and lead.sources:
+                latest = lead.sources[-1]
+                self._prefilled["source"] = ""
+                self.source.set_value(latest.source)
+                self._on_source_changed(self.source.currentText())
+                self.sub_source.set_value(latest.sub_source)
+                self._mark(self.source, "prefilled", True)
+        self.name.setText(lead.customer_name)
+        self.name.setReadOnly(True)
+        self.name.setFocusPolicy(Qt.FocusPolicy.ClickFocus)  # looks read-only through the style sheet's :read-only
+        self.labels["customer_name"].setText("&Name")
+        self._set_error("customer_name", None)
+        self._apply_order(self._call_order)
+
+    def _leave_known_lead(self) -> None:
+        if self._known is None:
+            self.banner.clear()
+            return
+        self._known = None
+        self.banner.clear()
+        self.name.setReadOnly(False)
+        self.name.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.name.setText(str(self._prefilled.get("customer_name") or ""))
+        self.labels["customer_name"].setText("&Name *")
+        if self.lead_status.property("prefilled"):
+            self.lead_status.set_value(self._prefilled.get("lead_status") or None)
+            self._mark(self.lead_status, "prefilled", False)
+        if self.source.property("prefilled"):
+            self.source.set_value(None)
+            self._on_source_changed("")
+            self._mark(self.source, "prefilled", False)
+        self._prefilled = {}
+        self._apply_order(self._new_order)
+
+    @Slot()
+    def _on_open_lead_key(self) -> None:
+        if self._known is not None:
+            self.open_lead_requested.emit(self._known)
+
+    def _update_verdict(self) -> None:
+        """The banner's last line: exactly what Enter will store for this caller."""
+        lead = self._known
+        if lead is None or self._verdict_held:
+            return
+        source = self.source.value() if self.source.is_valid() else None
+        sub = self.sub_source.value() if self.sub_source.is_valid() else None
+        status = self.lead_status.value() if self.lead_status.is_valid() else None
+        follow = self._follow_up_words() if status is not None else ""
+        self.banner.set_verdict(*verdict(lead, source, sub, status, follow, bool(self.remark.text().strip())))
+
+    def _follow_up_words(self) -> str:
+        try:
+            value = self.follow_up.value()
+        except InvalidDate:
+            return ""
+        if value is None:
+            return "no follow-up"
+        when = value.day.strftime("%d %b %Y") + (value.at.strftime(" %H:%M") if value.at else "")
+        return f"follow-up {when}"
+
+    # -- campaign: kept fields --------------------------------------------------------------------------------------
+
+    def _unmark(self, box: ChoiceBox) -> None:
+        """The CRE chose this value: no longer "kept" or "from the lead"."""
+        changed = bool(box.property("kept") or box.property("prefilled"))
+        self._mark(box, "kept", False)
+        self._mark(box, "prefilled", False)
+        if box is self.source:
+            self._mark(self.sub_source, "kept", False)
+        if changed:
+            self._update_kept_note()
+
+    def _update_kept_note(self) -> None:
+        self.kept_note.setVisible(any(b.property("kept") for b in (self.source, self.sub_source, self.branch)))
+
+    @Slot()
+    def clear_kept(self) -> None:
+        """Ctrl+K: a new campaign (or none): forget the source and branch kept from the last lead."""
+        for box in (self.source, self.sub_source, self.branch):
+            if box.property("kept"):
+                box.set_value(None)
+                self._mark(box, "kept", False)
+        self._on_source_changed("")
+        self._update_kept_note()
+
+    # -- slots ----------------------------------------------------------------------------------------------------
 
     @Slot(str)
     def _on_source_changed(self, text: str) -> None:
@@ -374,54 +463,139 @@ class LeadForm(QWidget):
         self.sub_source.set_choices(subs)
         if len(subs) == 1:
             self.sub_source.set_value(subs[0])
-        self.banner.update_verdict(source, self.sub_source.value())
+        # One choice: filled, and Tab skips it (a click still reaches it).
+        one = len(subs) == 1
+        self.sub_source.setFocusPolicy(Qt.FocusPolicy.ClickFocus if one else Qt.FocusPolicy.StrongFocus)
+        self._update_verdict()
 
     @Slot(str)
     def _on_sub_source_changed(self, text: str) -> None:
-        self.banner.update_verdict(self.source.value(), self.sub_source.value())
+        self._update_verdict()
 
     @Slot(str)
     def _on_branch_changed(self, text: str) -> None:
         branch = self.branch.value()
         entries = [p for p in self._ps_entries() if branch is None or p.get("branch") == branch]
-        self.ps.set_choices([self._ps_label(p) for p in entries])
+        self.ps.set_choices(list(self._ps_labels(entries).values()))
+
+    @Slot(str)
+    def _on_final_status_changed(self, text: str) -> None:
+        # Won/Lost: no follow-up by default (a closed lead is not called again); back to Pending: tomorrow again.
+        closed = self.final_status.value() in CLOSED
+        if closed and self.follow_up.text() == DEFAULT_FOLLOW_UP:
+            self.follow_up.clear()
+        elif not closed and not self.follow_up.text().strip():
+            self.follow_up.setText(DEFAULT_FOLLOW_UP)
+        self._on_rules_changed()
 
     @Slot()
     def _on_rules_changed(self, *_: Any) -> None:
         needs = self._follow_up_needed()
-        self.follow_up.setEnabled(not self.no_follow_up.isChecked())
-        self.no_follow_up.setEnabled(not needs or self.no_follow_up.isChecked())
-        if needs and self.no_follow_up.isChecked():
-            self.no_follow_up.setChecked(False)
+        self.labels["follow_up_date"].setText("Follo&w-up *" if needs else "Follo&w-up")
+        self.labels["follow_up_date"].setProperty("required", needs)
+        self.follow_up_hint.setText(self.follow_up.hint())
+        if self.errors["follow_up_date"].isVisible() and not self._follow_up_error():
+            self._set_error("follow_up_date", None)
+        self._update_verdict()
 
     def _follow_up_needed(self) -> bool:
         return (self.final_status.value() or "Pending") == "Pending" and self.lead_status.value() != "RNR"
 
+    def _follow_up_error(self) -> str | None:
+        err = self.follow_up.error()
+        if err:
+            return err
+        if self._follow_up_needed() and not self.follow_up.text().strip():
+            return "A pending lead needs a follow-up date (except RNR)."
+        return None
+
     # -- keyboard -------------------------------------------------------------------------------------------------
 
+    def list_open(self) -> bool:
+        return any(b.list_open() for b in self._pickers) or self.follow_up.calendar_open()
+
+    def close_lists(self) -> bool:
+        """Close whatever list is open; True when one was."""
+        was = False
+        for b in self._pickers:
+            if b.list_open():
+                b.close_list()
+                was = True
+        if self.follow_up.calendar_open():
+            self.follow_up.close_calendar()
+            was = True
+        return was
+
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        is_enter = (
-            event.type() == QEvent.Type.KeyPress
-            and isinstance(event, QKeyEvent)
-            and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter)
-        )
-        if is_enter:
-            if isinstance(watched, QComboBox):
-                completer = watched.completer()
-                popup = completer.popup() if completer is not None else None
-                open_lists = [w for w in (watched.view(), popup) if w is not None]
-                if any(w.isVisible() for w in open_lists):
-                    return False  # Enter picks the highlighted choice first
+        kind = event.type()
+        if kind == QEvent.Type.KeyPress and isinstance(event, QKeyEvent):
+            return self._on_key(watched, event)
+        if kind == QEvent.Type.FocusOut and isinstance(event, QFocusEvent) and isinstance(watched, QWidget):
+            self._on_field_left(watched, event.reason())
+        return super().eventFilter(watched, event)
+
+    def _on_key(self, watched: QObject, event: QKeyEvent) -> bool:
+        key = event.key()
+        box = self._list_owner.get(watched) or (watched if isinstance(watched, ChoiceBox) else None)
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            if box is not None:
+                box.accept_suggestion()
+            self.close_lists()
             self.submit()
             return True
-        return super().eventFilter(watched, event)
+        if key == Qt.Key.Key_Escape:
+            if not self.close_lists():
+                self.clear_with_undo()
+            return True
+        if key in (Qt.Key.Key_Tab, Qt.Key.Key_Backtab) and box is not None:
+            box.accept_suggestion()
+            if watched is not box:  # the key went to the open list: move on from the picker itself
+                QApplication.sendEvent(box, QKeyEvent(QEvent.Type.KeyPress, key, event.modifiers()))
+                return True
+            return False
+        if event.matches(QKeySequence.StandardKey.Undo) and self._undo is not None and self.is_pristine():
+            self._restore(self._undo)
+            self._undo = None
+            return True
+        return False
+
+    def _on_field_left(self, w: QWidget, reason: Qt.FocusReason) -> None:
+        if reason == Qt.FocusReason.PopupFocusReason or w is self.submit_button:
+            return
+        if isinstance(w, ChoiceBox):
+            if reason in _TAB_REASONS:
+                w.accept_suggestion()
+            key = next(k for k in self.errors if k not in ("phone", "follow_up_date") and self._field(k) is w)
+            bad = bool(w.currentText().strip()) and not w.is_valid()
+            self._set_error(key, self._picker_error(key) if bad else None)
+        elif w is self.phone and self.phone.text().strip():
+            self._validate_phone(quiet=False)
+        elif w is self.follow_up:
+            err = self.follow_up.error()
+            self._mark(self.follow_up, "invalid", err is not None)
+            self._set_error("follow_up_date", err)
+
+    @staticmethod
+    def _picker_error(key: str) -> str:
+        return {"source": "Choose a source from the list.", "sub_source": "Choose a sub-source of that source."}.get(
+            key, "Choose a value from the list (or leave it blank)."
+        )
 
     # -- submit ---------------------------------------------------------------------------------------------------
 
     def _set_error(self, key: str, message: str | None) -> None:
+        if key == "phone":
+            if message:  # the phone's one line under the field says it; never a second copy
+                self.phone_status.setText(message)
+                self.phone_status.setProperty("state", "invalid")
+                self._repolish(self.phone_status)
+                self._mark(self.phone, "invalid", True)
+            return
         label = self.errors[key]
         label.setText(message or "")
         label.setVisible(bool(message))
+        field = self._field(key)
+        self._mark(field, "invalid", bool(message))
 
     def validate(self) -> dict[str, str]:
         """Field errors (key -> message) in the form's words; empty when the lead can be queued."""
@@ -432,27 +606,24 @@ class LeadForm(QWidget):
             errs["phone"] = str(exc)
         if not self.name.text().strip():
             errs["customer_name"] = "Enter the customer's name."
-        if not self.source.is_valid():
-            errs["source"] = "Choose a source from the list."
-        if not self.sub_source.is_valid():
-            errs["sub_source"] = "Choose a sub-source of that source."
-        for key, box in (("lead_status", self.lead_status), ("lead_category", self.category),
-                         ("model_interested", self.model_box), ("branch", self.branch), ("ps_email", self.ps),
-                         ("final_status", self.final_status)):  # fmt: skip
-            if not box.is_valid():
-                errs[key] = "Choose a value from the list (or leave it blank)."
-        if self._follow_up_needed() and self.no_follow_up.isChecked():
-            errs["follow_up_date"] = "A pending lead needs a follow-up date (except RNR)."
+        for key in ("source", "sub_source", "lead_status", "follow_up_date", "lead_category", "model_interested",
+                    "branch", "ps_email", "remark", "final_status"):  # fmt: skip
+            field = self._field(key)
+            if isinstance(field, ChoiceBox) and not field.is_valid():
+                errs[key] = self._picker_error(key)
+            elif key == "follow_up_date" and (err := self._follow_up_error()):
+                errs[key] = err
         return errs
 
     def payload(self) -> dict[str, Any]:
         e164 = phones.normalize(self.phone.text(), self.region)
         ps_label = self.ps.value()
-        ps_email = next((p["email"] for p in self._ps_entries() if self._ps_label(p) == ps_label), None)
-        follow: str | None = None
-        if not self.no_follow_up.isChecked():
-            follow = self.follow_up.date().toString(Qt.DateFormat.ISODate)
-        return {
+        ps_email = next((e for e, label in self._ps_labels(self._ps_entries()).items() if label == ps_label), None)
+        follow = self.follow_up.value()
+        remark = self.remark.text().strip()
+        if follow is not None and follow.at is not None and not SEND_FOLLOW_UP_AT:
+            remark = f"Call back at {follow.at.strftime('%H:%M')}." + (f" {remark}" if remark else "")
+        body: dict[str, Any] = {
             "customer_name": self.name.text().strip(),
             "phone": e164,
             "phone_raw": self.phone.text().strip()[:64],
@@ -464,10 +635,13 @@ class LeadForm(QWidget):
             "branch": self.branch.value(),
             "ps_email": ps_email,
             "final_status": self.final_status.value() or "Pending",
-            "follow_up_date": follow,
-            "remark": self.remark.text().strip() or None,
+            "follow_up_date": follow.day.isoformat() if follow is not None else None,
+            "remark": remark or None,
             "test_drive_done": self.test_drive.isChecked(),
         }
+        if SEND_FOLLOW_UP_AT and follow is not None and follow.at is not None:
+            body["follow_up_at"] = f"{follow.day.isoformat()}T{follow.at.strftime('%H:%M')}"
+        return body
 
     @Slot()
     def submit(self) -> None:
@@ -475,11 +649,7 @@ class LeadForm(QWidget):
         for key in self.errors:
             self._set_error(key, errs.get(key))
         if errs:
-            first = next(iter(errs))
-            target = {"phone": self.phone, "customer_name": self.name, "source": self.source,
-                      "sub_source": self.sub_source}.get(first)  # fmt: skip
-            if target is not None:
-                target.setFocus()
+            self._field(next(iter(errs))).setFocus(Qt.FocusReason.OtherFocusReason)
             return
         self.submitted.emit(self.payload())
 
@@ -494,7 +664,7 @@ class LeadForm(QWidget):
 
     def is_pristine(self) -> bool:
         """Nothing typed for a caller yet: putting a lead back into the form would overwrite nothing."""
-        typed = (self.phone.text(), self.name.text(), self.remark.text())
+        typed = (self.phone.text(), "" if self._known else self.name.text(), self.remark.text())
         return self._editing_ref is None and self._restoring_ref is None and not any(t.strip() for t in typed)
 
     def load_for_edit(self, client_ref: str, payload: dict[str, Any], reason: str) -> None:
@@ -510,6 +680,9 @@ class LeadForm(QWidget):
 
     def _load(self, payload: dict[str, Any], note: str) -> None:
         self.clear_for_next()
+        for box in (self.source, self.sub_source, self.branch):
+            self._mark(box, "kept", False)
+        self._update_kept_note()
         self.edit_note.setText(note)
         self.edit_note.show()
         self.phone.setText(str(payload.get("phone_raw") or payload.get("phone") or ""))
@@ -522,40 +695,74 @@ class LeadForm(QWidget):
         self.model_box.set_value(payload.get("model_interested"))
         self.branch.set_value(payload.get("branch"))
         self._on_branch_changed(self.branch.currentText())
-        email = payload.get("ps_email")
-        self.ps.set_value(next((self._ps_label(p) for p in self._ps_entries() if p["email"] == email), email))
+        self.ps.set_value(self._ps_label_of(payload.get("ps_email")))
         self.final_status.set_value(payload.get("final_status") or "Pending")
-        if payload.get("follow_up_date"):
-            self.follow_up.setDate(QDate.fromString(str(payload["follow_up_date"]), Qt.DateFormat.ISODate))
-            self.no_follow_up.setChecked(False)
-        else:
-            self.no_follow_up.setChecked(True)
+        follow = payload.get("follow_up_date")
+        self.follow_up.set_day(date.fromisoformat(str(follow)) if follow else None)
         self.remark.setText(str(payload.get("remark") or ""))
         self.test_drive.setChecked(bool(payload.get("test_drive_done")))
         self._validate_phone(quiet=False)
 
+    # -- clear and undo ---------------------------------------------------------------------------------------------
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "phone": self.phone.text(), "name": "" if self._known else self.name.text(),
+            "pickers": [b.currentText() for b in self._pickers], "follow_up": self.follow_up.text(),
+            "remark": self.remark.text(), "test_drive": self.test_drive.isChecked(),
+        }  # fmt: skip
+
+    def _restore(self, snap: dict[str, Any]) -> None:
+        self.clear_for_next()
+        self.phone.setText(snap["phone"])
+        self.name.setText(snap["name"])
+        for box, text in zip(self._pickers, snap["pickers"], strict=True):
+            box.set_value(text or None)
+            if box is self.source:
+                self._on_source_changed(text)
+            if box is self.branch:
+                self._on_branch_changed(text)
+        self.follow_up.setText(snap["follow_up"])
+        self.remark.setText(snap["remark"])
+        self.test_drive.setChecked(snap["test_drive"])
+        if self.phone.text():
+            self._validate_phone(quiet=True)
+
+    @Slot()
+    def clear_with_undo(self) -> None:
+        """Esc: the form cleared for the next caller; Ctrl+Z (before anything new is typed) brings this one back."""
+        if not self.is_pristine() or self._known is not None:
+            self._undo = self._snapshot()
+        self.clear_for_next()
+
     @Slot()
     def clear_for_next(self) -> None:
-        """Ready for the next caller: empty, defaults set, cursor in the phone field. Source and branch are kept:
-        a CRE on a campaign line takes many calls from the same source."""
+        """Ready for the next caller: empty, defaults set, cursor in the phone field. Source and branch are kept,
+        and marked so: a CRE on a campaign line takes many calls from the same source."""
         self._editing_ref = None
         self._restoring_ref = None
+        self.close_lists()
         self.edit_note.hide()
         self.phone.clear()
         self.phone_status.setText(" ")
         self.phone_status.setProperty("state", "")
+        self._repolish(self.phone_status)
         self._e164 = None
-        self.banner.clear()
+        self._leave_known_lead()
         self.name.clear()
         self.lead_status.set_value(None)
         self.category.set_value(None)
         self.model_box.set_value(None)
         self.ps.set_value(None)
         self.final_status.set_value("Pending")
-        self.follow_up.setDate(QDate.currentDate().addDays(1))
-        self.no_follow_up.setChecked(False)
+        self.follow_up.setText(DEFAULT_FOLLOW_UP)
         self.remark.clear()
         self.test_drive.setChecked(False)
         for key in self.errors:
             self._set_error(key, None)
-        self.phone.setFocus()
+        self._mark(self.phone, "invalid", False)
+        for box in (self.source, self.sub_source, self.branch):
+            self._mark(box, "kept", box.value() is not None)
+        self._update_kept_note()
+        self._on_rules_changed()
+        self.phone.setFocus(Qt.FocusReason.OtherFocusReason)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
     QScrollArea,
     QSplitter,
     QSystemTrayIcon,
+    QStackedWidget,
     QTableView,
     QTabWidget,
     QToolButton,
@@ -46,15 +47,23 @@ from crm_desktop.ui.worklist import MyLeadsTab
 
 log = logging.getLogger(__name__)
 
+SHIFT_EMPTY_TEXT = (
+    "No leads yet this shift.\n\nType the caller's mobile in the form and press Enter: each lead is listed here at "
+    "once, then Queued, then Created with its UID (or who already has the caller).\n\nF1 lists the keys."
+)
 OFFLINE_TEXT = "Offline — leads are saved on this computer and will be sent automatically."
 UNTRUSTED_TEXT = (
     "Certificate not trusted — the server's certificate is not trusted on this computer, so nothing can be sent. "
     "Leads are saved here and go out once IT fixes it (see the status bar's tooltip)."
 )
 SHORTCUTS = [
-    ("Enter", "Save the lead (from any field)"),
-    ("Esc", "Clear the form for the next caller"),
-    ("Tab / Shift+Tab", "Next / previous field, in the order of the call"),
+    ("Enter", "Save the lead (from any field, list open or not)"),
+    ("Tab", "Next field; in a list, take the suggestion (goo + Tab = GOOGLE)"),
+    ("Esc", "Close the open list; with no list open, clear the form for the next caller"),
+    ("Ctrl+Z", "Right after Esc: bring the cleared caller back"),
+    ("F4 / Alt+Down", "In Follow-up: the calendar (or type 3, 3/12, +2, mon, tomorrow 5pm)"),
+    ("Ctrl+K", "Forget the source and branch kept from the last lead"),
+    ("F2", "Open the known lead shown in the banner"),
     ("Alt+underlined letter", "Jump to that field"),
     ("Ctrl+1 / Ctrl+2 / Ctrl+3", "Lead desk / My leads / Dashboard tab"),
     ("Ctrl+F", "Find a lead by name, last digits of the number or UID"),
@@ -150,12 +159,32 @@ class MainWindow(QMainWindow):
         self.shift_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.shift_view.verticalHeader().hide()
         header = self.shift_view.horizontalHeader()
-        header.setSectionResizeMode(COL_TIME, QHeaderView.ResizeMode.ResizeToContents)
+        # Fixed widths measured once: a column sized to its contents re-measures every row (word-wrapped, so dearly)
+        # on each insert and each spinner tick.
+        fm = self.shift_view.fontMetrics()
+        header.setSectionResizeMode(COL_TIME, QHeaderView.ResizeMode.Fixed)
         header.setSectionResizeMode(COL_CUSTOMER, QHeaderView.ResizeMode.Interactive)
-        header.setSectionResizeMode(COL_STATE, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COL_STATE, QHeaderView.ResizeMode.Interactive)
         header.setSectionResizeMode(COL_RESULT, QHeaderView.ResizeMode.Stretch)
-        self.shift_view.setColumnWidth(COL_CUSTOMER, 150)  # names elide; the UID in Result must stay readable
-        self.shift_view.setWordWrap(False)
+        self.shift_view.setColumnWidth(COL_TIME, fm.horizontalAdvance("00:00:00") + 16)
+        self.shift_view.setColumnWidth(COL_STATE, fm.horizontalAdvance("◐ Exact duplicate") + 12)  # longer ones wrap
+        self.shift_view.setColumnWidth(COL_CUSTOMER, 96)  # a caller's name; the full label is in the tooltip
+        # A narrow window wraps the UID and the owner onto a second line rather than cutting the owner's name. Rows
+        # have a fixed height of two lines: sizing rows to their contents re-measured every row on each insert and
+        # spinner tick (~150 ms per Enter with 200 rows, bench_ui.py).
+        self.shift_view.setWordWrap(True)
+        rows = self.shift_view.verticalHeader()
+        rows.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        rows.setDefaultSectionSize(2 * self.shift_view.fontMetrics().lineSpacing() + 8)
+        self.shift_empty = QLabel(SHIFT_EMPTY_TEXT)
+        self.shift_empty.setObjectName("shiftEmpty")
+        self.shift_empty.setWordWrap(True)
+        self.shift_empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.shift_stack = QStackedWidget()
+        self.shift_stack.addWidget(self.shift_empty)
+        self.shift_stack.addWidget(self.shift_view)
+        for signal in (self.shift_model.rowsInserted, self.shift_model.rowsRemoved, self.shift_model.modelReset):
+            signal.connect(self._on_shift_rows_changed)
         self.resend_button = QPushButton("Edit and resend")
         self.discard_button = QPushButton("Discard…")
         for b in (self.resend_button, self.discard_button):
@@ -166,7 +195,7 @@ class MainWindow(QMainWindow):
         title = QLabel("This shift")
         title.setObjectName("sectionTitle")
         shift_layout.addWidget(title)
-        shift_layout.addWidget(self.shift_view, 1)
+        shift_layout.addWidget(self.shift_stack, 1)
         actions = QHBoxLayout()
         actions.addStretch(1)
         actions.addWidget(self.resend_button)
@@ -183,8 +212,8 @@ class MainWindow(QMainWindow):
         form_layout.addWidget(self.form, 1)
         self.splitter.addWidget(form_box)
         self.splitter.addWidget(shift_box)
-        self.splitter.setStretchFactor(0, 1)
-        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(0, 3)  # the form (and its banner) gets the room; the list elides
+        self.splitter.setStretchFactor(1, 2)
         desk = QWidget()
         desk_layout = QVBoxLayout(desk)
         desk_layout.addWidget(self.offline_banner)
@@ -224,12 +253,15 @@ class MainWindow(QMainWindow):
         self.sync_bar.setTextVisible(True)
         self.sync_bar.hide()
         self.queue_label = QLabel("Queue: 0")
+        self.identity_label = QLabel(identity_text(profile))
+        self.identity_label.setObjectName("identityLabel")
         self.send_now_button = QPushButton("Send now")
         self.send_now_button.setObjectName("sendNow")
         sb = self.statusBar()
         sb.addWidget(self.conn_label)
         sb.addWidget(self.sync_label)
         sb.addWidget(self.sync_bar)
+        sb.addPermanentWidget(self.identity_label)
         sb.addPermanentWidget(self.queue_label)
         sb.addPermanentWidget(self.send_now_button)
         self._set_connection("offline" if offline_start else "connecting", "")
@@ -274,7 +306,12 @@ class MainWindow(QMainWindow):
         self._stats_timer.timeout.connect(session.refresh_queue_stats)
         self._stats_timer.start()
 
+        self.tabs.currentChanged.connect(self._on_tabs_current_changed)
         self._restore_window_state()
+        self._on_shift_rows_changed()
+        if self.tabs.currentIndex() == 0:
+            # Set once the form is inside this window: the first digits of a shift go to Mobile, not the tab bar.
+            self.form.phone.setFocus(Qt.FocusReason.OtherFocusReason)
         session.load_catalog(self._on_cached_catalog)
         session.load_items(self._on_items_loaded)
         session.cache_info(self._on_cache_info)
@@ -349,16 +386,12 @@ class MainWindow(QMainWindow):
         splitter = self.settings.window_state("splitter")
         if splitter is not None:
             self.splitter.restoreState(splitter)
-        tab = self.settings.window_value("tab", 0)
-        try:
-            self.tabs.setCurrentIndex(int(tab))
-        except (TypeError, ValueError):
-            pass
+        # Team leads open on the dashboard (their job); CREs on the desk.
+        self.tabs.setCurrentIndex(1 if self.dashboard is not None else 0)
 
     def save_window_state(self) -> None:
         self.settings.set_window_state("geometry", self.saveGeometry())
         self.settings.set_window_state("splitter", self.splitter.saveState())
-        self.settings.set_window_value("tab", self.tabs.currentIndex())
         self.settings.sync()
 
     def may_leave(self) -> bool:
@@ -411,6 +444,17 @@ class MainWindow(QMainWindow):
         self._leaving = True
         self.save_window_state()
         super().closeEvent(event)
+
+    @Slot(int)
+    def _on_tabs_current_changed(self, index: int) -> None:
+        if index == 0:  # Ctrl+1 back from the dashboard: ready for the next caller's digits
+            self.form.phone.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    @Slot()
+    def _on_shift_rows_changed(self, *_: Any) -> None:
+        self.shift_stack.setCurrentWidget(self.shift_view if self.shift_model.rowCount() else self.shift_empty)
+        for b in (self.resend_button, self.discard_button):
+            b.setVisible(self.shift_model.rowCount() > 0)
 
     # -- submit ---------------------------------------------------------------------------------------------------
 
@@ -721,6 +765,15 @@ class MainWindow(QMainWindow):
     def _on_send_now_clicked(self) -> None:
         self.session.engine.send_now()
         self.session.engine.pull_now()
+
+
+def identity_text(profile: dict[str, Any]) -> str:
+    """ "Asha Reddy · CRE · SOMAJIGUDA": who is signed in at this desk, always in sight."""
+    role = {"cre": "CRE", "team_lead": "Team lead", "admin": "Admin", "ps": "PS"}.get(
+        str(profile.get("role") or ""), str(profile.get("role") or "")
+    )
+    parts = [str(profile.get("full_name") or profile.get("email") or ""), role, str(profile.get("branch") or "")]
+    return " · ".join(p for p in parts if p)
 
 
 def _scrolling(page: QWidget) -> QScrollArea:

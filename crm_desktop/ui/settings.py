@@ -18,6 +18,15 @@ class Setting:
     default: Any
     label: str
     description: str
+    choices: tuple[tuple[str, str], ...] = ()  # (stored value, what the dialog shows); empty = free value
+
+
+#: Regions whose numbering rules the phone field can apply (a free-text "India" used to break every keystroke).
+REGIONS: tuple[tuple[str, str], ...] = (
+    ("IN", "India"), ("AE", "United Arab Emirates"), ("SA", "Saudi Arabia"), ("QA", "Qatar"), ("OM", "Oman"),
+    ("KW", "Kuwait"), ("BH", "Bahrain"), ("SG", "Singapore"), ("MY", "Malaysia"), ("LK", "Sri Lanka"),
+    ("NP", "Nepal"), ("BD", "Bangladesh"), ("GB", "United Kingdom"), ("US", "United States"),
+)  # fmt: skip
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -25,7 +34,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("server/anon_key", str, "", "Anon key", "The project's public anon key (Supabase: Settings → API)."),
     Setting("account/email", str, "", "E-mail", "The e-mail you sign in with; remembered for the next start."),
     Setting("sync/interval_s", int, 15, "Sync interval (s)", "How often new leads from others are fetched."),
-    Setting("phone/region", str, "IN", "Phone region", "Country whose numbering rules apply to typed numbers."),
+    Setting(
+        "phone/region", str, "IN", "Phone region", "Country whose numbering rules apply to typed numbers.", REGIONS
+    ),
     Setting("dashboard/refresh_s", int, 60, "Dashboard refresh (s)", "How often the dashboard refreshes itself."),
     Setting("network/proxy", str, "", "Proxy", "An HTTP proxy for the server (http://host:port); empty: the system's."),
     Setting("server/allow_http", bool, False, "Allow http://", "Allow an unencrypted server address (IT only)."),
@@ -51,15 +62,25 @@ class Settings:
         if spec.type is bool:  # QSettings' INI files give back "true"/"false" strings
             return str(value).strip().lower() in ("1", "true", "yes", "on")
         try:
-            return spec.type(value)
+            typed = spec.type(value)
         except (TypeError, ValueError):
             return spec.default
+        if spec.choices and typed not in {v for v, _ in spec.choices}:
+            return spec.default  # a hand-edited file with a value the desk cannot use
+        return typed
 
     def set(self, key: str, value: Any) -> None:
         spec = _BY_KEY[key]
         if spec.type is bool:
             value = value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
-        self._q.setValue(key, spec.type(value))
+        typed = spec.type(value)
+        if spec.choices and typed not in {v for v, _ in spec.choices}:
+            raise ValueError(f"{spec.label}: {typed!r} is not one of the choices")
+        self._q.setValue(key, typed)
+
+    def is_own(self, key: str) -> bool:
+        """True when this user's settings file holds the value (not a machine-wide default or the built-in one)."""
+        return bool(self._q.contains(key))
 
     def window_state(self, name: str) -> QByteArray | None:
         value = self._q.value(f"window/{name}")

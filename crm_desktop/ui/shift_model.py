@@ -35,7 +35,8 @@ def describe(item: OutboxItem) -> tuple[str, str, str]:
     """(state text, result text, colour key) in the desk's words."""
     if item.state in PENDING_STATES:
         waiting = "Sending…" if item.state is OutboxState.SENDING else "Queued"
-        detail = f"retry {item.attempts}: {item.last_error}" if item.attempts and item.last_error else ""
+        # Retry counts and transport errors are engineer language (they stay in the tooltip and the log).
+        detail = "Waiting for the server" if item.attempts and item.last_error else ""
         return waiting, detail, "pending"
     if item.state is OutboxState.PARKED:
         return "Refused — needs you", item.last_error or "", "parked"
@@ -62,11 +63,21 @@ def describe(item: OutboxItem) -> tuple[str, str, str]:
         return "Created", f"{uid}{replay}", "created"
     if outcome == "added_source":
         lead = answer.get("lead") or {}
-        return "New source added", f"{uid} — existing lead of {lead.get('cre_name') or '?'}{replay}", "added_source"
+        return "New source added", f"{uid} · {_owner(lead)}{replay}", "added_source"
     if outcome == "exact_duplicate":
         lead = answer.get("lead") or {}
-        return "Exact duplicate", f"{uid} — already has this source ({lead.get('cre_name') or '?'})", "exact_duplicate"
+        return "Exact duplicate", f"{uid} · {_owner(lead)}", "exact_duplicate"
     return "Done", str(uid), "created"
+
+
+def _owner(lead: dict[str, Any]) -> str:
+    """The owner, short: the reason a CRE looks at a duplicate's row (the state column says which duplicate)."""
+    return str(lead.get("cre_name") or "owner unknown")
+
+
+def customer_text(item: OutboxItem) -> str:
+    """The caller's name, as typed (a masked number helps nobody; it stays in the tooltip)."""
+    return str(item.payload.get("customer_name") or "") or item.label
 
 
 class ShiftModel(QAbstractTableModel):
@@ -108,7 +119,7 @@ class ShiftModel(QAbstractTableModel):
             if col == COL_TIME:
                 return datetime.fromtimestamp(item.created_at).strftime("%H:%M:%S")
             if col == COL_CUSTOMER:
-                return item.label
+                return customer_text(item)
             if col == COL_STATE:
                 if colour == "pending":
                     return f"{SPINNER[self.spin % len(SPINNER)]} {state}"
@@ -118,7 +129,10 @@ class ShiftModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and col in (COL_STATE, COL_RESULT):
             return QBrush(QColor(_STATE_COLOURS[colour]))
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{state}: {result}" if result else state
+            tip = f"{item.label} — {state}: {result}" if result else f"{item.label} — {state}"
+            if item.state in PENDING_STATES and item.attempts and item.last_error:
+                tip += f"\nTried {item.attempts} time(s); last answer: {item.last_error}"
+            return tip
         return None
 
     def _describe(self, item: OutboxItem) -> tuple[str, str, str]:
