@@ -387,7 +387,7 @@ class MainWindow(QMainWindow):
         if splitter is not None:
             self.splitter.restoreState(splitter)
         # Team leads open on the dashboard (their job); CREs on the desk.
-        self.tabs.setCurrentIndex(1 if self.dashboard is not None else 0)
+        self.tabs.setCurrentIndex(self.tabs.count() - 1 if self.dashboard is not None else 0)  # the last tab
 
     def save_window_state(self) -> None:
         self.settings.set_window_state("geometry", self.saveGeometry())
