@@ -1,0 +1,179 @@
+"""The cache feed's compact page encoding (server: `lead_feed`, migration 006), decoded back into a plain page.
+
+Why a second encoding: `lead_changes` spells every value out in every row, ~270 bytes per lead; a call centre's desks
+share one office link, so a first sync of a million leads was ~270 MB per desk. `lead_feed` sends the same columns
+with repeated values as indexes into a per-page dictionary, growing numbers and timestamps as differences, and
+nothing rounded (see 006_compact_feed.sql for the codecs).
+
+Why decode into the *plain* page (``{"columns", "rows", "next_since", "more", "remaining"}`` as JSON text) rather
+than into the cache: the store already applies a plain page in one SQLite statement (`Store.apply_feed_page`) and
+reads its columns by name, so the cache's schema stays the store's business and an old server's `lead_changes` page
+and a new server's `lead_feed` page meet the cache the same way.
+
+Why in SQLite: the decoding runs as one statement on an in-memory SQLite database (``json_each`` + window sums),
+with the interpreter lock released, like the store's apply. Decoding 5,000 rows with `json.loads` and Python loops
+would hold the lock ~10+ ms per page, and the GUI thread with it (README, "longest GUI-thread stall"). It runs on the
+sync's threads (the page fetched ahead is decoded on the fetch-ahead thread, beside the apply of the one before).
+
+A page without ``"encoding"`` is a plain page and is returned as is; an encoding or codec this desk does not know
+raises ValueError (the sync retries; it never misreads a newer server's page).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from functools import lru_cache
+
+ENCODING = "compact-1"
+CODECS = frozenset({"raw", "delta", "dict", "created", "at", "day", "sources"})
+
+_local = threading.local()
+
+# The top level of a page, without copying the rows out (as Store.read_feed_head does).
+_HEAD = "SELECT key, type, CASE WHEN key = 'rows' THEN NULL ELSE value END FROM json_each(:page)"
+
+
+def _db() -> sqlite3.Connection:
+    """One in-memory database per thread: sqlite3 connections are not shared between threads."""
+    conn: sqlite3.Connection | None = getattr(_local, "conn", None)
+    if conn is None:
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=True)
+        _local.conn = conn
+    return conn
+
+
+def _ts(us: str) -> str:
+    """SQL for an ISO 8601 UTC timestamp from integer microseconds since the epoch, spelled as PostgreSQL's JSON
+    spells a timestamptz in a UTC session: ``2026-11-28T10:00:00.12345+00:00`` (fraction without trailing zeros,
+    none when whole). Integer arithmetic only: SQLite's date functions keep milliseconds, not microseconds."""
+    frac = f"((({us}) % 1000000 + 1000000) % 1000000)"
+    secs = f"((({us}) - {frac}) / 1000000)"
+    return (
+        f"CASE WHEN ({us}) IS NULL THEN NULL ELSE strftime('%Y-%m-%dT%H:%M:%S', {secs}, 'unixepoch')"
+        f" || CASE WHEN {frac} = 0 THEN '' ELSE '.' || rtrim(printf('%06d', {frac}), '0') END || '+00:00' END"
+    )
+
+
+def _value(json_text: str, path: str) -> str:
+    """SQL for a JSON scalar at `path` that keeps true/false as JSON booleans (json_extract gives 1/0)."""
+    return (
+        f"CASE json_type({json_text}, {path}) WHEN 'true' THEN json('true') WHEN 'false' THEN json('false')"
+        f" ELSE json_extract({json_text}, {path}) END"
+    )
+
+
+def _dict(name: str, index: str) -> str:
+    param = f":d_{name}"
+    path = f"'$[' || ({index}) || ']'"
+    return f"CASE WHEN ({index}) IS NULL THEN NULL ELSE {_value(param, path)} END"
+
+
+@lru_cache(maxsize=8)
+def _decoder(columns: tuple[str, ...], codecs: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """The one statement that turns a compact page into a plain one, and the dictionaries it binds."""
+    if len(columns) != len(codecs):
+        raise ValueError("the feed page has a codec per column")
+    unknown = sorted(set(codecs) - CODECS)
+    if unknown:
+        raise ValueError(f"the feed page uses codec(s) {unknown} this desk does not know")
+    if codecs.count("created") != 1:
+        raise ValueError("a compact feed page has exactly one 'created' column")
+    dicts: list[str] = []
+    sums: list[str] = []  # running sums over the page, in row order: the delta and created codecs
+    at = {c: i for i, c in enumerate(columns)}
+    created = columns[codecs.index("created")]
+    for i, codec in enumerate(codecs):
+        if codec in ("delta", "created"):
+            sums.append(f"sum(json_extract(r.value, '$[{i}]')) OVER w AS s{i}")
+    created_us = f"s{at[created]}"
+    out: list[str] = []
+    for i, (col, codec) in enumerate(zip(columns, codecs, strict=True)):
+        cell = f"'$[{i}]'"
+        if codec == "raw":
+            out.append(_value("v", cell))
+        elif codec == "delta":
+            out.append(f"s{i}")
+        elif codec == "created":
+            out.append(_ts(created_us))
+        elif codec == "at":
+            out.append(_ts(f"{created_us} + json_extract(v, {cell})"))
+        elif codec == "day":
+            day = f"((({created_us}) - ((({created_us}) % 86400000000 + 86400000000) % 86400000000)) / 86400000000)"
+            out.append(
+                f"CASE WHEN json_extract(v, {cell}) IS NULL THEN NULL"
+                f" ELSE date(({day} + json_extract(v, {cell})) * 86400, 'unixepoch') END"
+            )
+        elif codec == "dict":
+            dicts.append(col)
+            out.append(_dict(col, f"json_extract(v, {cell})"))
+        else:  # sources: [[source id, sub_source id, microseconds after created_at], ...]
+            for name in ("source", "sub_source"):
+                if name not in dicts:
+                    dicts.append(name)
+            source = _dict("source", "json_extract(e.value, '$[0]')")
+            sub_source = _dict("sub_source", "json_extract(e.value, '$[1]')")
+            seen_at = _ts(f"{created_us} + json_extract(e.value, '$[2]')")
+            out.append(
+                f"(SELECT json(json_group_array(json_object('at', {seen_at}, 'source', {source},"
+                f" 'sub_source', {sub_source}))) FROM json_each(v, {cell}) AS e)"
+            )
+    window = ", ".join(sums) if sums else "NULL AS nothing"
+    sql = (
+        "SELECT json_object('columns', json(:columns), 'rows', json_group_array(json_array("
+        + ", ".join(out)
+        + ")), 'next_since', :next_since, 'more', json(:more), 'remaining', :remaining) FROM ("
+        f" SELECT r.key AS k, r.value AS v, {window} FROM json_each(:page, '$.rows') AS r"
+        " WINDOW w AS (ORDER BY r.key ROWS UNBOUNDED PRECEDING) ORDER BY r.key)"
+    )
+    return sql, tuple(dicts)
+
+
+def decode_page(text: str) -> str:
+    """A feed page as JSON text → the plain page (columns + rows) as JSON text; a plain page comes back unchanged.
+
+    Raises ValueError for a page that is not JSON, not a feed page, or in an encoding this desk does not know."""
+    conn = _db()
+    try:
+        found = conn.execute(_HEAD, {"page": text}).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "malformed JSON" in str(exc):
+            raise ValueError("the feed page is not JSON") from exc
+        raise
+    kind = {key: typ for key, typ, _ in found}
+    head = {key: value for key, _, value in found}
+    if "encoding" not in head:
+        return text  # lead_changes (or an older lead_feed): already plain
+    if head["encoding"] != ENCODING:
+        raise ValueError(f"the feed page's encoding {head['encoding']!r} is not one this desk reads")
+    if (kind.get("rows"), kind.get("columns"), kind.get("codecs"), kind.get("next_since")) != (
+        "array",
+        "array",
+        "array",
+        "integer",
+    ):
+        raise ValueError("the compact feed page lacks rows, columns, codecs or next_since")
+    columns = json.loads(head["columns"])
+    codecs = json.loads(head["codecs"])
+    if not all(isinstance(c, str) for c in [*columns, *codecs]):
+        raise ValueError("the feed page's columns and codecs are not names")
+    sql, dict_names = _decoder(tuple(columns), tuple(codecs))
+    dicts = json.loads(head["dicts"]) if kind.get("dicts") == "object" else {}
+    params: dict[str, object] = {
+        "page": text,
+        "columns": head["columns"],
+        "next_since": head["next_since"],
+        "more": "true" if kind.get("more") == "true" else "false",
+        "remaining": head.get("remaining") if kind.get("remaining") == "integer" else 0,
+    }
+    for name in dict_names:
+        values = dicts.get(name)
+        if not isinstance(values, list):
+            raise ValueError(f"the compact feed page has no dictionary for {name}")
+        params[f"d_{name}"] = json.dumps(values, ensure_ascii=False)
+    try:
+        row = conn.execute(sql, params).fetchone()
+    except sqlite3.OperationalError as exc:
+        raise ValueError(f"the compact feed page cannot be decoded ({exc})") from exc
+    return str(row[0])
