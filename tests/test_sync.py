@@ -230,7 +230,7 @@ class GarblingTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = super().handle_request(request)
-        if request.url.path.endswith("/rpc/lead_changes"):
+        if request.url.path.endswith(("/rpc/lead_changes", "/rpc/lead_feed")):
             self.seen += 1
             if self.seen in self.garble:
                 body = response.read()
