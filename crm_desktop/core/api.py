@@ -12,6 +12,7 @@ time: callers that find a refresh in flight wait for it and use its result inste
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -358,13 +359,21 @@ class ApiClient:
         for attempt in (1, 2):
             token = self._access_token()
             generation = self._generation
+            post = functools.partial(
+                self._http.post,
+                f"/rest/v1/rpc/{name}",
+                json=params or {},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
             try:
-                r = self._http.post(
-                    f"/rest/v1/rpc/{name}",
-                    json=params or {},
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                )
+                try:
+                    r = post()
+                except httpx.RemoteProtocolError:
+                    # A kept-alive connection the server or a gateway closed as the request left (the window is an
+                    # RTT wide on a real link): once more, on a new connection. Every RPC is safe to repeat (reads,
+                    # or writes keyed by client_ref).
+                    r = post()
             except httpx.TimeoutException as exc:
                 raise Retry("The server did not answer in time.") from exc
             except httpx.TransportError as exc:
