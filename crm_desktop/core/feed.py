@@ -134,6 +134,12 @@ def decode_page(text: str) -> str:
     """A feed page as JSON text → the plain page (columns + rows) as JSON text; a plain page comes back unchanged.
 
     Raises ValueError for a page that is not JSON, not a feed page, or in an encoding this desk does not know."""
+    return decode_feed(text)[0]
+
+
+def decode_feed(text: str) -> tuple[str, tuple[int, ...]]:
+    """`decode_page`, plus the `since` of the pages after the next one when the page announced them ("ahead"), so
+    the sync can ask for several pages at once (a plain page announces none)."""
     conn = _db()
     try:
         found = conn.execute(_HEAD, {"page": text}).fetchall()
@@ -144,7 +150,7 @@ def decode_page(text: str) -> str:
     kind = {key: typ for key, typ, _ in found}
     head = {key: value for key, _, value in found}
     if "encoding" not in head:
-        return text  # lead_changes (or an older lead_feed): already plain
+        return text, ()  # lead_changes: already plain
     if head["encoding"] != ENCODING:
         raise ValueError(f"the feed page's encoding {head['encoding']!r} is not one this desk reads")
     if (kind.get("rows"), kind.get("columns"), kind.get("codecs"), kind.get("next_since")) != (
@@ -176,4 +182,5 @@ def decode_page(text: str) -> str:
         row = conn.execute(sql, params).fetchone()
     except sqlite3.OperationalError as exc:
         raise ValueError(f"the compact feed page cannot be decoded ({exc})") from exc
-    return str(row[0])
+    ahead = json.loads(head["ahead"]) if kind.get("ahead") == "array" else []
+    return str(row[0]), tuple(int(x) for x in ahead if isinstance(x, int))
