@@ -50,7 +50,6 @@ from bench_client import bench_incremental, bench_outbox
 from bench_server import (
     OUT,
     CpuMeter,
-    LegacyDesk,
     PhoneMaker,
     bench_legacy,
     count_leads,
@@ -323,7 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         link_api.close()
         other.close()
         say(
-            f"[create] link p50 {report['create_link_ms']['p50_ms']} ms, loopback {report['create_loopback_ms']['p50_ms']} ms"
+            f"[create] link p50 {report['create_link_ms']['p50_ms']} ms,"
+            f" loopback {report['create_loopback_ms']['p50_ms']} ms"
         )
         db_uri = server.database_url
         with psycopg.connect(db_uri, autocommit=True) as conn:
