@@ -191,3 +191,24 @@ def test_gzipped_and_plain_answers_and_an_old_server_give_the_same_cache(server,
     assert old.calls[0] == ("lead_feed", -1, "") and {n for n, _, _ in old.calls[1:]} == {"lead_changes"}
     # The same pages (lead_feed asks for up to three at once, so they may complete out of order).
     assert sorted(s for _, s, _ in gz.calls) == sorted(s for _, s, _ in old.calls[1:])
+
+
+def test_a_busy_server_is_backed_off_with_jitter_and_its_retry_after_is_kept(tmp_path: Path):
+    import random
+
+    from crm_desktop.core.api import Retry
+
+    api = ApiClient("http://127.0.0.1:9", "anon")  # never called: only the engine's arithmetic is exercised
+    engine = SyncEngine(api, tmp_path / "d.sqlite3", poll_interval=15.0, backoff_base=1.0, backoff_max=60.0,
+                        rng=random.Random(7))  # fmt: skip
+    try:
+        assert engine._pull_retry_delay(Retry("offline")) == 5.0  # not busy: the usual retry
+        busy = [engine._pull_retry_delay(Retry("busy", status=503)) for _ in range(8)]
+        # Exponential with "equal jitter": attempt k waits between half and all of min(60, 2^(k-1)) seconds.
+        for k, delay in enumerate(busy, start=1):
+            ceiling = min(60.0, 2.0 ** (k - 1))
+            assert ceiling / 2 <= delay <= ceiling
+        assert len({round(d, 6) for d in busy[3:]}) == len(busy[3:])  # jittered, not lockstep
+        assert engine._pull_retry_delay(Retry("slow down", status=429, retry_after=90.0)) >= 90.0
+    finally:
+        api.close()
