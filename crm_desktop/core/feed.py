@@ -95,10 +95,14 @@ def _decoder(columns: tuple[str, ...], codecs: tuple[str, ...]) -> str:
     if codecs.count("created") != 1:
         raise ValueError("a compact feed page has exactly one 'created' column")
     sums: list[str] = []  # running sums over the page, in row order: the delta and created codecs
+    cells: list[str] = []  # cells read once below, because their SQL uses them several times (no CSE in SQLite)
+    ci = codecs.index("created")
     for i, codec in enumerate(codecs):
         if codec in ("delta", "created"):
             sums.append(f"sum(json_extract(r.value, '$[{i}]')) OVER w AS s{i}")
-    created_us = f"q.s{codecs.index('created')}"
+        elif codec in ("at", "day"):
+            cells.append(f"json_extract(r.value, '$[{i}]') AS c{i}")
+    created_us = f"q.s{ci}"
     # SQLite caches a parsed row per call site only, so every json_extract below parses the (short) row again;
     # still cheaper than json_each per row with a CASE per cell (measured). created_at is formatted once per row and
     # reused for the timestamps equal to it (updated_at, a source's "at": often the same instant).
@@ -115,10 +119,9 @@ def _decoder(columns: tuple[str, ...], codecs: tuple[str, ...]) -> str:
         elif codec == "created":
             out.append("q.created")
         elif codec == "at":
-            out.append(f"CASE {cell} WHEN 0 THEN q.created ELSE {_ts(f'{created_us} + {cell}')} END")
+            out.append(f"CASE q.c{i} WHEN 0 THEN q.created ELSE {_ts(f'q.a{i}')} END")
         elif codec == "day":
-            day = f"(({created_us} - (({created_us} % 86400000000 + 86400000000) % 86400000000)) / 86400000000)"
-            out.append(f"CASE WHEN {cell} IS NULL THEN NULL ELSE date(({day} + {cell}) * 86400, 'unixepoch') END")
+            out.append(f"CASE WHEN q.c{i} IS NULL THEN NULL ELSE date((q.day + q.c{i}) * 86400, 'unixepoch') END")
         elif codec == "dict":
             if not _NAME.fullmatch(col):  # it is spelled into the statement
                 raise ValueError(f"the feed column name {col!r} is not a plain name")
@@ -133,13 +136,16 @@ def _decoder(columns: tuple[str, ...], codecs: tuple[str, ...]) -> str:
                 f"(SELECT json(json_group_array(json_object('at', {seen_at}, 'source', {source},"
                 f" 'sub_source', {sub_source}))) FROM json_each(q.v, '$[{i}]') AS s)"
             )
-    window = ", ".join(sums)
+    window = ", ".join([*sums, *cells])
+    passed = [f"s{i}" for i, c in enumerate(codecs) if c in ("delta", "created")]
+    passed += [f"c{i}" for i, c in enumerate(codecs) if c in ("at", "day")]
+    passed += [f"s{ci} + c{i} AS a{i}" for i, c in enumerate(codecs) if c == "at"]
+    day = f"((s{ci} - ((s{ci} % 86400000000 + 86400000000) % 86400000000)) / 86400000000)"
     sql = (
         "SELECT json_object('columns', json(:columns), 'rows', json_group_array(json_array("
         + ", ".join(out)
         + ")), 'next_since', :next_since, 'more', json(:more), 'remaining', :remaining) FROM ("
-        f" SELECT k, v, {', '.join(f's{i}' for i, c in enumerate(codecs) if c in ('delta', 'created'))},"
-        f" {_ts('s' + str(codecs.index('created')))} AS created FROM ("
+        f" SELECT k, v, {', '.join(passed)}, {_ts(f's{ci}')} AS created, {day} AS day FROM ("
         f" SELECT r.key AS k, r.value AS v, {window} FROM json_each(:page, '$.rows') AS r"
         " WINDOW w AS (ORDER BY r.key ROWS UNBOUNDED PRECEDING))"
         " ORDER BY k) AS q " + " ".join(joins)
