@@ -212,3 +212,16 @@ def test_a_busy_server_is_backed_off_with_jitter_and_its_retry_after_is_kept(tmp
         assert engine._pull_retry_delay(Retry("slow down", status=429, retry_after=90.0)) >= 90.0
     finally:
         api.close()
+
+
+def test_a_page_is_bounded_whatever_the_desk_asks(api: Api, db: psycopg.Connection[Any]):
+    db.execute("truncate leads restart identity cascade")
+    db.execute(
+        "insert into leads (uid, phone, customer_name, source, sub_source, sources, cre_id)"
+        " select 'GA-' || g, '+9170' || lpad(g::text, 8, '0'), 'Lead ' || g, 'GOOGLE', 'Google Know', '[]', p.id"
+        "   from generate_series(1, 10050) g, profiles p where p.email = 'cre1@demo.local'"
+    )
+    r = api.rpc("lead_feed", api.token("cre1@demo.local"), since=0, max_rows=50_000)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert len(page["rows"]) == 10_000 and page["more"] is True  # 10,000 rows at most per call
