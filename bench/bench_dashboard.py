@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         stop_seeded(cluster, server)
     report["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     report["total_s"] = round(time.perf_counter() - t_all, 1)
-    args.json.write_text(json.dumps(report, indent=2))
+    args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
     worst = max(c["refresh_to_painted"]["max_ms"] for c in report["cases"])
     worst_p99 = max(c["refresh_to_painted"]["p99_ms"] for c in report["cases"])
     say("")

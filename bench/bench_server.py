@@ -172,7 +172,7 @@ def seed(exe: str, data_dir: Path, admin_uri: str, want: int) -> dict[str, Any]:
     have = count_leads(admin_uri)
     sidecar = data_dir.with_name(data_dir.name + ".seed.json")
     if have >= want:
-        last = json.loads(sidecar.read_text()) if sidecar.exists() else None
+        last = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else None
         say(f"[seed] reusing {data_dir}: {have:,} leads already (>= {want:,})")
         return {"reused": True, "leads_before": have, "last_seed": last}
     todo = want - have
@@ -196,7 +196,7 @@ def seed(exe: str, data_dir: Path, admin_uri: str, want: int) -> dict[str, Any]:
         "seed_rows_per_s": reported["rows_per_second"],
         "wall_seconds_incl_startup": round(wall, 2),
     }
-    sidecar.write_text(json.dumps(result))
+    sidecar.write_text(json.dumps(result), encoding="utf-8")
     say(
         f"[seed] {reported['inserted']:,} leads in {reported['seconds']:.1f} s = {reported['rows_per_second']:,} rows/s"
         f" ({wall:.1f} s wall incl. cluster start/stop)"
@@ -274,7 +274,7 @@ class Server:
             "0",
             "--demo",
         ]
-        with (OUT / "server.log").open("a") as log:
+        with (OUT / "server.log").open("a", encoding="utf-8") as log:
             self.proc = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=log, text=True, preexec_fn=_die_with_parent
             )
@@ -1084,7 +1084,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(report)
     report["summary"] = summary
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2, default=str))
+    args.json.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     print_summary(summary, report, args.json)
     return 0
 

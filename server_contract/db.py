@@ -95,7 +95,7 @@ def migrate(db: Database, *, reference: bool = True) -> list[str]:
             if reference:
                 for path in reference_files():
                     with conn.transaction():
-                        conn.execute(path.read_text())
+                        conn.execute(path.read_text(encoding="utf-8"))
             conn.execute(
                 "create table if not exists public.schema_migrations "
                 "(version text primary key, applied_at timestamptz not null default now())"
@@ -106,7 +106,7 @@ def migrate(db: Database, *, reference: bool = True) -> list[str]:
                 if version in done:
                     continue
                 with conn.transaction():
-                    conn.execute(path.read_text())
+                    conn.execute(path.read_text(encoding="utf-8"))
                     conn.execute("insert into public.schema_migrations (version) values (%s)", (version,))
                 applied_now.append(version)
                 log.info("applied migration %s", version)

@@ -43,13 +43,14 @@ class ServerProcess:
             "--port", str(self.port), *self.extra_args,
         ]  # fmt: skip
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        with self.log_path.open("a") as log:  # the child keeps its own copy of the descriptor
+        with self.log_path.open("a", encoding="utf-8") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + timeout
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"server did not start; see {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
+            tail = self.log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
+            raise RuntimeError(f"server did not start; see {self.log_path}:\n{tail}")
         info = json.loads(line)
         self.url, self.anon_key = info["url"], info["anon_key"]
         self.database_url = info.get("database_url", "")

@@ -139,9 +139,16 @@ def test_lead_created_elsewhere_during_an_outage_is_shown_as_a_duplicate(
         window.shift_model.upsert(store_item)
         api.rpc("create_lead", api.token("cre2@demo.local"), lead=new_lead(phone_for(991)))  # someone else, first
         window.session.engine.start()
-        qtbot.waitUntil(lambda: window.shift_model.items()[0].state is OutboxState.DONE, timeout=15_000)
-        assert window.shift_model.index(0, 2).data() == "New source added"
-        assert "Imran Khan" in window.shift_model.index(0, 3).data()  # whose lead it already was
+        ref = store_item.client_ref
+
+        def row() -> int:
+            refs = [it.client_ref for it in window.shift_model.items()]
+            return refs.index(ref) if ref in refs else -1
+
+        qtbot.waitUntil(lambda: row() >= 0 and window.shift_model.items()[row()].state is OutboxState.DONE,
+                        timeout=15_000)  # fmt: skip
+        assert window.shift_model.index(row(), 2).data() == "New source added"
+        assert "Imran Khan" in window.shift_model.index(row(), 3).data()  # whose lead it already was
     finally:
         app.shutdown()
 

@@ -63,7 +63,15 @@ def desk_leads(api: Api) -> dict[str, Any]:
             ),
             "created",
         ),
-        (cre2, new_lead(phone_for(1), branch="ATTAPUR", source="META", sub_source="Meta Know"), "added_source"),
+        # The added source is a later call on phone 1: it sets the lead's state (migration 005), so it keeps today's
+        # follow-up.
+        (
+            cre2,
+            new_lead(
+                phone_for(1), branch="ATTAPUR", source="META", sub_source="Meta Know", follow_up_date=today.isoformat()
+            ),
+            "added_source",
+        ),
     ]
     for token, lead, outcome in made:
         r = api.rpc("create_lead", token, lead=lead)
@@ -89,6 +97,11 @@ def cre_rows(tab: DashboardTab) -> dict[str, dict[str, Any]]:
     model = tab.cre_model
     rows = [model.data(model.index(r, 0), ROW_ROLE) for r in range(model.rowCount())]
     return {row["cre_name"]: row for row in rows}
+
+
+def creators(tab: DashboardTab) -> set[str]:
+    """The CREs with new leads in the figures (a CRE row may also be there for follow-ups alone)."""
+    return {name for name, row in cre_rows(tab).items() if row.get("leads")}
 
 
 def bars(chart: Any) -> dict[str, float]:
@@ -121,11 +134,11 @@ def test_team_lead_sees_the_figures_just_created(qtbot, qtmodeltester, lead_clie
 
     assert tile(tab, "leads") == "3"
     assert tile(tab, "duplicate_rate") == "25.0 %"  # 1 added source of 4 calls
-    assert tab.tiles["duplicate_rate"].detail_text() == "1 of 4 calls"
+    assert tab.tiles["duplicate_rate"].detail_text() == "1 of 4 inquiries"
     assert tile(tab, "due_today") == "1"
-    assert tile(tab, "overdue") == "0"  # today's range: nothing can be overdue inside it yet
+    assert tile(tab, "overdue") == "1"  # the server's rule: pending with a follow-up before today, whatever the range
     assert tile(tab, "won_lost") == "1 / 0"
-    assert tile(tab, "first_call") != "—"  # the new leads had first-call statuses
+    assert tile(tab, "calls") == "4"  # every create_lead with a status is a call, the added source too
     assert tab.title_label.text().endswith("All branches") and tab.title_label.text().startswith("Today")
     assert tab.status_label.text().startswith("Updated ")
     assert not tab.loading and not tab.busy_bar.isVisible() and not tab.error_label.isVisible()
@@ -137,7 +150,7 @@ def test_team_lead_sees_the_figures_just_created(qtbot, qtmodeltester, lead_clie
 
     hours = bars(tab.hour_chart)
     assert len(hours) == 24 and sum(hours.values()) == 3
-    assert bars(tab.status_chart) == {"RNR": 1, "Interested": 2}
+    assert tab.status_chart.items() == [("Interested", 2), ("RNR", 1)]  # biggest first
     assert bars(tab.source_chart) == {"Web": 1, "Google Know": 1, "Meta Know": 2}  # Meta: 1 lead + 1 new source
     assert tab.source_model.rowCount() == 3
 
@@ -166,13 +179,15 @@ def test_filters_refetch_and_show_the_filtered_figures(qtbot, lead_client, desk_
 
     summary = choose(qtbot, tab, tab.branch_combo, "SOMAJIGUDA")
     assert summary["range"]["branch"] == "SOMAJIGUDA"
-    assert (tile(tab, "leads"), tile(tab, "duplicate_rate"), tile(tab, "due_today")) == ("2", "0.0 %", "1")
+    # Phone 1's latest call (the added source) moved it to ATTAPUR, so its follow-up today counts there (005).
+    assert (tile(tab, "leads"), tile(tab, "duplicate_rate"), tile(tab, "due_today")) == ("2", "0.0 %", "0")
     assert set(cre_rows(tab)) == {"Asha Reddy"}
     assert tab.title_label.text().endswith("SOMAJIGUDA")
 
     choose(qtbot, tab, tab.branch_combo, "ATTAPUR")
     assert (tile(tab, "leads"), tile(tab, "duplicate_rate"), tile(tab, "won_lost")) == ("1", "50.0 %", "1 / 0")
-    assert set(cre_rows(tab)) == {"Imran Khan"}
+    assert creators(tab) == {"Imran Khan"}
+    assert tile(tab, "due_today") == "1" and cre_rows(tab)["Asha Reddy"]["due_today"] == 1  # her lead, now there
     assert sum(bars(tab.hour_chart).values()) == 1
 
     choose(qtbot, tab, tab.branch_combo, None)
@@ -298,7 +313,7 @@ def test_an_answer_to_a_superseded_request_is_dropped(qtbot, caplog, lead_client
     qtbot.waitUntil(lambda: "dropped a stale dashboard answer" in caplog.text, timeout=LOAD_TIMEOUT)
     assert slow_done.is_set()
     assert [s["range"]["branch"] for s in applied] == ["ATTAPUR"]
-    assert tile(tab, "leads") == "1" and set(cre_rows(tab)) == {"Imran Khan"}
+    assert tile(tab, "leads") == "1" and creators(tab) == {"Imran Khan"}
     assert tab.summary is not None and tab.summary["range"]["branch"] == "ATTAPUR"
     assert not tab.loading and tab.status_label.text().startswith("Updated")
 
@@ -395,7 +410,7 @@ def test_new_branch_list_keeps_the_chosen_branch_or_falls_back_to_all(qtbot):
 
 def test_a_malformed_answer_shows_dashes_not_a_crash(qtbot, qtmodeltester):
     answer: dict[str, Any] = {
-        "totals": {"leads": "12", "duplicate_rate": None, "first_call_avg_secs": "NaN"},
+        "totals": {"leads": "12", "duplicate_rate": None, "calls": "NaN"},
         "per_cre": [{"cre_name": None, "leads": "x"}, "not a row", {"leads": 10**7, "first_call_avg_secs": 3900}],
         "per_source": [{"source": "A", "sub_source": "Web"}, {"source": "B", "sub_source": "Web"}],
         "per_status": None,
@@ -403,7 +418,7 @@ def test_a_malformed_answer_shows_dashes_not_a_crash(qtbot, qtmodeltester):
         "follow_ups": [],
     }
     tab = open_tab(qtbot, lambda f, t, b: answer)
-    assert tile(tab, "leads") == "12" and tile(tab, "first_call") == "—" and tile(tab, "duplicate_rate") == "0.0 %"
+    assert tile(tab, "leads") == "12" and tile(tab, "calls") == "0" and tile(tab, "duplicate_rate") == "0.0 %"
     assert sum(bars(tab.hour_chart).values()) == 2
     assert bars(tab.source_chart) == {"Web": 0, "Web (2)": 0}  # a repeated label must not lose its bar
     model = tab.cre_model
@@ -411,7 +426,6 @@ def test_a_malformed_answer_shows_dashes_not_a_crash(qtbot, qtmodeltester):
     assert model.data(model.index(0, CreTableModel.CRE)) == "(unknown CRE)"
     assert model.data(model.index(0, CreTableModel.LEADS)) == "0"
     assert model.data(model.index(1, CreTableModel.LEADS)) == "10,000,000"
-    assert model.data(model.index(1, CreTableModel.AVG_FIRST_CALL)) == "1 h 5 min"
     for m in (tab.cre_model, tab.cre_proxy, tab.source_model, tab.source_proxy):
         qtmodeltester.check(m)
 
@@ -420,9 +434,9 @@ def test_cre_model_sorts_numbers_as_numbers(qtmodeltester):
     model = CreTableModel()
     model.set_rows(
         [
-            {"cre_name": "b", "leads": 9, "first_call_avg_secs": None},
-            {"cre_name": "A", "leads": 10, "first_call_avg_secs": 30},
-            {"cre_name": "c", "leads": 100, "first_call_avg_secs": 7200},
+            {"cre_name": "b", "leads": 9, "overdue": None},
+            {"cre_name": "A", "leads": 10, "overdue": 30},
+            {"cre_name": "c", "leads": 100, "overdue": 7200},
         ]
     )
     proxy = QSortFilterProxyModel()
@@ -434,7 +448,7 @@ def test_cre_model_sorts_numbers_as_numbers(qtmodeltester):
         return [proxy.data(proxy.index(r, CreTableModel.CRE)) for r in range(proxy.rowCount())]
 
     assert names(CreTableModel.LEADS, Qt.SortOrder.DescendingOrder) == ["c", "A", "b"]  # not "9" > "100"
-    assert names(CreTableModel.AVG_FIRST_CALL, Qt.SortOrder.AscendingOrder) == ["b", "A", "c"]  # none first
+    assert names(CreTableModel.OVERDUE, Qt.SortOrder.AscendingOrder) == ["b", "A", "c"]  # none first
     assert names(CreTableModel.CRE, Qt.SortOrder.AscendingOrder) == ["A", "b", "c"]  # case does not split names
     align = model.data(model.index(0, CreTableModel.LEADS), Qt.ItemDataRole.TextAlignmentRole)
     assert align & Qt.AlignmentFlag.AlignRight

@@ -8,17 +8,26 @@ Every failure of `rpc()` is one of three kinds, because the outbox treats them i
 - `Rejected`: the server looked at the request and refused it (other 4xx). The item is parked with the reason.
 
 Refresh tokens rotate (single use), and a reused one revokes the whole session, so at most one refresh may run at a
-time: callers that find a refresh in flight wait for it and use its result instead of starting their own."""
+time: callers that find a refresh in flight wait for it and use its result instead of starting their own.
+
+The network of a call centre is a corporate one: TLS is checked against the operating system's certificate store
+(`truststore`), where IT puts the root of a TLS-inspecting firewall; a certificate that is not trusted is its own
+`Retry` (`CertificateNotTrusted`), so leads stay queued and the desk can say what is wrong instead of "offline".
+Proxies come from the environment (`HTTPS_PROXY`/`NO_PROXY`, on Windows the system setting) or an explicit setting,
+and are never used for this computer's own addresses (the demo server)."""
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -60,6 +69,79 @@ class Rejected(ApiError):
 
 class LoginFailed(ApiError):
     """Wrong e-mail or password, or an account that cannot sign in."""
+
+
+class CertificateNotTrusted(Retry):
+    """The server's TLS certificate is not trusted on this computer (typically a firewall that inspects TLS, whose
+    root certificate IT has not installed). A Retry: queued leads stay queued, and go once IT has fixed it."""
+
+
+class InsecureServerUrl(ApiError, ValueError):
+    """An `http://` address for a server that is not on this computer (or not http(s) at all)."""
+
+
+CERT_NOT_TRUSTED = (
+    "The server's certificate is not trusted on this computer ({why}). Leads stay queued on this PC. Ask IT to "
+    "install the company's root certificate (a firewall that inspects TLS needs it) or to check the server address."
+)
+
+
+def is_loopback_url(url: str) -> bool:
+    """True for this computer's own addresses (127.0.0.0/8, ::1, localhost): the demo server and the tests."""
+    host = (urlsplit(url.strip()).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_server_url(url: str, *, allow_http: bool = False) -> str:
+    """The URL, or InsecureServerUrl: tokens and customer data must not cross a network in clear text.
+
+    `http://` is accepted for loopback, or anywhere when the setting `server/allow_http` (IT's, for a server
+    behind a trusted network) is on."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InsecureServerUrl(f"The server address must start with https:// (got {url!r}).")
+    if parts.scheme == "http" and not allow_http and not is_loopback_url(url):
+        raise InsecureServerUrl(
+            f"The server address must start with https:// ({url} would send passwords and leads unencrypted). "
+            "Only this computer's own addresses may use http://, unless IT allows it (setting server/allow_http)."
+        )
+    return url.strip()
+
+
+def system_ssl_context() -> ssl.SSLContext:
+    """TLS verified against the operating system's certificate store (Windows, macOS; OpenSSL's default paths on
+    Linux, which honour SSL_CERT_FILE/SSL_CERT_DIR), not certifi's bundle."""
+    import truststore
+
+    return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def _untrusted_certificate(exc: BaseException) -> str | None:
+    """The verification failure's reason when `exc` (a transport error) comes from an untrusted certificate."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return str(seen.verify_message or seen.reason or "verification failed")
+        if "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return "certificate verify failed"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _transport_failure(exc: httpx.TransportError) -> Retry:
+    why = _untrusted_certificate(exc)
+    if why is not None:
+        return CertificateNotTrusted(CERT_NOT_TRUSTED.format(why=why))
+    if isinstance(exc, httpx.TimeoutException):
+        return Retry("The server did not answer in time.")
+    return Retry(f"Cannot reach the server ({type(exc).__name__}).")
 
 
 class TokenStore(Protocol):
@@ -179,15 +261,24 @@ class ApiClient:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        proxy: str | None = None,
+        allow_http: bool = False,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        """`proxy`: an explicit proxy URL (the `network/proxy` setting); empty uses the environment's
+        (`HTTPS_PROXY`, `NO_PROXY`, Windows' system proxy). Loopback servers never go through a proxy."""
+        self.base_url = check_server_url(base_url, allow_http=allow_http).rstrip("/")
+        loopback = is_loopback_url(self.base_url)
         self._http = httpx.Client(
             base_url=self.base_url,
             # gzip: feed pages shrink ~5x on a shared office link; httpx decodes it, and copes with a plain answer.
             headers={"apikey": anon_key, "Content-Type": "application/json", "Accept-Encoding": "gzip"},
             timeout=timeout,
             transport=transport,
-            verify=True,
+            verify=system_ssl_context(),
+            # A system proxy (normal in a call centre) must not receive the demo server's loopback traffic:
+            # Windows' registry proxy has no bypass list that httpx would read.
+            trust_env=not loopback and not proxy,
+            proxy=None if loopback else (proxy or None),
         )
         self._tokens: TokenStore = token_store or NoTokenStore()
         self._clock = clock
@@ -212,9 +303,15 @@ class ApiClient:
     def token_store(self) -> TokenStore:
         return self._tokens
 
-    def _adopt(self, body: dict[str, Any], email: str) -> Session:
+    def _adopt(self, body: dict[str, Any], email: str, received_at: float) -> Session:
+        """`received_at`: the local clock when the answer arrived. The token's life is the server's `expires_in`
+        counted from then, so a PC clock hours off neither refreshes before every call nor uses a dead token;
+        `expires_at` (the server's clock) is only a fallback for a server that sends no `expires_in`."""
         user = body.get("user") or {}
-        expires_at = float(body.get("expires_at") or self._clock() + float(body.get("expires_in", 3600)))
+        if body.get("expires_in") is not None:
+            expires_at = received_at + float(body["expires_in"])
+        else:
+            expires_at = float(body.get("expires_at") or received_at + 3600.0)
         session = Session(
             access_token=str(body["access_token"]),
             refresh_token=str(body["refresh_token"]),
@@ -231,10 +328,13 @@ class ApiClient:
         try:
             return self._http.post("/auth/v1/token", params={"grant_type": grant}, json=payload)
         except httpx.TransportError as exc:
-            raise Retry(f"Cannot reach the server ({type(exc).__name__}).") from exc
+            raise _transport_failure(exc) from exc
 
     def login(self, email: str, password: str) -> Session:
         self._deferred = None
+        return self._password_sign_in(email, password)
+
+    def _password_sign_in(self, email: str, password: str) -> Session:
         r = self._token_request("password", {"email": email, "password": password})
         if r.status_code >= 500:
             raise Retry(f"The server is having trouble (HTTP {r.status_code}). Try again in a moment.")
@@ -243,8 +343,9 @@ class ApiClient:
             if code == "invalid_credentials":
                 message = "Wrong e-mail or password."
             raise LoginFailed(message)
+        received_at = self._clock()
         with self._refresh_lock:
-            return self._adopt(self._json(r), email)
+            return self._adopt(self._json(r), email, received_at)
 
     def restore(self, email: str) -> Session | None:
         """Silent sign-in with the refresh token saved for this server and user; None when there is none.
@@ -264,7 +365,8 @@ class ApiClient:
 
         def deferred() -> Session:
             if password is not None:
-                return self.login(email, password)
+                # Not login(): that forgets this deferred sign-in, and a failed attempt must leave it for the next.
+                return self._password_sign_in(email, password)
             session = self.restore(email)
             if session is None:
                 raise AuthExpired("Sign in to send the queued leads.")
@@ -306,7 +408,7 @@ class ApiClient:
             self._session = None
             self._tokens.delete(self.base_url, email)
             raise AuthExpired("Your session has ended. Sign in again; queued leads are kept.")
-        return self._adopt(self._json(r), email)
+        return self._adopt(self._json(r), email, self._clock())
 
     def _access_token(self) -> str:
         session = self._session
@@ -374,10 +476,8 @@ class ApiClient:
                     # RTT wide on a real link): once more, on a new connection. Every RPC is safe to repeat (reads,
                     # or writes keyed by client_ref).
                     r = post()
-            except httpx.TimeoutException as exc:
-                raise Retry("The server did not answer in time.") from exc
             except httpx.TransportError as exc:
-                raise Retry(f"Cannot reach the server ({type(exc).__name__}).") from exc
+                raise _transport_failure(exc) from exc
             if r.status_code == 401 and attempt == 1:
                 # Expired or revoked token: renew once (shared with any concurrent caller), then try again.
                 with self._refresh_lock:

@@ -39,7 +39,6 @@ import errno
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 import time
 import uuid
@@ -51,14 +50,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from platformdirs import user_data_dir
-
+from crm_desktop.core import fileops
 from crm_desktop.core.models import LeadSummary, OutboxItem, OutboxState, SourceSeen
+from crm_desktop.core.paths import data_root
 from crm_desktop.core.phone import mask as phone_mask
 
 log = logging.getLogger(__name__)
 
-ErrorKind = Literal["busy", "read_only", "disk_full", "corrupt", "cannot_open", "io_error"]
+ErrorKind = Literal["busy", "in_use", "read_only", "disk_full", "corrupt", "cannot_open", "io_error"]
 Part = Literal["cache", "outbox"]
 
 # A feed page's columns, as `lead_changes` names them. Extra columns are ignored (a newer server may add some).
@@ -315,6 +314,15 @@ _MESSAGES: dict[tuple[ErrorKind, Part], str] = {
         "The local queue is busy (is CRE Desk open twice on this account?) — try again in a moment; queued leads "
         "are safe."
     ),
+    # Windows: a scanner, a backup agent or a second desk holds a file that must be renamed or deleted (fileops).
+    ("in_use", "cache"): (
+        "Another program has the local lead cache open ({path}) — often a virus scanner or a backup; close a second "
+        "CRE Desk if one is open, wait a moment and restart CRE Desk. Queued leads are safe."
+    ),
+    ("in_use", "outbox"): (
+        "Another program has the local queue file open ({path}) — often a virus scanner or a backup; close a second "
+        "CRE Desk if one is open, wait a moment and restart CRE Desk. Queued leads are kept."
+    ),
     ("read_only", "cache"): (
         "The local data folder is read-only ({path}) — ask IT to give your account write access to it."
     ),
@@ -385,6 +393,8 @@ def classify_error(exc: BaseException, part: Part, path: Path | None = None) -> 
         code = getattr(exc, "sqlite_errorcode", None)
         if code is not None:
             kind = _SQLITE_KINDS.get(code & 0xFF)
+    elif fileops.is_sharing_violation(exc):
+        kind = "in_use"  # errno says EACCES, but nothing is read-only: another program holds the file
     elif isinstance(exc, OSError):
         kind = _OS_KINDS.get(exc.errno or 0, "cannot_open")
     return None if kind is None else store_error(kind, part, path)
@@ -402,7 +412,7 @@ def default_store_path(server_url: str, email: str) -> Path:
     url = urlsplit(server_url.strip())
     key = f"{url.scheme.lower()}://{url.netloc.lower()}{url.path.rstrip('/')}\n{email.strip().lower()}"
     digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:24]
-    return Path(user_data_dir("cre-desk", appauthor=False)) / f"desk-{digest}.sqlite3"
+    return data_root() / f"desk-{digest}.sqlite3"
 
 
 def outbox_path_for(path: Path) -> Path:
@@ -530,7 +540,11 @@ def _write(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 def _connect(path: Path, *, synchronous: str, busy_timeout_ms: int) -> sqlite3.Connection:
     # isolation_level=None: sqlite3 issues no implicit BEGIN/COMMIT; transactions are exactly the `_write` blocks.
-    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, cached_statements=64)
+    # check_same_thread=False: a Store is used by one thread at a time, but a Qt pool thread may end (QThreadPool's
+    # waitForDone retires its threads) before the Store is closed; sign-out must still close it (Windows file locks).
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout_ms / 1000, isolation_level=None, cached_statements=64, check_same_thread=False
+    )
     try:
         # PRAGMAs take no bound parameters; these values are constants of this module, never input.
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -721,7 +735,7 @@ class Store:
         # The -wal must go with it: a stale WAL would be replayed into the new file.
         with self._blame("cache"):
             for p in (self._path, *_sidecars(self._path)):
-                p.unlink(missing_ok=True)
+                fileops.unlink(p, missing_ok=True)
         self._cache_db()
         return True
 
@@ -744,7 +758,7 @@ class Store:
         # The outbox holds leads nobody else has: FULL fsyncs the WAL on every commit.
         synchronous = "NORMAL" if part == "cache" else "FULL"
         with self._blame(part):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            fileops.private_file(path)  # 0600 in a 0700 folder: the cache is the whole customer list
             conn = _connect(path, synchronous=synchronous, busy_timeout_ms=self._busy_timeout_ms)
             try:
                 if part == "cache":
@@ -964,7 +978,7 @@ class Store:
                 cur = conn.execute(
                     _INSERT_ITEM, {"ref": ref, "payload": _encode_json(body), "now": now, "label": label}
                 )
-        log.info("queued lead %s (%s)", ref, label)
+        log.info("queued lead %s (%s)", ref, phone_mask(str(body.get("phone") or "")))  # no name at INFO
         assert cur.lastrowid is not None
         return OutboxItem(
             seq=cur.lastrowid,
@@ -1089,7 +1103,7 @@ class Store:
                         {"ref": client_ref, "new": new_ref, "now": now},
                     )
                 item = _item(conn.execute(_SELECT_ITEM, {"ref": new_ref}).fetchone())
-        log.info("requeued lead %s as %s (%s)", client_ref, new_ref, item.label)
+        log.info("requeued lead %s as %s", client_ref, new_ref)
         return item
 
     def discard(self, client_ref: str) -> None:
@@ -1170,10 +1184,10 @@ def _set_aside(path: Path) -> Path:
         aside = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
     wal, shm = _sidecars(path)
     aside_wal, _ = _sidecars(aside)
-    os.replace(path, aside)
+    fileops.replace(path, aside)
     if wal.exists():
-        os.replace(wal, aside_wal)
-    shm.unlink(missing_ok=True)  # only an index of the WAL, rebuilt on open
+        fileops.replace(wal, aside_wal)
+    fileops.unlink(shm, missing_ok=True)  # only an index of the WAL, rebuilt on open
     return aside
 
 

@@ -28,14 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from crm_desktop.core.api import ApiClient, AuthExpired, Rejected, Retry
+from crm_desktop.core.api import ApiClient, AuthExpired, CertificateNotTrusted, Rejected, Retry
 from crm_desktop.core.feed import decode_feed
 from crm_desktop.core.models import OutboxItem
-from crm_desktop.core.store import Store, StoreError
+from crm_desktop.core.store import OutboxStateError, Store, StoreError
 
 log = logging.getLogger(__name__)
 
-ConnectionState = Literal["online", "offline", "auth_needed"]
+ConnectionState = Literal["online", "offline", "untrusted", "auth_needed"]  # untrusted: the TLS certificate
 CATALOG_EVERY = 15 * 60.0  # seconds between catalogue refreshes
 FETCH_DEPTH = 3  # feed pages in flight at most during a long sync (bench_link.py: 20 Mbit/s, 50 ms RTT)
 
@@ -198,13 +198,15 @@ class SyncEngine:
             self._state = state
             log.info("connection: %s %s", state, detail)
             Listeners.emit(self.listeners.connection, state, detail)
-            if was == "offline" and state == "online":
+            if was in ("offline", "untrusted") and state == "online":
                 self.wake_push(force=True)  # the server is back: send what waited, without waiting out backoff
 
     def _on_api_error(self, exc: Exception) -> None:
         if isinstance(exc, AuthExpired):
             self._auth_paused = True
             self._set_state("auth_needed", str(exc))
+        elif isinstance(exc, CertificateNotTrusted):
+            self._set_state("untrusted", str(exc))  # not "offline": IT must act, waiting will not help
         elif isinstance(exc, Retry):
             self._set_state("offline", str(exc))
 
@@ -252,12 +254,22 @@ class SyncEngine:
             item = store.next_due(now)
             if item is None or item.client_ref in skip:
                 break
-            after = self.send_one(store, item)
+            try:
+                after = self.send_one(store, item)
+            except OutboxStateError as exc:
+                # Someone else moved the item meanwhile (another desk process on this outbox, a UI action): its
+                # stored state is the truth. Show that and go on; ending the thread would stop all sending.
+                log.warning("outbox item %s changed under the sender (%s); re-read, going on", item.client_ref, exc)
+                skip.add(item.client_ref)
+                now_stored = store.get(item.client_ref)
+                if now_stored is not None:
+                    Listeners.emit(self.listeners.item, now_stored)
+                continue
             Listeners.emit(self.listeners.item, after)
             if after.state.value == "done":
                 sent += 1
             elif after.state.value == "queued":
-                if self._state == "offline" or self._auth_paused:
+                if self._state in ("offline", "untrusted") or self._auth_paused:
                     break  # the server is away: do not walk the whole queue into the same wall
                 skip.add(item.client_ref)
         if sent:

@@ -1,24 +1,37 @@
-"""Start-up and wiring: arguments, logging, the error presenter, sign-in (or offline start), the demo server, and
-the main window. `run()` is `crm-desktop`."""
+"""Start-up and wiring: arguments, logging, the error presenter, one desk per user (instance.py), sign-in (or offline
+start), the demo server, and the main window. `run()` is `crm-desktop`; `--self-test` checks an installed or frozen
+build (resources, phone metadata, keyring, TLS, SQLite, charts) and exits non-zero when anything is missing."""
 
 from __future__ import annotations
 
 import argparse
 import collections
 import gc
+import json
 import logging
 import logging.handlers
+import os
 import sys
+import tempfile
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from platformdirs import user_log_path
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication, QLabel
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
 
-from crm_desktop.core.api import ApiClient, KeyringTokenStore, Retry, TokenStore
+from crm_desktop.core import fileops, paths
+from crm_desktop.core.api import (
+    ApiClient,
+    CertificateNotTrusted,
+    KeyringTokenStore,
+    Retry,
+    TokenStore,
+    system_ssl_context,
+)
 from crm_desktop.core.store import default_store_path
 from crm_desktop.core.sync import prepare_local_desk
 from crm_desktop.ui.demo import DemoServer
@@ -29,6 +42,7 @@ from crm_desktop.ui.dialogs import (
     environment_report,
     show_unexpected_error,
 )
+from crm_desktop.ui.instance import ALREADY_RUNNING, SingleInstance
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.session import DeskSession
 from crm_desktop.ui.settings import Settings
@@ -37,6 +51,10 @@ from crm_desktop.ui.workers import reader_pool, run_in, wait_for_pools
 log = logging.getLogger(__name__)
 DEMO_PASSWORD = "demo1234"
 RECENT_LOG = collections.deque[str](maxlen=500)
+APP_NAME = "CRE Desk"
+APP_USER_MODEL_ID = "CREDesk.Desk"  # Windows: taskbar grouping and pinning as CRE Desk, not python.exe
+# What a build must carry (resources/ installs as the package crm_desktop.resources; the spec collects it).
+REQUIRED_RESOURCES = ("style.qss", "cre-desk.svg")
 
 
 class _RecentLines(logging.Handler):
@@ -45,9 +63,8 @@ class _RecentLines(logging.Handler):
 
 
 def setup_logging() -> Path:
-    log_dir = user_log_path("cre-desk")
-    log_dir.mkdir(parents=True, exist_ok=True)
-    path = log_dir / "cre-desk.log"
+    log_dir = fileops.private_dir(paths.log_dir())  # under the one data root (IT's override included)
+    path = fileops.private_file(log_dir / "cre-desk.log")
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
     root = logging.getLogger()
     if not any(isinstance(h, logging.handlers.RotatingFileHandler) for h in root.handlers):
@@ -62,18 +79,66 @@ def setup_logging() -> Path:
     return path
 
 
-def style_sheet() -> str:
-    candidates = [Path(__file__).resolve().parents[2] / "resources" / "style.qss"]
+def resource_path(name: str) -> Path | None:
+    """A packaged resource: the installed package `crm_desktop.resources` (also inside a PyInstaller bundle), or the
+    source tree's resources/ folder."""
+    candidates = []
+    frozen_root = getattr(sys, "_MEIPASS", None)
+    if frozen_root:  # a PyInstaller bundle: packaging/cre-desk.spec puts them here
+        candidates.append(Path(frozen_root) / "crm_desktop" / "resources" / name)
     try:
         from importlib.resources import files
 
-        candidates.append(Path(str(files("crm_desktop.resources") / "style.qss")))
+        candidates.append(Path(str(files("crm_desktop.resources") / name)))
     except (ModuleNotFoundError, TypeError):
         pass
-    for path in candidates:
-        if path.is_file():
-            return path.read_text(encoding="utf-8")
-    return ""
+    candidates.append(Path(__file__).resolve().parents[2] / "resources" / name)
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def style_sheet() -> str:
+    path = resource_path("style.qss")
+    if path is None:
+        log.warning("style sheet missing from this build; the desk runs unstyled (run crm-desktop --self-test)")
+        return ""
+    return path.read_text(encoding="utf-8")
+
+
+def set_app_user_model_id(platform: str = sys.platform, shell32: Any = None) -> bool:
+    """On Windows, name this process for the taskbar (grouping, pinning, the icon) as CRE Desk, not python.exe."""
+    if platform != "win32":
+        return False
+    if shell32 is None:
+        import ctypes
+
+        shell32 = ctypes.windll.shell32  # type: ignore[attr-defined]
+    shell32.SetCurrentProcessExplicitAppUserModelID(APP_USER_MODEL_ID)
+    return True
+
+
+def app_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cre-desk")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def set_identity(app: QApplication) -> None:
+    """Organisation, name, version, icon: the settings location (HKCU\\Software\\CRE Desk), the title bar and the
+    taskbar all say CRE Desk."""
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(APP_NAME)
+    app.setApplicationVersion(app_version())
+    app.setDesktopFileName("cre-desk")
+    icon = resource_path("cre-desk.svg")
+    if icon is not None:
+        app.setWindowIcon(QIcon(str(icon)))
+    try:
+        set_app_user_model_id()
+    except (AttributeError, OSError) as exc:  # an old or locked-down Windows: the desk works, grouped as Python
+        log.warning("could not set the Windows app id: %s", exc)
 
 
 def install_error_presenter(parent_getter: Any) -> None:
@@ -112,6 +177,12 @@ class DeskApp:
         url = self.args.server or str(self.settings.get("server/url"))
         key = self.args.anon_key or str(self.settings.get("server/anon_key"))
         email = str(self.settings.get("account/email"))
+        if url and key and self.args.as_user and self.args.password:
+            # Unattended (a build's smoke test, a kiosk script): sign in with what the command line gave.
+            self._show_splash("Signing in…")
+            attempt = lambda: self._login_attempt(url, key, self.args.as_user, self.args.password)  # noqa: E731
+            run_in(reader_pool(), attempt, self._on_signed_in, self._on_start_failed)
+            return
         if url and key and email and self.tokens.load(url, email):
             self._show_splash("Signing in…")
             run_in(reader_pool(), lambda: self._silent_sign_in(url, key, email), self._on_signed_in,
@@ -140,8 +211,18 @@ class DeskApp:
         api.login(email, self.args.password or DEMO_PASSWORD)
         return self._prepare(api, email, online=True)
 
+    def _client(self, url: str, key: str) -> ApiClient:
+        """An ApiClient with this PC's network settings (proxy, IT's http:// allowance)."""
+        return ApiClient(
+            url,
+            key,
+            token_store=self.tokens,
+            proxy=str(self.settings.get("network/proxy")) or None,
+            allow_http=bool(self.settings.get("server/allow_http")),
+        )
+
     def _silent_sign_in(self, url: str, key: str, email: str) -> dict[str, Any]:
-        api = ApiClient(url, key, token_store=self.tokens)
+        api = self._client(url, key)
         try:
             if api.restore(email) is None:
                 raise RuntimeError("No saved sign-in.")
@@ -152,12 +233,17 @@ class DeskApp:
         return self._prepare(api, email, online=True)
 
     def _login_attempt(self, url: str, key: str, email: str, password: str) -> dict[str, Any]:
-        api = ApiClient(url, key, token_store=self.tokens)
+        api = self._client(url, key)
         try:
             api.login(email, password)
-        except Retry:
+        except Retry as exc:
             api.sign_in_later(email, None if self.tokens.available else password)
-            return self._prepare(api, email, online=False)
+            try:
+                return self._prepare(api, email, online=False)
+            except Retry as offline:
+                if isinstance(exc, CertificateNotTrusted):
+                    raise exc from offline  # the reason to give IT, not "cannot be reached"
+                raise
         return self._prepare(api, email, online=True)
 
     def _prepare(self, api: ApiClient, email: str, *, online: bool) -> dict[str, Any]:
@@ -233,7 +319,12 @@ class DeskApp:
         QApplication.quit()
 
     def show_diagnostics(self) -> None:
-        extra = {"Settings file": self.settings.path, "Log file": str(user_log_path("cre-desk") / "cre-desk.log")}
+        extra = {
+            "Settings file": self.settings.path,
+            "Log file": str(paths.log_dir() / "cre-desk.log"),
+            "Data folder": str(paths.data_root()),
+            "Machine config": str(paths.machine_config_path()),
+        }
         if self.session is not None:
             extra["Server"] = self.session.api.base_url
             extra["Local store"] = str(self.session.store_path)
@@ -241,6 +332,17 @@ class DeskApp:
             extra["Connection"] = str(self.session.engine.connection_state)
         extra["Keyring"] = "available" if self.tokens.available else self.tokens.why_unavailable
         DiagnosticsDialog(environment_report(extra), list(RECENT_LOG), self.window).exec()
+
+    def bring_to_front(self) -> None:
+        """Another start of the desk asked for this one (instance.py): show what the CRE is working in."""
+        target = QApplication.activeModalWidget() or self.window or self.splash
+        if target is None:
+            return
+        if target.isMinimized():
+            target.showNormal()
+        target.show()
+        target.raise_()
+        target.activateWindow()
 
     def sign_out(self) -> None:
         api, self.api = self.api, None
@@ -277,13 +379,16 @@ class DeskApp:
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="crm-desktop", description="CRE Desk: the lead-entry desk for call centres.")
     p.add_argument("--demo", action="store_true", help="start the embedded demo server and sign in to it")
-    p.add_argument("--as", dest="as_user", metavar="EMAIL", help="with --demo: the demo user (default cre1@demo.local)")
+    p.add_argument("--as", dest="as_user", metavar="EMAIL",
+                   help="the user: with --demo, a demo user (default cre1@demo.local)")  # fmt: skip
     p.add_argument("--password", help=argparse.SUPPRESS)
     p.add_argument("--demo-dir", help="with --demo: where the demo server keeps its data")
     p.add_argument("--server", help="server URL (overrides the saved setting)")
     p.add_argument("--anon-key", help="the server's anon key (overrides the saved setting)")
     p.add_argument("--screenshot", metavar="FILE", help="render the main window to a PNG once data has loaded, exit")
     p.add_argument("--screenshot-timeout", type=float, default=90.0, help=argparse.SUPPRESS)
+    p.add_argument("--self-test", action="store_true", help="check this installation (resources, TLS, keyring, "
+                   "SQLite, charts), print a JSON report and exit non-zero when something is missing")  # fmt: skip
     return p.parse_args(argv)
 
 
@@ -296,18 +401,116 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def self_test() -> dict[str, Any]:
+    """What a fresh install or a frozen build needs, each check on its own: {"ok": bool, "checks": {name: ...}}.
+
+    Run by IT after installing (`crm-desktop --self-test`) and by CI on the bundle. Needs a QApplication."""
+    checks: dict[str, Any] = {}
+
+    def check(name: str, fn: Callable[[], Any]) -> None:
+        try:
+            checks[name] = {"ok": True, "value": fn()}
+        except Exception as exc:  # every failure is reported, none stops the others
+            checks[name] = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+
+    def resource(name: str) -> Callable[[], Any]:
+        def find() -> Any:
+            path = resource_path(name)
+            if path is None:
+                raise FileNotFoundError(f"{name} is not in this build")
+            return {"path": str(path), "bytes": path.stat().st_size}
+
+        return find
+
+    for name in REQUIRED_RESOURCES:
+        check(f"resource:{name}", resource(name))
+    check("style_sheet_chars", lambda: _nonzero(len(style_sheet())))
+    check("icon", lambda: not QIcon(str(resource_path("cre-desk.svg"))).pixmap(32, 32).isNull() or _fail("blank"))
+    check("version", app_version)
+
+    def phone() -> Any:
+        from crm_desktop.core.phone import normalize
+
+        result = normalize("098450 12345")
+        return result if result == "+919845012345" else _fail(f"normalize gave {result!r}")
+
+    check("phone_metadata", phone)
+    check("keyring", lambda: type(__import__("keyring").get_keyring()).__module__)
+    check("tls_system_store", lambda: type(system_ssl_context()).__name__)
+
+    def sqlite_round_trip() -> Any:
+        from crm_desktop.core.store import Store
+
+        with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "self-test.sqlite3") as store:
+            item = store.enqueue({"phone": "+919845012345", "customer_name": "రవి कुमार", "source": "GOOGLE"})
+            got = store.get(item.client_ref)
+            if got is None or got.payload["customer_name"] != "రవి कुमार":
+                _fail("the round trip lost text")
+            return True
+
+    check("sqlite_outbox", sqlite_round_trip)
+
+    def charts() -> Any:
+        from PySide6.QtCharts import QChart, QChartView
+
+        view = QChartView(QChart())
+        view.resize(200, 120)
+        return not view.grab().isNull() or _fail("blank chart")
+
+    check("qtcharts", charts)
+    check("data_root", lambda: str(paths.data_root()))
+    return {"ok": all(c["ok"] for c in checks.values()), "frozen": bool(getattr(sys, "frozen", False)),
+            "checks": checks}  # fmt: skip
+
+
+def _nonzero(n: int) -> int:
+    return n or _fail("empty")
+
+
+def _fail(why: str) -> Any:
+    raise RuntimeError(why)
+
+
 def run(argv: list[str]) -> int:
     args = parse_args(argv)
+    if os.name == "posix":
+        os.umask(0o077)  # every file this process makes (logs, settings, demo data) is the user's alone
     log_path = setup_logging()
     log.info("starting; log at %s", log_path)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
-    app.setApplicationName("CRE Desk")
-    app.setOrganizationName("CRE Desk")
+    set_identity(app)
+    if args.self_test:
+        report = self_test()
+        text = json.dumps(report, indent=2, ensure_ascii=False)
+        _print(text)
+        # Also a file: a windowed build on Windows has no stdout to print to.
+        (paths.log_dir() / "self-test.json").write_text(text, encoding="utf-8")
+        return 0 if report["ok"] else 1
     app.setStyleSheet(style_sheet())
-    desk = DeskApp(args, Settings())
-    install_error_presenter(lambda: desk.window)
-    app.aboutToQuit.connect(desk.shutdown)
-    QTimer.singleShot(0, desk.start)
-    code = app.exec()
-    return desk.exit_code or int(code)
+    mode = f"demo-{args.as_user or 'cre1@demo.local'}" if args.demo else "desk"
+    instance = SingleInstance(paths.data_root(), mode)
+    if not instance.acquire():
+        if instance.notify_running():
+            log.info("CRE Desk is already running here; brought its window to the front")
+            return 0
+        _print(ALREADY_RUNNING)
+        if not args.screenshot:
+            QMessageBox.information(None, APP_NAME, ALREADY_RUNNING)
+        return 3
+    try:
+        desk = DeskApp(args, Settings(machine=paths.machine_config()))
+        instance.activation_requested.connect(desk.bring_to_front)
+        install_error_presenter(lambda: desk.window)
+        app.aboutToQuit.connect(desk.shutdown)
+        QTimer.singleShot(0, desk.start)
+        code = app.exec()
+        return desk.exit_code or int(code)
+    finally:
+        instance.release()
+
+
+def _print(text: str) -> None:
+    """stdout when there is one: a GUI-subsystem process on Windows has none (sys.stdout is None)."""
+    if sys.stdout is not None:
+        print(text, flush=True)

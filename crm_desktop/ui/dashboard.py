@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -22,12 +23,26 @@ from PySide6.QtCharts import (
     QBarSet,
     QChart,
     QChartView,
+    QDateTimeAxis,
     QHorizontalBarSeries,
     QHorizontalStackedBarSeries,
+    QLineSeries,
     QValueAxis,
 )
-from PySide6.QtCore import QDate, QMargins, QSortFilterProxyModel, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QColor, QPainter, QPalette, QShowEvent
+from PySide6.QtCore import (
+    QDate,
+    QDateTime,
+    QMargins,
+    QModelIndex,
+    QPointF,
+    QSortFilterProxyModel,
+    Qt,
+    QTime,
+    QTimer,
+    Signal,
+    Slot,
+)
+from PySide6.QtGui import QColor, QKeyEvent, QMouseEvent, QPainter, QPalette, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -39,6 +54,8 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSizePolicy,
+    QSplitter,
+    QStackedWidget,
     QTableView,
     QTabWidget,
     QVBoxLayout,
@@ -46,14 +63,16 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.core.api import ApiClient, ApiError, Retry
+from crm_desktop.core.drill import DrillFilter
+from crm_desktop.ui.bar_list import BarList
 from crm_desktop.ui.dashboard_models import (
+    ROW_ROLE,
     SORT_ROLE,
     CreTableModel,
     SourceTableModel,
     as_count,
     as_number,
     format_count,
-    human_duration,
 )
 from crm_desktop.ui.workers import reader_pool, run_in
 
@@ -67,7 +86,8 @@ Query = tuple[date, date, str | None]
 DESK_TZ = ZoneInfo("Asia/Kolkata")
 MAX_RANGE_DAYS = 366  # the server refuses longer ranges (`range_too_long`); say so before asking
 DATE_EDIT_SETTLE_MS = 400  # typing a date changes it per keystroke; ask once the typing has settled
-CHART_CATEGORIES = 7  # bars per category chart; the rest are summed into "Other" so labels stay readable
+SOURCE_BARS = 6  # bars in the source chart; the rest are named in a line under it (the table has them all)
+CHART_LABEL_PT = 8  # axis labels: small enough for a sub-source name beside its bar at 1280 px
 
 RANGES: tuple[tuple[str, str], ...] = (
     ("Today", "today"),
@@ -76,12 +96,14 @@ RANGES: tuple[tuple[str, str], ...] = (
     ("Custom…", "custom"),
 )
 ALL_BRANCHES = "All branches"
+NO_STATUS = "(no status)"  # leads created without a call status; not a status the cache can be asked for
 
 # Bar colours: new leads in the desk's blue; duplicates in warm colours so they read as "not new" at a glance.
 LEADS_COLOUR = QColor("#2f6fde")
 ADDED_COLOUR = QColor("#e8a33d")
 EXACT_COLOUR = QColor("#d9534f")
 STATUS_COLOUR = QColor("#1f9e89")
+CALLS_COLOUR = QColor("#7b4fd6")
 
 _STYLE = """
 QFrame#dashboardTile {
@@ -90,7 +112,10 @@ QFrame#dashboardTile {
     background: palette(base);
 }
 QLabel#tileCaption { font-size: 10pt; font-weight: 600; color: palette(placeholder-text); }
-QLabel#tileValue { font-size: 30pt; font-weight: 700; }
+QLabel#tileValue { font-size: 26pt; font-weight: 700; }
+QFrame#dashboardTile[drillable="true"]:hover { border-color: palette(highlight); }
+QFrame#dashboardTile:focus { border: 2px solid palette(highlight); }
+QLabel#chartRest { font-size: 9pt; color: palette(placeholder-text); }
 QFrame#dashboardTile[alert="true"] QLabel#tileValue { color: #c62828; }
 QLabel#tileDetail { font-size: 9pt; color: palette(placeholder-text); }
 QLabel#dashboardTitle { font-size: 16pt; font-weight: 600; }
@@ -141,15 +166,21 @@ def _source_label(row: dict[str, Any]) -> str:
     return str(row.get("sub_source") or row.get("source") or "(no source)")
 
 
-def _top(items: Sequence[tuple[str, Sequence[int]]], keep: int) -> list[tuple[str, list[int]]]:
-    """The `keep` biggest (label, values) items by total, the rest summed into "Other"."""
-    ranked = sorted(items, key=lambda item: -sum(item[1]))
+def _top(
+    items: Sequence[tuple[str, Sequence[int]]], keep: int
+) -> tuple[list[tuple[str, list[int]]], list[tuple[str, int]]]:
+    """The `keep` biggest (label, values) items by total as bars, and the rest as (label, total) to list under the
+    chart. Never an "Other" bar: summed, the small ones made the biggest bar of the chart and answered nothing."""
+    ranked = sorted(items, key=lambda item: (-sum(item[1]), item[0]))
+    if len(ranked) == keep + 1:  # one more bar costs less room than a line naming one status
+        keep += 1
     shown = [(label, list(values)) for label, values in ranked[:keep]]
-    rest = ranked[keep:]
-    if rest:
-        width = len(rest[0][1])
-        shown.append(("Other", [sum(values[i] for _label, values in rest) for i in range(width)]))
-    return shown
+    rest = [(label, sum(values)) for label, values in ranked[keep:]]
+    return shown, rest
+
+
+def _rest_line(rest: list[tuple[str, int]]) -> str:
+    return ("Also: " + " · ".join(f"{label} {count:,}" for label, count in rest)) if rest else ""
 
 
 def _unique(labels: list[str]) -> list[str]:
@@ -177,13 +208,33 @@ def _integer_axis(axis: QValueAxis, top: float) -> None:
     axis.setTickCount(ticks + 1)
 
 
-class Tile(QFrame):
-    """One figure to read across the room: a caption, a big value, a small line of context."""
+_CRE_COLUMN_DRILL: dict[int, str] = {
+    CreTableModel.OVERDUE: "cre_overdue",
+    CreTableModel.DUE_TODAY: "cre_due_today",
+    CreTableModel.WON: "cre_won",
+    CreTableModel.LOST: "cre_lost",
+}  # a CRE row opened on one of these columns lists those leads; elsewhere, the CRE's new leads
 
-    def __init__(self, caption: str, parent: QWidget | None = None) -> None:
+
+class Tile(QFrame):
+    """One figure to read across the room: a caption, a big value, a small line of context.
+
+    Signals: clicked() when a drillable tile is clicked or, focused, gets Enter / Space (it opens the leads it
+    counts)."""
+
+    clicked = Signal()
+
+    def __init__(self, caption: str, parent: QWidget | None = None, *, drillable: bool = False) -> None:
         super().__init__(parent)
         self.setObjectName("dashboardTile")
         self.setProperty("alert", False)
+        self.setProperty("drillable", drillable)
+        self.drillable = drillable
+        if drillable:
+            self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # Tab reaches it; Enter opens the list
+            self.setCursor(Qt.CursorShape.PointingHandCursor)
+            self.setToolTip("Click (or Enter) to list these leads")
+            self.setAccessibleName(caption)
         self.caption_label = QLabel(caption.upper())
         self.caption_label.setObjectName("tileCaption")
         self.value_label = QLabel("—")
@@ -198,6 +249,22 @@ class Tile(QFrame):
         layout.addWidget(self.value_label)
         layout.addWidget(self.detail_label)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        # The caption wraps rather than widening the tile: six tiles must fit a 1280 px window.
+        self.caption_label.setWordWrap(True)
+        self.detail_label.setWordWrap(True)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        inside = self.rect().contains(event.position().toPoint())
+        if self.drillable and event.button() == Qt.MouseButton.LeftButton and inside:
+            self.clicked.emit()
+            return
+        super().mouseReleaseEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if self.drillable and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.clicked.emit()
+            return
+        super().keyPressEvent(event)
 
     def set_value(self, value: str, detail: str = "", *, alert: bool = False) -> None:
         self.value_label.setText(value)
@@ -219,13 +286,16 @@ class DashboardTab(QWidget):
     """The team lead's view of the desk for a date range and branch.
 
     Signals: loaded(object) with the `dashboard_summary` dict once it is on screen; failed(str) with the sentence
-    shown in the error line when a refresh did not work (the previous figures stay up).
+    shown in the error line when a refresh did not work (the previous figures stay up); drill_down_requested(object)
+    with a `DrillFilter` when a tile, a bar or a table row is opened (the main window shows the leads; the tab does
+    not know which list widget does it).
 
     `fetch(date_from, date_to, branch)` blocks (it is an RPC) and always runs on the reader pool. The tab loads when
     first shown, refreshes itself every `refresh_interval_s` while visible, and on `refresh()`."""
 
     loaded = Signal(object)
     failed = Signal(str)
+    drill_down_requested = Signal(object)
 
     def __init__(
         self,
@@ -241,6 +311,7 @@ class DashboardTab(QWidget):
         self._again = False  # a refresh was asked for while the same query ran: run once more after it
         self._stale = False  # a refresh fell due while the tab was hidden: catch up when it is shown
         self._summary: dict[str, Any] | None = None
+        self._shown: Query | None = None  # the filters of the figures on screen (what a drill-down must match)
         self._updated_at: datetime | None = None
 
         self.setObjectName("dashboardTab")
@@ -299,7 +370,7 @@ class DashboardTab(QWidget):
         self.refresh_button = QPushButton("Refresh")
         self.refresh_button.setToolTip("Fetch the figures again (they also refresh by themselves)")
         self.status_label = QLabel("Not loaded yet")
-        self.status_label.setMinimumWidth(170)
+        self.status_label.setMinimumWidth(150)
         self.status_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.busy_bar = QProgressBar()
         self.busy_bar.setRange(0, 0)  # busy: a fetch has no meaningful percentage
@@ -315,16 +386,24 @@ class DashboardTab(QWidget):
         self.error_label.setVisible(False)
 
     def _build_tiles(self) -> None:
+        # "Avg first-call turnaround" is gone: a desk lead is created by its first call, so it read 0 s by
+        # construction. Calls made is what a team lead can act on.
         self.tiles: dict[str, Tile] = {
-            "leads": Tile("Leads"),
+            "leads": Tile("New leads", drillable=True),
+            "calls": Tile("Calls made"),
             "duplicate_rate": Tile("Duplicate rate"),
-            "due_today": Tile("Follow-ups due today"),
-            "overdue": Tile("Overdue follow-ups"),
-            "first_call": Tile("Avg first-call turnaround"),
-            "won_lost": Tile("Won / Lost"),
+            "due_today": Tile("Follow-ups due today", drillable=True),
+            "overdue": Tile("Overdue follow-ups", drillable=True),
+            "won_lost": Tile("Won / Lost", drillable=True),
         }
+        self.tiles["calls"].setToolTip("Every call logged in the range (first calls and follow-up calls)")
+        for key, tile in self.tiles.items():
+            if tile.drillable:
+                tile.clicked.connect(partial(self._on_tile_clicked, key))
 
     def _build_charts(self) -> None:
+        # One day: leads by hour. Several days: calls and new leads per day, as lines (a date axis spaces its own
+        # labels, where 30 day categories would not fit a third of a laptop screen).
         self.hour_chart = self._new_chart("Leads by hour of day")
         self._hour_set = QBarSet("Leads")
         self._hour_set.setColor(LEADS_COLOUR)
@@ -336,10 +415,44 @@ class DashboardTab(QWidget):
         hour_axis_x = QBarCategoryAxis()
         self._attach(self.hour_chart, hour_series, hour_axis_x, [str(h) for h in range(24)], self._hour_axis_y)
         small = hour_axis_x.labelsFont()
-        small.setPointSize(8)  # 24 two-digit labels fit under a third of the window...
+        small.setPointSize(7)  # 24 labels under a third of a 1280 px window...
         hour_axis_x.setLabelsFont(small)
         hour_axis_x.setTruncateLabels(False)  # ...but Qt elides "10" to "…" long before they touch
         _integer_axis(self._hour_axis_y, 0)
+
+        self.trend_chart = self._new_chart("Calls and new leads per day")
+        self._trend_calls = QLineSeries()
+        self._trend_calls.setName("Calls")
+        self._trend_calls.setColor(CALLS_COLOUR)
+        self._trend_leads = QLineSeries()
+        self._trend_leads.setName("New leads")
+        self._trend_leads.setColor(LEADS_COLOUR)
+        self._trend_axis_x = QDateTimeAxis()
+        self._trend_axis_x.setFormat("dd MMM")
+        self._trend_axis_y = QValueAxis()
+        self._trend_axis_y.setLabelFormat("%d")
+        text = self.palette().color(QPalette.ColorRole.WindowText)
+        trend_axes: tuple[tuple[QAbstractAxis, Qt.AlignmentFlag], ...] = (
+            (self._trend_axis_x, Qt.AlignmentFlag.AlignBottom),
+            (self._trend_axis_y, Qt.AlignmentFlag.AlignLeft),
+        )
+        for axis, alignment in trend_axes:
+            axis.setLabelsBrush(text)
+            font = axis.labelsFont()
+            font.setPointSize(CHART_LABEL_PT)
+            axis.setLabelsFont(font)
+            self.trend_chart.addAxis(axis, alignment)
+        for series in (self._trend_calls, self._trend_leads):
+            pen = series.pen()
+            pen.setWidth(2)
+            series.setPen(pen)
+            series.setPointsVisible(True)
+            self.trend_chart.addSeries(series)
+            series.attachAxis(self._trend_axis_x)
+            series.attachAxis(self._trend_axis_y)
+        self.trend_chart.legend().setVisible(True)
+        self.trend_chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
+        _integer_axis(self._trend_axis_y, 0)
 
         self.source_chart = self._new_chart("Inquiries by source")
         self._source_sets = [QBarSet("New leads"), QBarSet("New source"), QBarSet("Exact duplicate")]
@@ -347,26 +460,51 @@ class DashboardTab(QWidget):
         for bar_set, colour in zip(self._source_sets, (LEADS_COLOUR, ADDED_COLOUR, EXACT_COLOUR), strict=True):
             bar_set.setColor(colour)
             source_series.append(bar_set)
+            bar_set.clicked.connect(self._on_source_bar_clicked)
         self._source_axis_cat = QBarCategoryAxis()
         self._source_axis_val = QValueAxis()
         self._attach(self.source_chart, source_series, self._source_axis_cat, [], self._source_axis_val)
         self.source_chart.legend().setVisible(True)
         self.source_chart.legend().setAlignment(Qt.AlignmentFlag.AlignBottom)
+        legend_font = self.source_chart.legend().font()
+        legend_font.setPointSize(CHART_LABEL_PT)
+        self.source_chart.legend().setFont(legend_font)
+        self.trend_chart.legend().setFont(legend_font)
 
-        self.status_chart = self._new_chart("New leads by status")
-        self._status_set = QBarSet("Leads")
-        self._status_set.setColor(STATUS_COLOUR)
-        status_series = QHorizontalBarSeries()
-        status_series.append(self._status_set)
-        status_series.setLabelsVisible(True)
-        status_series.setLabelsFormat("@value")
-        self._status_axis_cat = QBarCategoryAxis()
-        self._status_axis_val = QValueAxis()
-        self._attach(self.status_chart, status_series, self._status_axis_cat, [], self._status_axis_val)
+        # Every status, sorted, with its full name: a BarList, not a chart (see bar_list.py for why).
+        self.status_chart = BarList("New leads by status", STATUS_COLOUR)
+        self.status_chart.setToolTip("Click a bar (or Enter) to list those leads")
+        self.status_chart.activated.connect(self._on_status_bar_activated)
+        source_axes: tuple[QAbstractAxis, ...] = (self._source_axis_cat, self._source_axis_val)
+        for axis in source_axes:
+            font = axis.labelsFont()
+            font.setPointSize(CHART_LABEL_PT)
+            axis.setLabelsFont(font)
+        self._source_labels: list[str] = []  # category order on screen (reversed: biggest on top)
+        self._source_rows: list[dict[str, Any]] = []
 
-        self.hour_chart_view, self.source_chart_view, self.status_chart_view = (
-            self._new_chart_view(chart) for chart in (self.hour_chart, self.source_chart, self.status_chart)
+        self.hour_chart_view, self.trend_chart_view, self.source_chart_view = (
+            self._new_chart_view(chart) for chart in (self.hour_chart, self.trend_chart, self.source_chart)
         )
+        self.time_stack = QStackedWidget()
+        self.time_stack.addWidget(self.hour_chart_view)
+        self.time_stack.addWidget(self.trend_chart_view)
+        self.source_rest_label = QLabel()
+        self.source_rest_label.setObjectName("chartRest")
+        self.source_rest_label.setWordWrap(True)
+        self.source_rest_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.source_rest_label.setVisible(False)
+        self.source_box = self._chart_box(self.source_chart_view, self.source_rest_label)
+
+    @staticmethod
+    def _chart_box(view: QChartView, rest: QLabel) -> QWidget:
+        box = QWidget()
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(view, 1)
+        layout.addWidget(rest)
+        return box
 
     def _new_chart(self, title: str) -> QChart:
         chart = QChart()
@@ -410,7 +548,8 @@ class DashboardTab(QWidget):
     def _new_chart_view(self, chart: QChart) -> QChartView:
         view = QChartView(chart)
         view.setRenderHint(QPainter.RenderHint.Antialiasing)
-        view.setMinimumHeight(240)
+        view.setMinimumHeight(200)
+        view.setMinimumWidth(220)  # three charts and the margins fit a 1280 px window
         view.setFrameShape(QFrame.Shape.NoFrame)
         view.setStyleSheet("background: transparent")
         return view
@@ -430,10 +569,22 @@ class DashboardTab(QWidget):
         self.source_view = self._new_table(self.source_proxy, SourceTableModel.SUB_SOURCE)
         self.source_view.sortByColumn(SourceTableModel.LEADS, Qt.SortOrder.DescendingOrder)
 
+        self.cre_view.activated.connect(self._on_cre_view_activated)  # Enter or double-click: that CRE's leads
+        self.source_view.activated.connect(self._on_source_view_activated)
+        for view in (self.cre_view, self.source_view):
+            view.setToolTip(
+                "Enter or double-click a row to list its leads (the Overdue, Due today, Won and Lost "
+                "columns list those leads of the CRE)"
+            )
+
         self.table_tabs = QTabWidget()
         self.table_tabs.setDocumentMode(True)
         self.table_tabs.addTab(self.cre_view, "By CRE")
         self.table_tabs.addTab(self.source_view, "By source")
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Save the table on show as CSV or Excel")
+        self.export_button.clicked.connect(self._on_export_button_clicked)
+        self.table_tabs.setCornerWidget(self.export_button, Qt.Corner.TopRightCorner)
 
     def _new_table(self, proxy: QSortFilterProxyModel, stretch_column: int) -> QTableView:
         view = QTableView()
@@ -455,8 +606,7 @@ class DashboardTab(QWidget):
     def _lay_out(self) -> None:
         controls = QHBoxLayout()
         controls.setSpacing(8)
-        controls.addWidget(self.title_label)
-        controls.addStretch(1)
+        controls.addWidget(self.title_label, 1)
         for widget in (self.range_combo, self.from_edit, self._to_dash, self.to_edit, self.range_error_label):
             controls.addWidget(widget)
         controls.addSpacing(12)
@@ -465,25 +615,37 @@ class DashboardTab(QWidget):
         controls.addWidget(self.status_label)
 
         tiles = QHBoxLayout()
-        tiles.setSpacing(12)
+        tiles.setSpacing(8)
         for tile in self.tiles.values():
             tiles.addWidget(tile)
 
-        charts = QHBoxLayout()
-        charts.setSpacing(12)
-        charts.addWidget(self.hour_chart_view, 3)
-        charts.addWidget(self.source_chart_view, 2)
-        charts.addWidget(self.status_chart_view, 2)
+        self.charts = QWidget()
+        charts = QHBoxLayout(self.charts)
+        charts.setContentsMargins(0, 0, 0, 0)
+        charts.setSpacing(8)
+        charts.addWidget(self.time_stack, 3)
+        charts.addWidget(self.source_box, 3)
+        charts.addWidget(self.status_chart, 3)
+        # Charts and tables share the height the window has: the team lead drags the line between them (a 720 px
+        # laptop screen cannot show both at their best at once).
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.charts)
+        self.splitter.addWidget(self.table_tabs)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.table_tabs.setMinimumHeight(120)
+        self.title_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.title_label.setMinimumWidth(160)
 
         root = QVBoxLayout(self)
-        root.setContentsMargins(16, 12, 16, 16)
-        root.setSpacing(12)
+        root.setContentsMargins(12, 8, 12, 8)
+        root.setSpacing(8)
         root.addLayout(controls)
         root.addWidget(self.busy_bar)
         root.addWidget(self.error_label)
         root.addLayout(tiles)
-        root.addLayout(charts, 3)
-        root.addWidget(self.table_tabs, 2)
+        root.addWidget(self.splitter, 1)
 
     # -- public ---------------------------------------------------------------------------------------------------
 
@@ -644,14 +806,17 @@ class DashboardTab(QWidget):
         follow_ups = _dict(summary.get("follow_ups"))
         leads, added, exact = (as_count(totals.get(k)) for k in ("leads", "added_sources", "exact_dups"))
         self.tiles["leads"].set_value(format_count(leads), f"{as_count(totals.get('with_ps')):,} assigned to a PS")
+        calls = as_count(totals.get("calls"))
+        self.tiles["calls"].set_value(
+            f"{calls:,}", f"{as_count(totals.get('won_calls')):,} won · {as_count(totals.get('lost_calls')):,} lost"
+        )
         rate = as_number(totals.get("duplicate_rate")) or 0.0
         self.tiles["duplicate_rate"].set_value(
-            f"{rate * 100:.1f} %", f"{added + exact:,} of {leads + added + exact:,} calls"
+            f"{rate * 100:.1f} %", f"{added + exact:,} of {leads + added + exact:,} inquiries"
         )
         self.tiles["due_today"].set_value(format_count(follow_ups.get("due_today")), "pending leads")
         overdue = as_count(follow_ups.get("overdue"))
         self.tiles["overdue"].set_value(f"{overdue:,}", "pending, date passed", alert=overdue > 0)
-        self.tiles["first_call"].set_value(human_duration(totals.get("first_call_avg_secs")), "lead to first call")
         self.tiles["won_lost"].set_value(
             f"{as_count(totals.get('won')):,} / {as_count(totals.get('lost')):,}",
             f"{as_count(totals.get('pending')):,} pending",
@@ -665,25 +830,48 @@ class DashboardTab(QWidget):
         for hour, count in enumerate(hours):
             self._hour_set.replace(hour, count)
         _integer_axis(self._hour_axis_y, max(hours))
+        self._apply_trend(_list(summary.get("per_day")), query)
 
+        rows = _list(summary.get("per_source"))
         sources = [
-            (_source_label(r), [as_count(r.get(k)) for k in ("leads", "added_sources", "exact_dups")])
-            for r in _list(summary.get("per_source"))
+            (_source_label(r), [as_count(r.get(k)) for k in ("leads", "added_sources", "exact_dups")]) for r in rows
         ]
-        shown = _top(sources, CHART_CATEGORIES)
-        self._set_bars(self._source_axis_cat, self._source_axis_val, self._source_sets, shown)
+        shown, rest = _top(sources, SOURCE_BARS)
+        self._source_labels = self._set_bars(self._source_axis_cat, self._source_axis_val, self._source_sets, shown)
+        self._source_rows = rows
+        self.source_rest_label.setText(_rest_line(rest))
+        self.source_rest_label.setVisible(bool(rest))
 
         statuses = [
-            (str(r.get("lead_status") or "(no status)"), [as_count(r.get("leads"))])
+            (str(r.get("lead_status") or NO_STATUS), [as_count(r.get("leads"))])
             for r in _list(summary.get("per_status"))
         ]
-        self._set_bars(
-            self._status_axis_cat, self._status_axis_val, [self._status_set], _top(statuses, CHART_CATEGORIES)
-        )
+        self.status_chart.set_items([(label, values[0]) for label, values in statuses])
 
         self.cre_model.set_rows(_list(summary.get("per_cre")))
         self.source_model.set_rows(_list(summary.get("per_source")))
         self._update_title(query)
+        self._shown = query
+
+    def _apply_trend(self, days: list[dict[str, Any]], query: Query) -> None:
+        start, end, _branch = query
+        self.time_stack.setCurrentWidget(self.hour_chart_view if start == end else self.trend_chart_view)
+        points: list[tuple[float, int, int]] = []
+        for row in days:
+            try:
+                day = date.fromisoformat(str(row.get("day"))[:10])
+            except ValueError:
+                continue
+            at = QDateTime(QDate(day.year, day.month, day.day), QTime(12, 0)).toMSecsSinceEpoch()
+            points.append((float(at), as_count(row.get("calls")), as_count(row.get("leads"))))
+        self._trend_calls.replace([QPointF(at, c) for at, c, _l in points])
+        self._trend_leads.replace([QPointF(at, n) for at, _c, n in points])
+        first, last = QDate(start.year, start.month, start.day), QDate(end.year, end.month, end.day)
+        self._trend_axis_x.setRange(QDateTime(first, QTime(0, 0)), QDateTime(last, QTime(23, 59)))
+        # A tick per day up to a week; beyond, five: "dd MMM" labels need ~70 px each in a third of a laptop screen.
+        n_days = (end - start).days + 1
+        self._trend_axis_x.setTickCount(max(2, n_days) if n_days <= 7 else 5)
+        _integer_axis(self._trend_axis_y, max((max(c, n) for _a, c, n in points), default=0))
 
     @staticmethod
     def _set_bars(
@@ -691,14 +879,17 @@ class DashboardTab(QWidget):
         value_axis: QValueAxis,
         bar_sets: Sequence[QBarSet],
         items: list[tuple[str, list[int]]],
-    ) -> None:
+    ) -> list[str]:
+        """Show the bars; returns the category labels in axis order (what a bar's clicked(index) counts in)."""
         items = items[::-1]  # horizontal bars grow upwards from the first category; the biggest belongs on top
         category_axis.clear()
-        category_axis.append(_unique([label for label, _values in items]))
+        labels = [label for label, _values in items]
+        category_axis.append(_unique(labels))
         for i, bar_set in enumerate(bar_sets):
             bar_set.remove(0, bar_set.count())
             bar_set.append([values[i] for _label, values in items])
         _integer_axis(value_axis, max((sum(values) for _label, values in items), default=0))
+        return labels
 
     def _update_title(self, query: Query) -> None:
         """Name the figures on screen (not the filters being fetched: after a failed fetch they differ)."""
@@ -713,6 +904,100 @@ class DashboardTab(QWidget):
             span = f"{start:%d %b %Y} – {end:%d %b %Y}"
         self.title_label.setText(f"{label + ', ' if label else ''}{span} · {branch or ALL_BRANCHES}")
         self.hour_chart.setTitle("Leads by hour" if start == end else "Leads by hour of day (all days)")
+
+    # -- drill-down -----------------------------------------------------------------------------------------------
+
+    def drill_filter(self, key: str, row: dict[str, Any] | None = None) -> DrillFilter | None:
+        """The leads behind a figure on screen: `key` is a tile name, or for a CRE row (`row` = its per_cre dict)
+        one of "cre", "cre_overdue", "cre_due_today", "cre_won", "cre_lost". None before the first figures."""
+        if self._shown is None:
+            return None
+        start, end, branch = self._shown
+        where = f" · {branch}" if branch else ""
+        span = self._span(start, end)
+        in_range = DrillFilter(date_from=start, date_to=end, branch=branch)
+        anytime = DrillFilter(branch=branch)  # the follow-up lists: the server's rule, whatever the range
+        if key == "leads":
+            return replace(in_range, title=f"New leads, {span}{where}")
+        if key == "overdue":
+            return replace(anytime, title=f"Overdue follow-ups{where}", follow_up="overdue")
+        if key == "due_today":
+            return replace(anytime, title=f"Follow-ups due today{where}", follow_up="due_today")
+        if key == "won_lost":
+            return replace(in_range, title=f"Won, {span}{where}", final_status="Won")
+        if row is not None and key.startswith("cre"):
+            name = str(row.get("cre_name") or "(unknown CRE)")
+            cre_id = str(row["cre_id"]) if row.get("cre_id") else None
+            if key == "cre_overdue":
+                f = replace(anytime, title=f"Overdue follow-ups · {name}{where}", follow_up="overdue")
+            elif key == "cre_due_today":
+                f = replace(anytime, title=f"Due today · {name}{where}", follow_up="due_today")
+            elif key in ("cre_won", "cre_lost"):
+                final = "Won" if key == "cre_won" else "Lost"
+                f = replace(in_range, title=f"{final} · {name}, {span}{where}", final_status=final)
+            else:
+                f = replace(in_range, title=f"Leads of {name}, {span}{where}")
+            return replace(f, cre_id=cre_id, cre_name=name)
+        return None
+
+    @staticmethod
+    def _span(start: date, end: date) -> str:
+        return f"{start:%d %b}" if start == end else f"{start:%d %b} – {end:%d %b}"
+
+    def _drill(self, f: DrillFilter | None) -> None:
+        if f is not None:
+            self.drill_down_requested.emit(f)
+
+    @Slot(str)
+    def _on_tile_clicked(self, key: str) -> None:
+        self._drill(self.drill_filter(key))
+
+    @Slot(str)
+    def _on_status_bar_activated(self, status: str) -> None:
+        if self._shown is None or status == NO_STATUS:
+            return
+        start, end, branch = self._shown
+        title = f"{status}, {self._span(start, end)}" + (f" · {branch}" if branch else "")
+        self._drill(DrillFilter(title=title, status=status, date_from=start, date_to=end, branch=branch))
+
+    @Slot(int)
+    def _on_source_bar_clicked(self, index: int) -> None:
+        if 0 <= index < len(self._source_labels):
+            label = self._source_labels[index]
+            row = next((r for r in self._source_rows if _source_label(r) == label), None)
+            if row is not None:
+                self._drill(self._source_filter(row))
+
+    def _source_filter(self, row: dict[str, Any]) -> DrillFilter | None:
+        if self._shown is None:
+            return None
+        start, end, branch = self._shown
+        sub = str(row["sub_source"]) if row.get("sub_source") else None
+        source = str(row["source"]) if row.get("source") else None
+        title = f"{sub or source or '(no source)'}, {self._span(start, end)}" + (f" · {branch}" if branch else "")
+        return DrillFilter(title=title, source=source, sub_source=sub, date_from=start, date_to=end, branch=branch)
+
+    @Slot(QModelIndex)
+    def _on_cre_view_activated(self, index: QModelIndex) -> None:
+        row = self.cre_proxy.data(index, ROW_ROLE)
+        if isinstance(row, dict):
+            key = _CRE_COLUMN_DRILL.get(self.cre_proxy.mapToSource(index).column(), "cre")
+            self._drill(self.drill_filter(key, row))
+
+    @Slot(QModelIndex)
+    def _on_source_view_activated(self, index: QModelIndex) -> None:
+        row = self.source_proxy.data(index, ROW_ROLE)
+        if isinstance(row, dict):
+            self._drill(self._source_filter(row))
+
+    @Slot()
+    def _on_export_button_clicked(self) -> None:
+        from crm_desktop.ui.export import export_model_dialog
+
+        view = self.table_tabs.currentWidget()
+        if isinstance(view, QTableView):
+            name = "per CRE" if view is self.cre_view else "per source"
+            export_model_dialog(self, view.model(), f"Dashboard {name} {self.title_label.text()}")
 
     # -- slots ----------------------------------------------------------------------------------------------------
 

@@ -127,19 +127,23 @@ class _RowsModel(QAbstractTableModel):
 
 
 class CreTableModel(_RowsModel):
-    """One row per CRE of `dashboard_summary.per_cre`."""
+    """One row per CRE of `dashboard_summary.per_cre`: what each CRE did in the range (calls, new leads, wins) and
+    what waits for them (follow-ups due today and overdue, whatever the range). "Avg first call" is gone: a desk lead
+    is created by its first call, so it read 0 s by construction."""
 
-    CRE, LEADS, NEW_SOURCES, EXACT_DUPS, WITH_PS, PENDING, WON, LOST, AVG_FIRST_CALL = range(9)
+    CRE, CALLS, LEADS, DUE_TODAY, OVERDUE, WON, LOST, PENDING, WITH_PS, NEW_SOURCES, EXACT_DUPS = range(11)
     COLUMNS = (
         ("CRE", "cre_name", "text"),
-        ("Leads", "leads", "count"),
-        ("New sources", "added_sources", "count"),
-        ("Exact dups", "exact_dups", "count"),
-        ("With PS", "with_ps", "count"),
-        ("Pending", "pending", "count"),
+        ("Calls", "calls", "count"),
+        ("New leads", "leads", "count"),
+        ("Due today", "due_today", "count"),
+        ("Overdue", "overdue", "count"),
         ("Won", "won", "count"),
         ("Lost", "lost", "count"),
-        ("Avg first call", "first_call_avg_secs", "duration"),
+        ("Pending", "pending", "count"),
+        ("With PS", "with_ps", "count"),
+        ("New sources", "added_sources", "count"),
+        ("Exact dups", "exact_dups", "count"),
     )
 
     def _display(self, row: dict[str, Any], key: str, kind: str, value: Any) -> str:

@@ -35,7 +35,7 @@ class DemoServer:
         log_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "server_contract", "serve", "--demo", "--port", "0",
                "--data-dir", str(data_dir / "pgdata")]  # fmt: skip
-        with (log_dir / "demo-server.log").open("a") as err:
+        with (log_dir / "demo-server.log").open("a", encoding="utf-8") as err:
             try:
                 proc = subprocess.Popen(
                     cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1")

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTableView,
     QTabWidget,
@@ -41,6 +42,10 @@ from crm_desktop.ui.workers import writer_pool
 log = logging.getLogger(__name__)
 
 OFFLINE_TEXT = "Offline — leads are saved on this computer and will be sent automatically."
+UNTRUSTED_TEXT = (
+    "Certificate not trusted — the server's certificate is not trusted on this computer, so nothing can be sent. "
+    "Leads are saved here and go out once IT fixes it (see the status bar's tooltip)."
+)
 SHORTCUTS = [
     ("Enter", "Save the lead (from any field)"),
     ("Esc", "Clear the form for the next caller"),
@@ -49,6 +54,7 @@ SHORTCUTS = [
     ("Ctrl+1 / Ctrl+2", "Lead desk / Dashboard tab"),
     ("Ctrl+Shift+S", "Send queued leads now"),
     ("F5", "Fetch new leads from the server now"),
+    ("Ctrl+I", "Import campaign leads (team leads)"),
     ("F1", "This list"),
 ]
 
@@ -115,6 +121,7 @@ class MainWindow(QMainWindow):
         profile = session.profile
         self.setWindowTitle(f"CRE Desk — {profile.get('full_name', '')} ({profile.get('role', '')})")
         self._catalog_ready = False
+        self._pending = 0  # queued leads not sent yet, as last counted (queue_stats)
         self._first_sync_done = False
         self._loaded_emitted = False
 
@@ -174,13 +181,15 @@ class MainWindow(QMainWindow):
         desk_layout.addWidget(self.splitter, 1)
 
         self.tabs = QTabWidget()
-        self.tabs.addTab(desk, "Lead desk")
+        self.tabs.addTab(_scrolling(desk), "Lead desk")
         self.dashboard: Any = None
         if profile.get("role") in ("team_lead", "admin"):
             from crm_desktop.ui.dashboard import DashboardTab
 
             self.dashboard = DashboardTab(session.fetch_dashboard, [], int(settings.get("dashboard/refresh_s")))
-            self.tabs.addTab(self.dashboard, "Dashboard")
+            self.dashboard.drill_down_requested.connect(self._on_dashboard_drill_down_requested)
+            self.tabs.addTab(_scrolling(self.dashboard), "Dashboard")
+        self._catalog: dict[str, Any] = {}
 
         self.message_bar = MessageBar()
         central = QWidget()
@@ -265,6 +274,10 @@ class MainWindow(QMainWindow):
             act = QAction(self.tabs.tabText(i), self, shortcut=QKeySequence(f"Ctrl+{i + 1}"))
             act.triggered.connect(lambda _=False, i=i: self.tabs.setCurrentIndex(i))
             view_menu.addAction(act)
+        if self.dashboard is not None:  # the team lead's jobs
+            import_action = QAction("Import campaign leads…", self, shortcut=QKeySequence("Ctrl+I"))
+            import_action.triggered.connect(self.open_importer)
+            file_menu.insertAction(file_menu.actions()[0], import_action)
         help_menu = self.menuBar().addMenu("&Help")
         keys = QAction("Keyboard shortcuts", self, shortcut=QKeySequence("F1"))
         keys.triggered.connect(self.show_shortcuts)
@@ -284,7 +297,9 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1280, 800)
+            # 1280×800, but never more than the screen (1366×768 call-centre PCs have ~697 px under the title bar).
+            available = self.screen().availableGeometry()
+            self.resize(min(1280, available.width()), min(800, available.height()))
         splitter = self.settings.window_state("splitter")
         if splitter is not None:
             self.splitter.restoreState(splitter)
@@ -315,7 +330,7 @@ class MainWindow(QMainWindow):
             "Leave anyway? (No: stay, select them in This shift and press Edit and resend.)",
         )  # fmt: skip
         if answer == QMessageBox.StandardButton.Yes:
-            log.warning("left the desk with %d unsaved lead(s) after asking: %s", len(lost), ", ".join(lost))
+            log.warning("left the desk with %d unsaved lead(s) after asking", len(lost))  # names not logged
             return True
         return False
 
@@ -324,8 +339,25 @@ class MainWindow(QMainWindow):
         if self.may_leave():
             self.sign_out_requested.emit()
 
+    def may_quit_with_unsent(self) -> bool:
+        """Quitting while the server cannot be reached leaves queued leads on this PC: say so (a pooled or VDI
+        profile may be wiped at logoff), and let the CRE stay. Online, the sender is about to send them."""
+        pending = self._pending
+        if not pending or self.session.engine.connection_state == "online":
+            return True
+        answer = QMessageBox.question(
+            self, "Leads not sent yet",
+            f"{pending} lead(s) are queued on this PC and not sent yet: the server cannot be reached. They stay on "
+            "this PC and are sent the next time CRE Desk runs here under your account. On a shared or pooled PC "
+            "they can be lost when you log off. Quit anyway? (No: keep the desk open until the queue is empty.)",
+        )  # fmt: skip
+        if answer == QMessageBox.StandardButton.Yes:
+            log.warning("quit with %d unsent lead(s) left on this PC, after asking", pending)
+            return True
+        return False
+
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self.may_leave():
+        if not self.may_leave() or not self.may_quit_with_unsent():
             event.ignore()
             return
         self.save_window_state()
@@ -367,7 +399,7 @@ class MainWindow(QMainWindow):
     def _on_enqueue_failed(self, ref: str, body: dict[str, Any], exc: BaseException) -> None:
         reason = str(exc) if isinstance(exc, StoreError) else "Something went wrong on this computer."
         label = outbox_label(body)
-        log.warning("lead %s not saved to the outbox: %s", label, reason)
+        log.warning("lead %s not saved to the outbox: %s", ref, reason)  # the ref, never the customer's name
         self.shift_model.mark_not_saved(ref, reason)  # the row holds the lead until it is sent again or discarded
         if self.form.is_pristine():
             # Nothing typed since Enter (the usual case: a failing disk answers in milliseconds): back in the form.
@@ -468,7 +500,7 @@ class MainWindow(QMainWindow):
         if answer != QMessageBox.StandardButton.Yes:
             return
         if unsaved:
-            log.info("discarded the unsaved lead %s after asking", item.label)
+            log.info("discarded the unsaved lead %s after asking", item.client_ref)
             self.shift_model.remove(item.client_ref)
             self.message_bar.clear_message("store")
             self._on_shift_selection_changed()
@@ -505,13 +537,14 @@ class MainWindow(QMainWindow):
 
     def _set_connection(self, state: str, detail: str) -> None:
         text = {"online": "● Online", "offline": "● Offline", "auth_needed": "● Sign-in needed",
-                "connecting": "● Connecting…"}.get(state, state)  # fmt: skip
+                "connecting": "● Connecting…", "untrusted": "● Certificate not trusted"}.get(state, state)  # fmt: skip
         self.conn_label.setText(text)
         self.conn_label.setProperty("state", state)
         self.conn_label.setToolTip(detail)
         self.conn_label.style().unpolish(self.conn_label)
         self.conn_label.style().polish(self.conn_label)
-        self.offline_banner.setVisible(state == "offline")
+        self.offline_banner.setText(UNTRUSTED_TEXT if state == "untrusted" else OFFLINE_TEXT)
+        self.offline_banner.setVisible(state in ("offline", "untrusted"))
 
     @Slot(str, str)
     def _on_sync_connection_changed(self, state: str, detail: str) -> None:
@@ -525,6 +558,7 @@ class MainWindow(QMainWindow):
 
     @Slot(int, int, object)
     def _on_session_queue_stats(self, pending: int, parked: int, oldest: float | None) -> None:
+        self._pending = pending
         text = f"Queue: {pending}"
         if oldest is not None and pending:
             text += f" · oldest {_age(time.time() - oldest)}"
@@ -552,6 +586,32 @@ class MainWindow(QMainWindow):
     def _on_sync_leads_changed(self, n: int) -> None:
         # A banner on screen may describe a lead that just changed: look the number up again.
         self.form.refresh_lookup()
+        from crm_desktop.ui.reassign import LeadListDialog
+
+        for dialog in self.findChildren(LeadListDialog):  # a reassignment shows once the feed brought it back
+            dialog.reload()
+
+    @Slot(object)
+    def _on_dashboard_drill_down_requested(self, drill: Any) -> None:
+        """A dashboard figure opened: its leads, from this desk's cache. (The simple list for now; the CRE's
+        "My leads" list widget takes the filter once both branches are merged.)"""
+        from crm_desktop.ui.reassign import LeadListDialog
+
+        dialog = LeadListDialog(
+            drill, self.session.store_path, self.session.api.rpc, list(self._catalog.get("cres") or []), self
+        )
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+
+    @Slot()
+    def open_importer(self) -> None:
+        from crm_desktop.ui.importer import ImportDialog, SettingsMemory
+
+        journal_dir = self.session.store_path.parent / "imports"  # unfinished imports, to resume later
+        memory = SettingsMemory(self.settings)
+        dialog = ImportDialog(self.session.api.rpc, self.session.store_path, self._catalog, journal_dir, memory, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
 
     def _on_cache_info(self, info: tuple[int, float | None]) -> None:
         count, stored_at = info
@@ -571,6 +631,7 @@ class MainWindow(QMainWindow):
         self._apply_catalog(catalog)
 
     def _apply_catalog(self, catalog: dict[str, Any]) -> None:
+        self._catalog = dict(catalog)
         self.form.set_catalog(catalog)
         if self.dashboard is not None and hasattr(self.dashboard, "set_branches"):
             self.dashboard.set_branches(list(catalog.get("branches", [])))
@@ -596,6 +657,15 @@ class MainWindow(QMainWindow):
     def _on_send_now_clicked(self) -> None:
         self.session.engine.send_now()
         self.session.engine.pull_now()
+
+
+def _scrolling(page: QWidget) -> QScrollArea:
+    """A tab page that scrolls instead of forcing the window taller than a 1366×768 screen (issue 13)."""
+    area = QScrollArea()
+    area.setWidget(page)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area
 
 
 def _age(seconds: float) -> str:

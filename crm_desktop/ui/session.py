@@ -45,8 +45,9 @@ class DeskSession(QObject):
         self.profile = profile
         self.engine = SyncEngine(api, store_path, poll_interval=poll_interval)
         self.bridge = SyncBridge(self.engine, self)
-        self._local = threading.local()
-        self._stores: list[Store] = []
+        # Keyed by thread id, not threading.local: a QThreadPool thread gets a fresh Python thread state for each job,
+        # so a threading.local forgot its Store after every lookup and each job opened (and leaked) a new connection.
+        self._stores: dict[int, Store] = {}
         self._stores_lock = threading.Lock()
         self._lookup_seq = 0
         self.shift_started = time.time() - 12 * 3600  # "this shift": the last 12 hours plus anything still open
@@ -54,12 +55,13 @@ class DeskSession(QObject):
     # -- per-thread store ---------------------------------------------------------------------------------------
 
     def _store(self) -> Store:
-        store: Store | None = getattr(self._local, "store", None)
+        ident = threading.get_ident()
+        with self._stores_lock:
+            store = self._stores.get(ident)
         if store is None:
             store = Store(self.store_path, busy_timeout_ms=self.busy_timeout_ms)
-            self._local.store = store
             with self._stores_lock:
-                self._stores.append(store)
+                self._stores[ident] = store
         return store
 
     def with_store(self, fn: Callable[[Store], Any]) -> Callable[[], Any]:
@@ -72,14 +74,42 @@ class DeskSession(QObject):
 
     def stop(self) -> None:
         self.engine.stop()
+        self.close_thread_stores()  # queued behind the jobs still pending, on the threads that ran them
         wait_for_pools()
-        with self._stores_lock:
-            for store in self._stores:
+
+    def close_thread_stores(self, timeout: float = 10.0) -> int:
+        """Close every Store the pools opened, each on its own thread while that thread lives; returns how many.
+
+        A connection left open holds its files: on Windows the next sign-in's cache rebuild or outbox set-aside then
+        cannot rename them (sharing violation). A pool cannot be told which thread runs a job, so each pool gets one
+        job per thread, all held at a barrier until every thread has one: n jobs that all wait for each other run on
+        n different threads. A Store whose thread already ended (QThreadPool.waitForDone retires threads) is closed
+        here, which its connection allows (store._connect: check_same_thread=False) since nothing else can use it."""
+        closed: list[Store] = []
+        for pool in (writer_pool(), reader_pool()):
+            n = pool.maxThreadCount()
+            barrier = threading.Barrier(n, timeout=timeout)
+
+            def close_mine(barrier: threading.Barrier = barrier) -> None:
                 try:
+                    barrier.wait()
+                except threading.BrokenBarrierError:
+                    pass  # a thread stayed busy: its store is reported below, not closed from here
+                with self._stores_lock:
+                    store = self._stores.pop(threading.get_ident(), None)
+                if store is not None:
                     store.close()
-                except Exception:  # closing from the GUI thread at exit; SQLite may refuse a cross-thread close
-                    pass
+                    closed.append(store)
+
+            for _ in range(n):
+                pool.start(close_mine)
+            pool.waitForDone(int(timeout * 1000) + 1000)
+        with self._stores_lock:
+            left = list(self._stores.values())
             self._stores.clear()
+        for store in left:  # their threads are gone
+            store.close()
+        return len(closed) + len(left)
 
     # -- operations (call from the GUI thread) --------------------------------------------------------------------
 

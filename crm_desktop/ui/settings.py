@@ -27,7 +27,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sync/interval_s", int, 15, "Sync interval (s)", "How often new leads from others are fetched."),
     Setting("phone/region", str, "IN", "Phone region", "Country whose numbering rules apply to typed numbers."),
     Setting("dashboard/refresh_s", int, 60, "Dashboard refresh (s)", "How often the dashboard refreshes itself."),
+    Setting("network/proxy", str, "", "Proxy", "An HTTP proxy for the server (http://host:port); empty: the system's."),
+    Setting("server/allow_http", bool, False, "Allow http://", "Allow an unencrypted server address (IT only)."),
 )
+# Machine-wide defaults IT sets once per PC (core/paths.py: cre-desk.ini); a user's own value wins.
+_MACHINE_KEYS = {"server/url": "server_url", "server/anon_key": "anon_key", "network/proxy": "proxy",
+                 "server/allow_http": "allow_http"}  # fmt: skip
 _BY_KEY = {s.key: s for s in SETTINGS}
 
 
@@ -35,12 +40,16 @@ class Settings:
     """Typed access to the declared settings. `organization`/`application` select the QSettings store (tests pass a
     temporary one)."""
 
-    def __init__(self, qsettings: QSettings | None = None) -> None:
+    def __init__(self, qsettings: QSettings | None = None, machine: dict[str, str] | None = None) -> None:
         self._q = qsettings or QSettings("CRE Desk", "CRE Desk")
+        self._machine = machine or {}
 
     def get(self, key: str) -> Any:
         spec = _BY_KEY[key]
-        value = self._q.value(key, spec.default)
+        default = self._machine.get(_MACHINE_KEYS.get(key, ""), spec.default)
+        value = self._q.value(key, default)
+        if spec.type is bool:  # QSettings' INI files give back "true"/"false" strings
+            return str(value).strip().lower() in ("1", "true", "yes", "on")
         try:
             return spec.type(value)
         except (TypeError, ValueError):
@@ -48,6 +57,8 @@ class Settings:
 
     def set(self, key: str, value: Any) -> None:
         spec = _BY_KEY[key]
+        if spec.type is bool:
+            value = value if isinstance(value, bool) else str(value).strip().lower() in ("1", "true", "yes", "on")
         self._q.setValue(key, spec.type(value))
 
     def window_state(self, name: str) -> QByteArray | None:

@@ -118,11 +118,22 @@ class ShiftModel(QAbstractTableModel):
         return describe(item)
 
     def set_items(self, items: list[OutboxItem]) -> None:
-        """The stored items, with any row not in the outbox kept at the end (a load must not hide an unsaved lead)."""
+        """Lay a snapshot of the stored items over the list; the snapshot never takes the list back in time.
+
+        The snapshot was read on a reader thread, and rows may have been upserted here after it was read but before
+        it arrived (a lead queued in the window's first moments, a state change from the sender). So a shown row
+        missing from the snapshot stays (at the end, in its order), and a shown row newer than its snapshot copy
+        keeps the shown state. Rows not in the outbox (saving, not saved) stay too: a load must not hide a lead."""
+        shown = {it.client_ref: it for it in self._items}
+        merged: list[OutboxItem] = []
+        for item in items:
+            mine = shown.pop(item.client_ref, None)
+            newer = mine is not None and mine.seq > 0 and mine.updated_at > item.updated_at
+            merged.append(mine if newer and mine is not None else item)
         stored = {it.client_ref for it in items}
-        kept = [it for it in self._items if it.client_ref in self._unsaved and it.client_ref not in stored]
+        kept = [it for it in self._items if it.client_ref in shown]  # upserted after the snapshot was read
         self.beginResetModel()
-        self._items = [*items, *kept]
+        self._items = [*merged, *kept]
         self._row_of = {it.client_ref: i for i, it in enumerate(self._items)}
         self._unsaved = {ref: why for ref, why in self._unsaved.items() if ref not in stored}
         self.endResetModel()

@@ -1,0 +1,408 @@
+"""Drill-down and reassign from the team lead's tab, driven as a person drives it (pytest-qt, offscreen), over the
+real reference server and real SQLite cache files: the overdue tile opens a list whose count is the tile's; five of
+a CRE's leads go to another CRE and, after a sync, the caches say so; "all overdue of a CRE" in one go; export of the
+list reads back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+from serverproc import Api, ServerProcess, new_lead, phone_for
+
+from crm_desktop.core.api import ApiClient
+from crm_desktop.core.drill import DrillFilter, drill_count, open_cache_readonly
+from crm_desktop.core.importer import read_sheet
+from crm_desktop.core.store import Store
+from crm_desktop.core.sync import SyncEngine
+from crm_desktop.ui.dashboard import DashboardTab, desk_today, summary_fetcher
+from crm_desktop.ui.dashboard_models import ROW_ROLE, CreTableModel
+from crm_desktop.ui.reassign import LeadListDialog
+from crm_desktop.ui.workers import reader_pool
+
+LOAD = 20_000
+ASHA, IMRAN = "Asha Reddy", "Imran Khan"
+
+
+def client_for(server: ServerProcess, email: str) -> ApiClient:
+    client = ApiClient(server.url, server.anon_key)
+    client.login(email, "demo1234")
+    return client
+
+
+@pytest.fixture
+def lead_client(server: ServerProcess, api: Api) -> Iterator[ApiClient]:
+    client = client_for(server, "lead@demo.local")
+    yield client
+    reader_pool().waitForDone(30_000)
+    client.close()
+
+
+def sync(client: ApiClient, path: Path) -> None:
+    """One full pull of the feed into the cache file, as the desk's sync thread does it."""
+    store = Store(path)
+    try:
+        SyncEngine(client, path).pull(store)
+    finally:
+        store.close()
+
+
+def make_leads(api: Api, email: str, first: int, count: int, *, days_ago: int, **extra: Any) -> None:
+    token = api.token(email)
+    follow_up = (desk_today() - timedelta(days=days_ago)).isoformat()
+    for n in range(first, first + count):
+        lead = new_lead(phone_for(n), **{"follow_up_date": follow_up, **extra})
+        r = api.rpc("create_lead", token, lead=lead)
+        assert r.status_code == 200, r.text
+
+
+@pytest.fixture
+def desk(api: Api) -> None:
+    """cre1 (Asha): 6 overdue, 2 due today, 1 later; cre2 (Imran, ATTAPUR): 3 overdue, 1 Won."""
+    make_leads(api, "cre1@demo.local", 1, 6, days_ago=3)
+    make_leads(api, "cre1@demo.local", 10, 2, days_ago=0)
+    make_leads(api, "cre1@demo.local", 20, 1, days_ago=-4)
+    make_leads(api, "cre2@demo.local", 30, 3, days_ago=1, branch="ATTAPUR")
+    make_leads(api, "cre2@demo.local", 40, 1, days_ago=-1, branch="ATTAPUR", final_status="Won", follow_up_date=None)
+
+
+def open_tab(qtbot: Any, client: ApiClient, opened: list[LeadListDialog], cache: Path, cres: list[Any]) -> DashboardTab:
+    """The tab wired as the main window wires it: a drill-down opens the list dialog over this desk's cache."""
+    tab = DashboardTab(summary_fetcher(client), ["SOMAJIGUDA", "ATTAPUR"], refresh_interval_s=0)
+    qtbot.addWidget(tab)
+
+    def show_list(f: DrillFilter) -> None:
+        dialog = LeadListDialog(f, cache, client.rpc, cres, parent=tab)
+        opened.append(dialog)
+        dialog.show()
+
+    tab.drill_down_requested.connect(show_list)
+    tab.resize(1280, 640)
+    with qtbot.waitSignal(tab.loaded, timeout=LOAD):
+        tab.show()
+    return tab
+
+
+def wait_list(qtbot: Any, opened: list[LeadListDialog], n: int) -> LeadListDialog:
+    qtbot.waitUntil(lambda: len(opened) == n, timeout=LOAD)
+    dialog = opened[-1]
+    qtbot.addWidget(dialog)
+    qtbot.waitUntil(lambda: dialog.model.result is not None, timeout=LOAD)
+    return dialog
+
+
+def cre_row(tab: DashboardTab, name: str) -> dict[str, Any]:
+    return next(r for r in tab.cre_model.rows() if r["cre_name"] == name)
+
+
+def choose_cre(dialog: LeadListDialog, name: str) -> None:
+    combo = dialog.cre_combo
+    combo.setCurrentIndex(next(i for i in range(combo.count()) if name in combo.itemText(i)))
+
+
+def owners(path: Path, phones: list[str]) -> dict[str, str]:
+    conn = open_cache_readonly(path)
+    try:
+        rows = conn.execute(
+            "SELECT phone, cre_name FROM lead_cache WHERE phone IN (SELECT value FROM json_each(:p))",
+            {"p": json.dumps(phones)},
+        ).fetchall()
+    finally:
+        conn.close()
+    return dict(rows)
+
+
+def test_overdue_tile_opens_the_list_and_the_counts_agree(qtbot, qtmodeltester, server, lead_client, desk, tmp_path):
+    cache = tmp_path / "lead.sqlite3"
+    sync(lead_client, cache)
+    opened: list[LeadListDialog] = []
+    tab = open_tab(qtbot, lead_client, opened, cache, [])
+
+    overdue = tab.tiles["overdue"]
+    assert overdue.value_text() == "9"  # 6 of Asha's and 3 of Imran's; "Today" range, the server's rule
+    qtbot.mouseClick(overdue, Qt.MouseButton.LeftButton)
+    dialog = wait_list(qtbot, opened, 1)
+    assert dialog.model.total() == 9 == int(overdue.value_text())
+    assert dialog.model.rowCount() == 9 and dialog.count_label.text() == "9 leads"
+    assert dialog.windowTitle() == "Overdue follow-ups"
+    follow_ups = [dialog.model.data(dialog.model.index(r, 6)) for r in range(9)]
+    assert follow_ups == sorted(follow_ups)  # oldest promise first
+    qtmodeltester.check(dialog.model)
+
+    # By keyboard too, and with a branch chosen: the tile and the list still agree.
+    with qtbot.waitSignal(tab.loaded, timeout=LOAD):
+        tab.branch_combo.setCurrentIndex(tab.branch_combo.findData("ATTAPUR"))
+    tab.tiles["due_today"].setFocus()
+    QTest.keyClick(tab.tiles["overdue"], Qt.Key.Key_Return)
+    dialog = wait_list(qtbot, opened, 2)
+    assert dialog.model.total() == int(tab.tiles["overdue"].value_text()) == 3
+
+    # Due today, and a CRE row opened on its Overdue column.
+    with qtbot.waitSignal(tab.loaded, timeout=LOAD):
+        tab.branch_combo.setCurrentIndex(0)
+    qtbot.mouseClick(tab.tiles["due_today"], Qt.MouseButton.LeftButton)
+    assert wait_list(qtbot, opened, 3).model.total() == int(tab.tiles["due_today"].value_text()) == 2
+    view, proxy = tab.cre_view, tab.cre_proxy
+    row = next(r for r in range(proxy.rowCount()) if proxy.index(r, 0).data() == ASHA)
+    index = proxy.index(row, CreTableModel.OVERDUE)
+    view.setCurrentIndex(index)
+    view.setFocus()
+    QTest.keyClick(view, Qt.Key.Key_Return)
+    dialog = wait_list(qtbot, opened, 4)
+    assert dialog.model.total() == proxy.data(index, ROW_ROLE)["overdue"] == 6
+    assert dialog.windowTitle() == f"Overdue follow-ups · {ASHA}"
+
+
+def test_reassign_five_leads_from_cre1_to_cre2_follows_after_a_sync(qtbot, server, lead_client, desk, tmp_path):
+    cache = tmp_path / "lead.sqlite3"
+    sync(lead_client, cache)
+    cres = lead_client.rpc("catalog", {})["cres"]
+    opened: list[LeadListDialog] = []
+    tab = open_tab(qtbot, lead_client, opened, cache, cres)
+    f = tab.drill_filter("cre_overdue", cre_row(tab, ASHA))
+    assert f is not None
+    tab.drill_down_requested.emit(f)
+    dialog = wait_list(qtbot, opened, 1)
+    assert dialog.model.total() == 6
+    moved = [dialog.model.data(dialog.model.index(r, 2)) for r in range(5)]
+
+    # Five rows by keyboard: the first, then Shift+Down four times.
+    dialog.view.setFocus()
+    QTest.keyClick(dialog.view, Qt.Key.Key_Home)
+    for _ in range(4):
+        QTest.keyClick(dialog.view, Qt.Key.Key_Down, Qt.KeyboardModifier.ShiftModifier)
+    assert len(dialog.selected_lead_ids()) == 5
+    dialog.cre_combo.setCurrentIndex(
+        next(i for i in range(dialog.cre_combo.count()) if IMRAN in dialog.cre_combo.itemText(i))
+    )
+    qtbot.mouseClick(dialog.assign_selected_button, Qt.MouseButton.LeftButton)
+    assert dialog.confirm_frame.isVisible()
+    assert dialog.confirm_label.text() == f"Assign 5 leads to {IMRAN} (cre2@demo.local)?"
+    with qtbot.waitSignal(dialog.assigned, timeout=LOAD) as answer:
+        QTest.keyClick(dialog.confirm_button, Qt.Key.Key_Return)
+    assert answer.args[0] == {"assigned": 5, "unchanged": 0, "missing": 0}
+    assert "5 assigned to Imran Khan" in dialog.message_label.text()
+
+    # After a sync, each CRE's cache has the five as Imran's, not Asha's; the team lead's list follows too.
+    phones = [phone_for(n) for n in range(1, 7)]
+    for email in ("cre1@demo.local", "cre2@demo.local"):
+        client = client_for(server, email)
+        path = tmp_path / f"{email}.sqlite3"
+        try:
+            sync(client, path)
+        finally:
+            client.close()
+        seen = owners(path, phones)
+        assert sorted(seen.values()) == sorted([IMRAN] * 5 + [ASHA]), email
+        by_display = {p: seen[p] for p in phones}
+        assert sum(1 for owner in by_display.values() if owner == ASHA) == 1
+    sync(lead_client, cache)
+    with qtbot.waitSignal(dialog.loaded, timeout=LOAD) as reloaded:
+        dialog.reload()
+    assert reloaded.args[0] == 1
+    assert moved  # the phones shown were the ones moved (display form)
+
+
+@pytest.mark.expected_log_warnings  # the refused reassignment is logged
+def test_all_overdue_of_a_cre_in_one_go_and_a_refused_one_changes_nothing(qtbot, server, lead_client, desk, tmp_path):
+    cache = tmp_path / "lead.sqlite3"
+    sync(lead_client, cache)
+    cres = lead_client.rpc("catalog", {})["cres"]
+    opened: list[LeadListDialog] = []
+    tab = open_tab(qtbot, lead_client, opened, cache, cres)
+    tab.drill_down_requested.emit(
+        tab.drill_filter("cre_overdue", next(r for r in tab.cre_model.rows() if r["cre_name"] == IMRAN))
+    )
+    dialog = wait_list(qtbot, opened, 1)
+    assert dialog.model.total() == 3
+    dialog.cre_combo.setCurrentIndex(
+        next(i for i in range(dialog.cre_combo.count()) if ASHA in dialog.cre_combo.itemText(i))
+    )
+
+    # Esc backs out of the question; nothing is sent.
+    qtbot.mouseClick(dialog.assign_all_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.confirm_frame.isVisible, timeout=LOAD)  # every id of the list is read first
+    assert dialog.confirm_label.text() == f"Assign 3 leads to {ASHA} (cre1@demo.local)?"
+    QTest.keyClick(dialog.confirm_button, Qt.Key.Key_Escape)
+    assert not dialog.confirm_frame.isVisible()
+
+    # A CRE who has left in the meantime: the server refuses, the dialog says so, nothing moved.
+    dialog.cre_combo.setItemData(dialog.cre_combo.currentIndex(), {"email": "gone@demo.local", "name": "Gone"})
+    qtbot.mouseClick(dialog.assign_all_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.confirm_frame.isVisible, timeout=LOAD)  # every id of the list is read first
+    with qtbot.waitSignal(dialog.failed, timeout=LOAD) as failed:
+        qtbot.mouseClick(dialog.confirm_button, Qt.MouseButton.LeftButton)
+    assert "Nothing was changed" in failed.args[0] and "gone@demo.local" in failed.args[0]
+
+    dialog.cre_combo.setItemData(dialog.cre_combo.currentIndex(), next(c for c in cres if c["name"] == ASHA))
+    qtbot.mouseClick(dialog.assign_all_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(dialog.confirm_frame.isVisible, timeout=LOAD)  # every id of the list is read first
+    with qtbot.waitSignal(dialog.assigned, timeout=LOAD) as answer:
+        qtbot.mouseClick(dialog.confirm_button, Qt.MouseButton.LeftButton)
+    assert answer.args[0]["assigned"] == 3
+    sync(lead_client, cache)
+    conn = open_cache_readonly(cache)
+    try:
+        assert drill_count(conn, DrillFilter(cre_name=IMRAN, follow_up="overdue")) == 0
+        assert drill_count(conn, DrillFilter(cre_name=ASHA, follow_up="overdue")) == 9
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx"])
+def test_export_of_a_drill_down_list_reads_back(qtbot, server, lead_client, desk, tmp_path, suffix):
+    cache = tmp_path / "lead.sqlite3"
+    sync(lead_client, cache)
+    dialog = LeadListDialog(DrillFilter(title="All of Asha", cre_name=ASHA), cache, None)
+    qtbot.addWidget(dialog)
+    with qtbot.waitSignal(dialog.loaded, timeout=LOAD):
+        dialog.show()
+    target = tmp_path / f"asha{suffix}"
+    dialog.export_to(target)
+    qtbot.waitUntil(lambda: "saved to" in dialog.message_label.text(), timeout=LOAD)
+    sheet = read_sheet(target)
+    assert sheet.headers[:3] == ("UID", "Customer", "Mobile")
+    assert len(sheet.rows) == 9 == dialog.model.total()
+    shown = {dialog.model.data(dialog.model.index(r, 2)) for r in range(dialog.model.rowCount())}
+    assert {cells[2] for _n, cells in sheet.rows} == shown  # "+91 99000 00001" stays text, not 9.19E+11
+    assert not dialog.assign_all_button.isVisible()  # no client: no reassign
+
+
+def test_export_of_a_dashboard_table_reads_back(qtbot, lead_client, desk, tmp_path):
+    from crm_desktop.core.export import write_table
+    from crm_desktop.ui.export import model_table
+
+    tab = DashboardTab(summary_fetcher(lead_client), [], refresh_interval_s=0)
+    qtbot.addWidget(tab)
+    with qtbot.waitSignal(tab.loaded, timeout=LOAD):
+        tab.show()
+    headers, rows = model_table(tab.cre_proxy)
+    for suffix in (".csv", ".xlsx"):
+        path = tmp_path / f"cre{suffix}"
+        assert write_table(path, headers, rows) == len(rows) == 2
+        sheet = read_sheet(path)
+        assert sheet.headers == tuple(headers)
+        assert [list(cells) for _n, cells in sheet.rows] == [[str(v) for v in row] for row in rows]
+    assert headers[:3] == ["CRE", "Calls", "New leads"]
+
+
+def test_the_team_leads_window_fits_1280_and_a_tile_opens_its_list(qtbot, server, api, desk, tmp_path):
+    """The app as wired: the main window (desk tab and dashboard tab) is at most 1280 px wide at its minimum, and
+    the overdue tile opens the list of this desk's cache, with the tile's count."""
+    from test_ui_desk import close_desk, open_desk
+
+    window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
+    try:
+        assert window.minimumSizeHint().width() <= 1280 and window.minimumSize().width() <= 1280
+        window.resize(1280, 720)
+        dashboard = window.dashboard
+        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
+            window.tabs.setCurrentWidget(dashboard)
+        qtbot.waitUntil(lambda: window.minimumSizeHint().width() <= 1280)
+        qtbot.mouseClick(dashboard.tiles["overdue"], Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
+        dialog = window.findChildren(LeadListDialog)[0]
+        qtbot.waitUntil(lambda: dialog.model.result is not None, timeout=LOAD)
+        assert dialog.model.total() == int(dashboard.tiles["overdue"].value_text()) == 9
+        assert dialog.cre_combo.count() == 3  # the catalogue's active CREs
+        dialog.close()
+    finally:
+        close_desk(window)
+
+
+def test_drill_query_over_the_cache_file(tmp_path):
+    """The core query alone (no Qt): day bounds on the desk's calendar whatever offset the feed wrote, any source of
+    a lead, status and final status, owner by name where the cache has no owner id, and rows in list order."""
+    from datetime import date
+
+    from crm_desktop.core.drill import drill, drill_lead_ids, drill_page
+    from crm_desktop.core.store import FEED_COLUMNS
+
+    def row(n: int, created: str, **kw: Any) -> list[Any]:
+        values = {
+            "change_id": n, "lead_id": 100 + n, "phone": phone_for(n), "uid": f"GK-{n:04d}", "customer_name": f"L{n}",
+            "sources": [{"source": "GOOGLE", "sub_source": "Google Know", "at": created}], "lead_status": "RNR",
+            "final_status": "Pending", "cre_name": ASHA, "ps_name": None, "branch": "SOMAJIGUDA",
+            "created_at": created, "follow_up_date": None, **kw,
+        }  # fmt: skip
+        return [values[c] for c in FEED_COLUMNS]
+
+    meta = [{"source": "GOOGLE", "sub_source": "Google Know", "at": "x"}, {"source": "META", "sub_source": "Meta Know"}]
+    rows = [
+        row(1, "2026-11-29T18:29:59.5+00:00"),  # 23:59:59.5 on 29 Nov in Hyderabad (julianday: ms)
+        row(2, "2026-11-29T18:30:00+00:00", final_status="Won"),  # midnight: 30 Nov
+        row(3, "2026-11-30T23:59:00+05:30", sources=meta, cre_name=IMRAN),  # 30 Nov, written with the desk's offset
+        row(4, "2026-12-01T00:10:00+05:30", lead_status="Interested", follow_up_date="2026-11-28"),  # 1 Dec
+        row(5, "2026-11-20T10:00:00+00:00", follow_up_date="2026-12-01", branch="ATTAPUR"),
+    ]
+    store = Store(tmp_path / "c.sqlite3")
+    store.apply_changes(FEED_COLUMNS, rows, 5)
+    store.close()
+    conn = open_cache_readonly(tmp_path / "c.sqlite3")
+    today = date(2026, 12, 1)
+
+    def leads(**kw: Any) -> list[int]:
+        return drill_lead_ids(conn, DrillFilter(today=today, **kw))
+
+    try:
+        assert leads(date_from=date(2026, 11, 30), date_to=date(2026, 11, 30)) == [103, 102]  # newest first
+        assert leads(date_from=date(2026, 11, 29), date_to=date(2026, 11, 29)) == [101]
+        assert leads(source="META") == [103] and leads(sub_source="Google Know") == [104, 103, 102, 101, 105]
+        assert leads(status="Interested") == [104] and leads(final_status="Won") == [102]
+        assert leads(cre_name=IMRAN) == [103] and leads(cre_id="some-uuid", cre_name=IMRAN) == [103]
+        assert leads(follow_up="overdue") == [104] and leads(follow_up="due_today") == [105]
+        assert leads(follow_up="due_today", branch="SOMAJIGUDA") == []
+        assert drill_count(conn, DrillFilter(today=today)) == 5
+        three_days = DrillFilter(today=today, date_from=date(2026, 11, 29), date_to=date(2026, 12, 1))
+        result = drill(conn, three_days, first_page=3)
+        assert result.count == 4 and [r.lead_id for r in result.first] == [104, 103, 102]
+        assert [r.lead_id for r in drill_page(conn, three_days, 3)] == [101]  # the next page
+        assert drill_page(conn, three_days, 4) == []
+        with pytest.raises(sqlite3_error()):
+            conn.execute("DELETE FROM lead_cache")  # the drill-down connection cannot change the cache
+    finally:
+        conn.close()
+
+
+def sqlite3_error() -> type[Exception]:
+    import sqlite3
+
+    return sqlite3.OperationalError
+
+
+def test_a_status_bar_and_a_source_row_open_their_leads(qtbot, server, lead_client, desk, tmp_path):
+    cache = tmp_path / "lead.sqlite3"
+    sync(lead_client, cache)
+    opened: list[LeadListDialog] = []
+    tab = open_tab(qtbot, lead_client, opened, cache, [])
+    status = tab.status_chart
+    assert status.items() == [("Interested", 13)]
+    with qtbot.waitSignal(tab.drill_down_requested, timeout=LOAD) as asked:
+        qtbot.mouseClick(status, Qt.MouseButton.LeftButton, pos=status.row_rects()[0].center())
+    f: DrillFilter = asked.args[0]
+    assert (f.status, f.date_from, f.date_to) == ("Interested", desk_today(), desk_today())
+    assert wait_list(qtbot, opened, 1).model.total() == 13
+
+    tab.table_tabs.setCurrentWidget(tab.source_view)
+    view = tab.source_view
+    view.setFocus()
+    view.setCurrentIndex(tab.source_proxy.index(0, 0))
+    with qtbot.waitSignal(tab.drill_down_requested, timeout=LOAD) as asked:
+        QTest.keyClick(view, Qt.Key.Key_Return)
+    f = asked.args[0]
+    assert (f.source, f.sub_source) == ("GOOGLE", "Google Know")
+    row = tab.source_proxy.data(tab.source_proxy.index(0, 0), ROW_ROLE)
+    assert wait_list(qtbot, opened, 2).model.total() == row["leads"] == 13
+
+    # The "New leads" and "Won / Lost" tiles too: the list's count is the tile's.
+    qtbot.mouseClick(tab.tiles["leads"], Qt.MouseButton.LeftButton)
+    assert wait_list(qtbot, opened, 3).model.total() == int(tab.tiles["leads"].value_text()) == 13
+    qtbot.mouseClick(tab.tiles["won_lost"], Qt.MouseButton.LeftButton)
+    assert wait_list(qtbot, opened, 4).model.total() == int(tab.tiles["won_lost"].value_text().split(" / ")[0]) == 1
+    assert not tab.tiles["calls"].drillable  # calls are not in the cache: nothing to list
