@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     report["total_seconds"] = round(time.perf_counter() - t_all, 1)
     report["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2, default=str))
+    args.json.write_text(json.dumps(report, indent=2, default=str), encoding="utf-8")
     print_summary(report, args.json)
     return 0
 
