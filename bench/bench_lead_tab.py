@@ -304,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop_seeded(cluster, server)
     report["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    args.json.write_text(json.dumps(report, indent=2))
+    args.json.write_text(json.dumps(report, indent=2), encoding="utf-8")
     worst = max(r["tile_to_painted_max_ms"] for r in report["drill"])
     worst_p50 = max(r["tile_to_painted_p50_ms"] for r in report["drill"])
     say("")

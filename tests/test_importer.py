@@ -149,7 +149,7 @@ def test_the_journal_survives_a_restart_and_a_damaged_one_only_costs_replays(tmp
                                  "rejected": [{"row": 0, "code": "x", "message": "No."}]})  # fmt: skip
     summary = imp.summarise(batches, reopened, rows)
     assert (summary.created, summary.complete, summary.rejected) == (1, True, [(3, "No.")])
-    reopened.path.write_text("{not json")
+    reopened.path.write_text("{not json", encoding="utf-8")
     assert imp.ImportJournal(tmp_path / "j", sheet).pending(batches) == batches
     reopened.forget()
     assert not reopened.path.exists()

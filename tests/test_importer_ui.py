@@ -259,7 +259,7 @@ def test_the_column_mapping_is_remembered_per_source(qtbot, server, lead_client,
 @pytest.mark.expected_log_warnings  # the unreadable file is logged
 def test_a_file_that_is_not_a_spreadsheet_says_so_and_nothing_is_sent(qtbot, server, lead_client, cache, tmp_path):
     fake = tmp_path / "leads.xlsx"
-    fake.write_text("full_name,phone\nRavi,9876543210\n")  # a CSV saved with the wrong name
+    fake.write_text("full_name,phone\nRavi,9876543210\n", encoding="utf-8")  # a CSV saved with the wrong name
     dialog = open_dialog(
         qtbot, lead_client, cache, tmp_path, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat)
     )

@@ -464,7 +464,7 @@ def test_next_due_is_oldest_first_and_walks_the_lifecycle(store: Store) -> None:
     assert store.next_due(time.time()) is None
     assert store.earliest_due() is None and store.oldest_pending_at() is None
     a = store.enqueue(lead(name="A"))
-    b = store.enqueue(lead(name="B"))
+    b = store.enqueue(lead(name="B", phone="+919876500001"))  # another lead: not held behind A (test_outbox_ops.py)
     now = time.time()
     assert store.oldest_pending_at() == a.created_at
     due = store.next_due(now)
@@ -491,9 +491,9 @@ def test_next_due_is_oldest_first_and_walks_the_lifecycle(store: Store) -> None:
         store.mark_sending(str(uuid.uuid4()))
 
 
-def test_backoff_lets_later_items_pass_and_earliest_due_says_when(store: Store) -> None:
+def test_backoff_lets_later_items_of_other_leads_pass_and_earliest_due_says_when(store: Store) -> None:
     a = store.enqueue(lead(name="A"))
-    b = store.enqueue(lead(name="B"))
+    b = store.enqueue(lead(name="B", phone="+919876500001"))
     now = time.time()
     store.mark_sending(a.client_ref)
     store.mark_retry(a.client_ref, "server unreachable", now + 30)

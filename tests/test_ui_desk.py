@@ -401,7 +401,7 @@ def test_team_lead_sees_the_dashboard_with_the_new_numbers(server, clean_db, api
         api.rpc("create_lead", token, lead=new_lead(phone_for(960 + i)))
     window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
     try:
-        assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Lead desk", "Dashboard"]
+        assert [window.tabs.tabText(i) for i in range(window.tabs.count())] == ["Lead desk", "My leads", "Dashboard"]
         dash = window.dashboard
         with qtbot.waitSignal(dash.loaded, timeout=15_000) as blocker:
             dash.refresh()
@@ -412,7 +412,7 @@ def test_team_lead_sees_the_dashboard_with_the_new_numbers(server, clean_db, api
 
 def test_a_cre_has_no_dashboard_tab(cre_window: MainWindow):
     assert cre_window.dashboard is None
-    assert [cre_window.tabs.tabText(i) for i in range(cre_window.tabs.count())] == ["Lead desk"]
+    assert [cre_window.tabs.tabText(i) for i in range(cre_window.tabs.count())] == ["Lead desk", "My leads"]
 
 
 def test_shift_model_passes_the_model_tester(cre_window: MainWindow, qtbot, qtmodeltester):

@@ -482,7 +482,7 @@ class ImportJournal:
         self.answers: dict[str, dict[str, Any]] = {}
         if self.path.exists():
             try:
-                data = json.loads(self.path.read_text("utf-8"))
+                data = json.loads(self.path.read_text(encoding="utf-8"))
                 self.answers = {str(k): dict(v) for k, v in dict(data.get("answers", {})).items()}
             except (OSError, ValueError, TypeError, AttributeError):
                 self.answers = {}  # unreadable: the batches are sent again, and the server replays them
@@ -497,7 +497,7 @@ class ImportJournal:
         self.answers[batch.client_ref] = answer
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"file": self.file, "answers": self.answers}), "utf-8")
+        tmp.write_text(json.dumps({"file": self.file, "answers": self.answers}), encoding="utf-8")
         os.replace(tmp, self.path)
 
     def forget(self) -> None:

@@ -37,6 +37,26 @@ class LeadSummary:
     branch: str | None
     created_at: str
     follow_up_date: str | None
+    # The lead's life (migration 005's feed columns; None/0 from an older server or a lead not yet on the server).
+    cre_id: str | None = None
+    lead_category: str | None = None
+    model_interested: str | None = None
+    follow_up_at: str | None = None  # ISO timestamp, only when a time of day was given (a call-back)
+    last_call_at: str | None = None
+    call_count: int = 0
+    won_at: str | None = None
+    lost_at: str | None = None
+    updated_at: str | None = None
+    test_drive_done: bool | None = None
+    ps_email: str | None = None
+    # This desk's queue laid over the cached row: operations not yet answered by the server change what is shown.
+    unsent: int = 0  # queued operations about this lead (0: the row is what the server said)
+    lead_ref: str | None = None  # client_ref of the queued create_lead, for a lead the server does not know yet
+
+    @property
+    def on_server(self) -> bool:
+        """False for a lead that exists only as a queued create_lead on this desk (lead_id is then 0)."""
+        return self.lead_id > 0
 
     @property
     def original_source(self) -> SourceSeen | None:
@@ -50,8 +70,22 @@ class LeadSummary:
         return any(s.source == source and s.sub_source == sub_source for s in self.sources)
 
 
+class Op(StrEnum):
+    """The RPC an outbox item calls. The value is the function's name; `param` is its one named parameter."""
+
+    CREATE_LEAD = "create_lead"
+    LOG_CALL = "log_call"
+
+    @property
+    def param(self) -> str:
+        return _OP_PARAMS[self]
+
+
+_OP_PARAMS: dict[Op, str] = {Op.CREATE_LEAD: "lead", Op.LOG_CALL: "call"}
+
+
 class OutboxState(StrEnum):
-    """Where a queued lead is in its life. A StrEnum so it is stored and compared as the plain word."""
+    """Where a queued operation is in its life. A StrEnum so it is stored and compared as the plain word."""
 
     QUEUED = "queued"  # waiting to be sent (possibly in backoff until next_attempt_at)
     SENDING = "sending"  # handed to the sender; back to queued on start if the app died mid-send
@@ -67,10 +101,12 @@ PENDING_STATES: frozenset[OutboxState] = frozenset({OutboxState.QUEUED, OutboxSt
 
 @dataclass(slots=True)
 class OutboxItem:
-    """A lead typed by the CRE and kept locally until the server has answered for it.
+    """An operation typed by the CRE (a new lead, a call) kept locally until the server has answered for it.
 
-    `payload` is the `lead` object for `create_lead`, with `client_ref` inside it (the server reads the idempotency key
-    from there). Times are epoch seconds.
+    `payload` is the RPC's one parameter (`lead` for create_lead, `call` for log_call), with `client_ref` inside it
+    (the server reads the idempotency key from there). Times are epoch seconds. Items with the same `lead_key` (the
+    lead's E.164 phone) are sent in `seq` order; `lead_ref` names the create_lead a call on a not-yet-created lead
+    waits for. `meta` is what the desk alone needs to show the item (never sent): e.g. the PS's name.
     """
 
     seq: int  # queue order: the order leads were typed in
@@ -85,3 +121,7 @@ class OutboxItem:
     next_attempt_at: float
     label: str  # customer name + masked phone, safe to show and to log
     replaced_by: str | None = field(default=None)  # client_ref of the edited resend, when state is REPLACED
+    op: Op = Op.CREATE_LEAD
+    lead_key: str | None = None  # the lead's phone (E.164): per-lead order
+    lead_ref: str | None = None  # client_ref of the create_lead this item needs first
+    meta: dict[str, Any] = field(default_factory=dict)

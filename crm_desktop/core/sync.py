@@ -3,10 +3,12 @@
 Two threads, on purpose: a long first download of a million leads must never delay the send of the lead a CRE just
 typed, and a server that is slow to accept leads must not freeze the duplicate cache.
 
-- The **push** thread sends queued leads oldest first, each under its `client_ref` (a replay after a crash returns
-  the first answer, never a second lead). `Retry` puts the item back with exponential backoff and jitter and the
-  thread sleeps exactly until the earliest due item (or until woken by a new lead / "send now"); `Rejected` parks the
-  item with the server's reason and moves on; `AuthExpired` pauses sending until `resume()` after a new sign-in.
+- The **push** thread sends queued operations (create_lead, log_call) oldest first, each under its `client_ref` (a
+  replay after a crash returns the first answer, never a second lead or call); items about one lead go in the order
+  they were queued: only the first open item of a lead is ever due (`Store.next_due`). `Retry` puts the item back
+  with exponential backoff and jitter and the thread sleeps exactly until the earliest due item (or until woken by a
+  new item / "send now"); `Rejected` parks the item with the server's reason and moves on; `AuthExpired` pauses
+  sending until `resume()` after a new sign-in.
 - The **pull** thread pages `lead_changes` from the cursor until caught up, one SQLite transaction per page (rows and
   cursor together; SQLite reads the page's JSON text itself, and the next page is fetched meanwhile), reporting rows
   done and an estimated total; then it polls on an interval or on demand. It also refreshes the cached catalogue
@@ -97,6 +99,8 @@ def prepare_local_desk(api: ApiClient, path: Path, *, online: bool = True) -> tu
                     "Connect once to start working offline later."
                 )
             profile = kept
+        # The signed-in CRE's leads are kept together for the worklist (a cache scan only when the user changed).
+        store.set_desk_owner(str(profile.get("id") or "") or None)
     finally:
         store.close()
     return profile, recovery.message
@@ -226,7 +230,7 @@ class SyncEngine:
         """Send one item and record the outcome; returns the item as stored afterwards."""
         store.mark_sending(item.client_ref)
         try:
-            answer = self.api.rpc("create_lead", {"lead": item.payload})
+            answer = self.api.rpc(item.op.value, store.rpc_params(item))
         except Rejected as exc:
             reason = str(exc) if not exc.code else f"{exc} [{exc.code}]"
             store.mark_parked(item.client_ref, reason, {"code": exc.code, "status": exc.status, "details": exc.details})

@@ -162,6 +162,7 @@ class LeadForm(QWidget):
     submitted = Signal(dict)
     lookup_requested = Signal(str)
     phone_cleared = Signal()
+    open_lead_requested = Signal(object)  # F2 while the banner shows a known caller: the banner's LeadSummary
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -254,9 +255,15 @@ class LeadForm(QWidget):
         self.clear_button.clicked.connect(self.clear_for_next)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.clear_for_next,
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)  # fmt: skip
+        QShortcut(QKeySequence(Qt.Key.Key_F2), self, self._on_open_lead_shortcut,
+                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)  # fmt: skip
         for w in order:
             w.installEventFilter(self)
         self.clear_for_next()
+
+    def _on_open_lead_shortcut(self) -> None:
+        if self.banner.isVisible() and self.banner.lead is not None:
+            self.open_lead_requested.emit(self.banner.lead)
 
     def _row(self, form: QFormLayout, label: str, field: Any, key: str) -> None:
         box = QVBoxLayout()

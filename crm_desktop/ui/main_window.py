@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QSystemTrayIcon,
     QTableView,
     QTabWidget,
     QToolButton,
@@ -30,14 +32,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from crm_desktop.core.models import PENDING_STATES, LeadSummary, OutboxItem, OutboxState
+from crm_desktop.core.models import PENDING_STATES, LeadSummary, Op, OutboxItem, OutboxState
 from crm_desktop.core.store import StoreError, outbox_label
 from crm_desktop.core.sync import SyncProgress
 from crm_desktop.ui.lead_form import LeadForm
+from crm_desktop.ui.reminders import CallbackReminder, ReminderBar
+from crm_desktop.ui.search import SearchDialog
 from crm_desktop.ui.session import DeskSession
 from crm_desktop.ui.settings import Settings
 from crm_desktop.ui.shift_model import COL_CUSTOMER, COL_RESULT, COL_STATE, COL_TIME, ROW_ROLE, ShiftModel
 from crm_desktop.ui.workers import writer_pool
+from crm_desktop.ui.worklist import MyLeadsTab
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +56,12 @@ SHORTCUTS = [
     ("Esc", "Clear the form for the next caller"),
     ("Tab / Shift+Tab", "Next / previous field, in the order of the call"),
     ("Alt+underlined letter", "Jump to that field"),
-    ("Ctrl+1 / Ctrl+2", "Lead desk / Dashboard tab"),
+    ("Ctrl+1 / Ctrl+2 / Ctrl+3", "Lead desk / My leads / Dashboard tab"),
+    ("Ctrl+F", "Find a lead by name, last digits of the number or UID"),
+    ("F2", "On the intake form, when the banner shows a known caller: open that lead to log the call"),
+    ("Alt+1 … Alt+7", "My leads: Fresh, Due today, Overdue, Call-backs, Pending, With PS, Won / Lost"),
+    ("Enter / Esc", "My leads: open the lead / back to the list (Enter in the call form logs the call)"),
+    ("Ctrl+R", "Open the call-back that is due"),
     ("Ctrl+Shift+S", "Send queued leads now"),
     ("F5", "Fetch new leads from the server now"),
     ("Ctrl+I", "Import campaign leads (team leads)"),
@@ -182,6 +192,9 @@ class MainWindow(QMainWindow):
 
         self.tabs = QTabWidget()
         self.tabs.addTab(_scrolling(desk), "Lead desk")
+        self.my_leads = MyLeadsTab(session)
+        self.tabs.addTab(self.my_leads, "My leads")
+        self.search = SearchDialog(session, self)
         self.dashboard: Any = None
         if profile.get("role") in ("team_lead", "admin"):
             from crm_desktop.ui.dashboard import DashboardTab
@@ -192,10 +205,12 @@ class MainWindow(QMainWindow):
         self._catalog: dict[str, Any] = {}
 
         self.message_bar = MessageBar()
+        self.reminder_bar = ReminderBar()
         central = QWidget()
         central_layout = QVBoxLayout(central)
         central_layout.setContentsMargins(8, 8, 8, 0)
         central_layout.addWidget(self.message_bar)
+        central_layout.addWidget(self.reminder_bar)
         central_layout.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
 
@@ -224,6 +239,17 @@ class MainWindow(QMainWindow):
         self.form.submitted.connect(self._on_form_submitted)
         self.form.lookup_requested.connect(session.lookup)
         self.form.phone_cleared.connect(session.cancel_lookup)
+        self.form.open_lead_requested.connect(self.open_lead)
+        self.search.lead_chosen.connect(self.open_lead)
+        self.reminder = CallbackReminder(session, lambda: self.my_leads.cre_id, self)
+        self.reminder.due.connect(self.reminder_bar.remind)
+        self.reminder_bar.open_requested.connect(self.open_lead)
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray: QSystemTrayIcon | None = QSystemTrayIcon(self.windowIcon(), self)
+            self.tray.show()
+        else:
+            self.tray = None
+        self.reminder_bar.use_tray(self.tray)
         session.lookup_done.connect(self._on_session_lookup_done)
         session.queue_stats.connect(self._on_session_queue_stats)
         br = session.bridge
@@ -252,6 +278,19 @@ class MainWindow(QMainWindow):
         session.load_items(self._on_items_loaded)
         session.cache_info(self._on_cache_info)
         session.refresh_queue_stats()
+        self.reminder.start()
+
+    # -- leads ----------------------------------------------------------------------------------------------------
+
+    @Slot(object)
+    def open_lead(self, lead: LeadSummary) -> None:
+        """From the banner (F2), search, a reminder: the lead in My leads with its call form ready."""
+        self.tabs.setCurrentWidget(self.my_leads)
+        self.my_leads.open_lead(lead)
+
+    @Slot()
+    def _on_open_due_callback(self) -> None:
+        self.reminder_bar.open_button.click()
 
     # -- menus ----------------------------------------------------------------------------------------------------
 
@@ -270,6 +309,12 @@ class MainWindow(QMainWindow):
         for a in (send, pull, settings, sign_out, quit_action):
             file_menu.addAction(a)
         view_menu = self.menuBar().addMenu("&View")
+        find = QAction("Find a lead…", self, shortcut=QKeySequence("Ctrl+F"))
+        find.triggered.connect(self.search.open_search)
+        view_menu.addAction(find)
+        due = QAction("Open the due call-back", self, shortcut=QKeySequence("Ctrl+R"))
+        due.triggered.connect(self._on_open_due_callback)
+        view_menu.addAction(due)
         for i in range(self.tabs.count()):
             act = QAction(self.tabs.tabText(i), self, shortcut=QKeySequence(f"Ctrl+{i + 1}"))
             act.triggered.connect(lambda _=False, i=i: self.tabs.setCurrentIndex(i))
@@ -378,7 +423,9 @@ class MainWindow(QMainWindow):
         # the stored item takes its place; if the commit fails, it stays as "Not saved" (see _on_enqueue_failed).
         # A lead sent again from its "Not saved" row keeps that row and its client_ref.
         ref = self.form.restoring_ref or str(uuid.uuid4())
-        body = {**payload, "client_ref": ref}
+        # called_at: when the caller was taken, so the server credits the source that came first and orders the
+        # call among others even when this lead reaches it late (migration 005).
+        body = {"called_at": datetime.now(UTC).isoformat(timespec="seconds"), **payload, "client_ref": ref}
         now = time.time()
         self.shift_model.add_unsaved(OutboxItem(
             seq=0, client_ref=ref, payload=body, state=OutboxState.QUEUED, attempts=0, last_error=None, answer=None,
@@ -418,6 +465,13 @@ class MainWindow(QMainWindow):
         for item in items:
             self.shift_model.upsert(item)
         self.shift_view.scrollToBottom()
+        self._spinner.start()
+        self.message_bar.clear_message("parked")
+        self.session.refresh_queue_stats()
+
+    def _on_call_requeued(self, items: list[OutboxItem]) -> None:
+        for item in items:  # the intake form is left alone: the CRE may be typing the next caller
+            self.shift_model.upsert(item)
         self._spinner.start()
         self.message_bar.clear_message("parked")
         self.session.refresh_queue_stats()
@@ -479,6 +533,10 @@ class MainWindow(QMainWindow):
     def _on_resend_clicked(self, *_: Any) -> None:
         item = self._selected_item()
         if item is None or not self._needs_action(item):
+            return
+        if item.op is Op.LOG_CALL:
+            # A refused call is sent again as it was (the lead view logs a new one when something must change).
+            self.session.requeue(item.client_ref, None, self._on_call_requeued, self._on_requeue_failed)
             return
         if self.shift_model.is_not_saved(item.client_ref):
             self.form.load_unsaved(item.payload, "it could not be saved before.", item.client_ref)
@@ -633,6 +691,8 @@ class MainWindow(QMainWindow):
     def _apply_catalog(self, catalog: dict[str, Any]) -> None:
         self._catalog = dict(catalog)
         self.form.set_catalog(catalog)
+        self.my_leads.set_catalog(catalog)
+        self.my_leads.lead_view.set_catalog(catalog)
         if self.dashboard is not None and hasattr(self.dashboard, "set_branches"):
             self.dashboard.set_branches(list(catalog.get("branches", [])))
         if not self._catalog_ready:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +18,22 @@ from crm_desktop.core.api import ApiClient
 from crm_desktop.core.models import LeadSummary, OutboxItem
 from crm_desktop.core.store import DEFAULT_BUSY_TIMEOUT_MS, Store
 from crm_desktop.core.sync import SyncEngine
+from crm_desktop.core.worklist import WorkList
 from crm_desktop.ui.bridge import SyncBridge
 from crm_desktop.ui.workers import reader_pool, run_in, wait_for_pools, writer_pool
 
 
 class DeskSession(QObject):
     """Signals: lookup_done(str e164, object LeadSummary|None) for the newest lookup only;
-    queue_stats(int pending, int parked, object oldest_created_at|None)."""
+    queue_stats(int pending, int parked, object oldest_created_at|None);
+    search_done(str text, object list[LeadSummary]) for the newest search only;
+    leads_changed() after this desk queued something that changes a lead (views reload; the sync's own
+    leads_changed comes through the bridge)."""
 
     lookup_done = Signal(str, object)
     queue_stats = Signal(int, int, object)
+    search_done = Signal(str, object)
+    leads_changed = Signal()
 
     def __init__(
         self,
@@ -50,6 +57,7 @@ class DeskSession(QObject):
         self._stores: dict[int, Store] = {}
         self._stores_lock = threading.Lock()
         self._lookup_seq = 0
+        self._search_seq = 0
         self.shift_started = time.time() - 12 * 3600  # "this shift": the last 12 hours plus anything still open
 
     # -- per-thread store ---------------------------------------------------------------------------------------
@@ -122,7 +130,8 @@ class DeskSession(QObject):
             if seq == self._lookup_seq:
                 self.lookup_done.emit(e164, result)
 
-        run_in(reader_pool(), self.with_store(lambda s: s.lookup(e164)), deliver)
+        # The desk's lookup: a number this desk queued a moment ago is not a "new number".
+        run_in(reader_pool(), self.with_store(lambda s: s.lookup_desk(e164)), deliver)
 
     def cancel_lookup(self) -> None:
         self._lookup_seq += 1
@@ -139,6 +148,72 @@ class DeskSession(QObject):
             return item
 
         run_in(writer_pool(), self.with_store(work), on_queued, on_failed)
+
+    def enqueue_call(
+        self,
+        call: dict[str, Any],
+        phone: str,
+        meta: dict[str, Any],
+        on_queued: Callable[[OutboxItem], None],
+        on_failed: Callable[[BaseException], None],
+    ) -> None:
+        """Queue a log_call on the writer thread (fsync'd), then wake the sender; views reload on leads_changed."""
+
+        def work(store: Store) -> OutboxItem:
+            item = store.enqueue_call(call, phone, meta)
+            self.engine.wake_push()
+            return item
+
+        def queued(item: OutboxItem) -> None:
+            self.leads_changed.emit()  # first: the caller's own handler may then refresh at once
+            on_queued(item)
+
+        run_in(writer_pool(), self.with_store(work), queued, on_failed)
+
+    # -- worklist, search, lead view ------------------------------------------------------------------------------
+
+    @property
+    def cre_id(self) -> str:
+        return str(self.profile.get("id") or "")
+
+    def worklist_counts(self, cre_id: str, today: date, on_loaded: Callable[[dict[WorkList, int]], None]) -> None:
+        run_in(reader_pool(), self.with_store(lambda s: s.worklist_counts(cre_id, today)), on_loaded)
+
+    def load_worklist_page(self, cre_id: str, which: WorkList, today: date, sort: str | None,
+                           descending: bool | None, offset: int, limit: int) -> list[LeadSummary]:  # fmt: skip
+        """Blocking: the worklist model runs it on the reader pool (a page of LeadSummary made off the GUI thread)."""
+        return self._store().worklist_page(
+            cre_id, which, today, sort=sort, descending=descending, offset=offset, limit=limit
+        )
+
+    def search(self, text: str) -> None:
+        """Search the cache; only the newest request's answer is delivered (search_done)."""
+        self._search_seq += 1
+        seq = self._search_seq
+
+        def deliver(result: list[LeadSummary]) -> None:
+            if seq == self._search_seq:
+                self.search_done.emit(text, result)
+
+        run_in(reader_pool(), self.with_store(lambda s: s.search(text)), deliver)
+
+    def lead_local(self, phone: str, on_loaded: Callable[[tuple[LeadSummary | None, list[OutboxItem]]], None]) -> None:
+        """The lead as this desk knows it (cache + queue) and this desk's items about it, for the lead view."""
+        run_in(reader_pool(), self.with_store(lambda s: (s.lookup_desk(phone), s.items_for_lead(phone))), on_loaded)
+
+    def fetch_lead_detail(
+        self, lead_id: int, on_loaded: Callable[[dict[str, Any]], None], on_failed: Callable[[BaseException], None]
+    ) -> None:
+        """The lead's whole history from the server (lead_detail), on the reader pool."""
+        run_in(reader_pool(), lambda: dict(self.api.rpc("lead_detail", {"lead_id": lead_id})), on_loaded, on_failed)
+
+    def due_callbacks(self, cre_id: str, today: date, on_loaded: Callable[[list[LeadSummary]], None]) -> None:
+        """This CRE's call-backs of today and later (the reminder timer picks the ones whose time has come)."""
+        run_in(
+            reader_pool(),
+            self.with_store(lambda s: s.worklist_page(cre_id, WorkList.CALLBACKS, today, limit=500)),
+            on_loaded,
+        )
 
     def requeue(
         self,

@@ -1,4 +1,5 @@
-"""The "This shift" list: every lead the CRE queued, with its live state. Nothing leaves it silently.
+"""The "This shift" list: every lead the CRE queued and every call logged, with its live state. Nothing leaves it
+silently.
 
 A lead appears here the moment Enter is pressed, as "Saving…", while the writer thread commits it to the outbox;
 the stored item then takes its row. If the commit fails, the row stays as "Not saved" (with the reason) until the
@@ -12,7 +13,7 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
-from crm_desktop.core.models import PENDING_STATES, OutboxItem, OutboxState
+from crm_desktop.core.models import PENDING_STATES, Op, OutboxItem, OutboxState
 
 ROW_ROLE = Qt.ItemDataRole.UserRole + 1
 SPINNER = "◐◓◑◒"
@@ -44,6 +45,17 @@ def describe(item: OutboxItem) -> tuple[str, str, str]:
         return "Edited and resent", "", "closed"
     answer = item.answer or {}
     outcome = answer.get("outcome")
+    if item.op is Op.LOG_CALL:
+        status = item.payload.get("lead_status") or ""
+        attempt = f"call #{answer['attempt_no']}" if answer.get("attempt_no") else "call"
+        if answer.get("applied") is False:
+            # An older call (logged offline, sent late): kept in the history, the lead's state is a newer call's.
+            return (
+                "Call recorded",
+                f"{answer.get('uid', '')} {attempt}: {status} — recorded; a newer update stands",
+                "closed",
+            )
+        return "Call logged", f"{answer.get('uid', '')} {attempt}: {status}", "created"
     uid = answer.get("uid", "")
     replay = " (confirmed after a retry)" if answer.get("replayed") else ""
     if outcome == "created":

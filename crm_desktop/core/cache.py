@@ -1,0 +1,536 @@
+"""The lead cache: phone → lead summary from the server's `lead_changes` feed, and the sync cursor.
+
+Everything in the cache file can be downloaded again, so it is tuned for speed (``synchronous=NORMAL``: a power cut
+may lose the last pages, never consistency — the cursor commits with its page) and, when damaged, it is thrown away
+and rebuilt from the server. The worklist and search read it too (`worklist.py`, `search.py`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from crm_desktop.core import fileops
+from crm_desktop.core.db import NewerSchema, StoreBase, StoreError, classify_error, sidecars, write_txn
+from crm_desktop.core.models import LeadSummary, SourceSeen
+
+log = logging.getLogger(__name__)
+
+# A feed page's columns, as `lead_changes` names them. Extra columns are ignored (a newer server may add some).
+FEED_COLUMNS: tuple[str, ...] = (
+    "change_id",
+    "lead_id",
+    "phone",
+    "uid",
+    "customer_name",
+    "sources",
+    "lead_status",
+    "final_status",
+    "cre_name",
+    "ps_name",
+    "branch",
+    "created_at",
+    "follow_up_date",
+)
+
+# The lead-life columns (migration 005's feed). Optional: a page from an older server lacks them and the cache keeps
+# NULL (call_count 0) there. Read by name like the others.
+LIFE_COLUMNS: tuple[str, ...] = (
+    "cre_id",
+    "lead_category",
+    "model_interested",
+    "follow_up_at",
+    "last_call_at",
+    "call_count",
+    "won_at",
+    "lost_at",
+    "updated_at",
+    "test_drive_done",
+    "ps_email",
+)
+_STORED_COLUMNS = (*FEED_COLUMNS, *LIFE_COLUMNS)
+
+# What a LeadSummary is read from, in `_summary`'s order; the worklist and search select the same list.
+SUMMARY_COLUMNS = (
+    "lead_id, phone, uid, customer_name, sources, lead_status, final_status, cre_name, ps_name, branch, created_at, "
+    "follow_up_date, cre_id, lead_category, model_interested, follow_up_at, last_call_at, call_count, won_at, "
+    "lost_at, updated_at, test_drive_done, ps_email"
+)
+
+
+# my_leads (migration 3) holds the summary columns but phone, which is its key.
+_MY_COLUMN_NAMES = [c.strip() for c in SUMMARY_COLUMNS.split(",") if c.strip() != "phone"]
+_MY_COLUMNS = ", ".join(_MY_COLUMN_NAMES)
+_NEW_MY_COLUMNS = ", ".join(f"new.{c}" for c in _MY_COLUMN_NAMES)
+_MY_COLUMNS_DDL = ", ".join(_MY_COLUMN_NAMES)  # types as in lead_cache do not matter to SQLite; values are copied
+
+# -- schema -------------------------------------------------------------------------------------------------------
+# Each migration is a tuple of statements, run in one transaction with the user_version bump. Statements, not a
+# script: sqlite3's executescript() commits first, which would break the all-or-nothing migration.
+
+CACHE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        # A rowid table keyed by the phone's unique index rather than WITHOUT ROWID: a bulk sync appends rows to the
+        # table b-tree in feed order and only the small (phone → rowid) index takes random inserts. A lookup is two
+        # seeks, still a few microseconds.
+        """
+        CREATE TABLE lead_cache (
+            phone           TEXT NOT NULL PRIMARY KEY,  -- E.164, the dedupe key; every keystroke seeks this index
+            change_id       INTEGER NOT NULL,           -- feed position of this version: older versions never win
+            lead_id         INTEGER NOT NULL,
+            uid             TEXT NOT NULL,
+            customer_name   TEXT NOT NULL,
+            sources         TEXT NOT NULL,              -- JSON array exactly as the feed sent it; first = original
+            lead_status     TEXT,
+            final_status    TEXT NOT NULL,
+            cre_name        TEXT,
+            ps_name         TEXT,
+            branch          TEXT,
+            created_at      TEXT NOT NULL,
+            follow_up_date  TEXT
+        )
+        """,
+        # One row. The cursor lives in the cache file so it commits in the same transaction as its page.
+        """
+        CREATE TABLE sync_state (
+            id         INTEGER PRIMARY KEY CHECK (id = 1),
+            cursor     INTEGER NOT NULL,
+            synced_at  REAL NOT NULL
+        )
+        """,
+    ),
+    (
+        # 2: the lead's life, for the worklist (Fresh, Due today, Overdue, Call-backs, ...) and search.
+        "ALTER TABLE lead_cache ADD COLUMN cre_id TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN lead_category TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN model_interested TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN follow_up_at TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN last_call_at TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN call_count INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE lead_cache ADD COLUMN won_at TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN lost_at TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN updated_at TEXT",
+        "ALTER TABLE lead_cache ADD COLUMN test_drive_done INTEGER",
+        "ALTER TABLE lead_cache ADD COLUMN ps_email TEXT",
+        # Rows cached before these columns existed read as refill = 1 (an ADD COLUMN default costs no rewrite) and
+        # take the same version again from the feed, which is read from the start once more; every upsert writes 0.
+        # Cheaper than emptying the cache: the banner keeps working from the old rows while the feed refills them.
+        "ALTER TABLE lead_cache ADD COLUMN refill INTEGER NOT NULL DEFAULT 1",
+        "UPDATE sync_state SET cursor = 0 WHERE id = 1",
+        # My lists: one CRE's leads by final status and follow-up day (Due today, Overdue, Pending, Call-backs,
+        # With PS, Won / Lost read a range of it); Fresh reads the second. A CRE holds ~30k of 1M rows.
+        "CREATE INDEX lead_cache_owner ON lead_cache (cre_id, final_status, follow_up_date)",
+        "CREATE INDEX lead_cache_fresh ON lead_cache (cre_id, call_count)",
+        # Search: a UID typed or read out over the phone, and the last four digits of a number ("the one ending
+        # 3210"); longer fragments are filtered among the ~100 rows that share their last four digits.
+        "CREATE INDEX lead_cache_uid ON lead_cache (uid)",
+        "CREATE INDEX lead_cache_last4 ON lead_cache (substr(phone, -4))",
+        # Names: full-text index over the cached rows (external content: the text is stored once, in lead_cache).
+        # unicode61 folds case and, with remove_diacritics 2, accents (José = jose); the categories add the marks
+        # (M*) to the word characters, so a Telugu or Devanagari name is one word each, not split at every vowel
+        # sign. prefix='1 2 3' keeps the short prefixes typed first as one doclist each.
+        """
+        CREATE VIRTUAL TABLE lead_names USING fts5(
+            customer_name, content = 'lead_cache', content_rowid = 'rowid',
+            tokenize = "unicode61 remove_diacritics 2 categories 'L* N* Co M*'", prefix = '1 2 3'
+        )
+        """,
+        "INSERT INTO lead_names (lead_names) VALUES ('rebuild')",
+        # Kept in step by triggers. No delete trigger: leads leave the cache only in clear_cache, which empties the
+        # index itself (a delete trigger would also cost the 1M-row truncate its fast path).
+        """
+        CREATE TRIGGER lead_names_insert AFTER INSERT ON lead_cache BEGIN
+            INSERT INTO lead_names (rowid, customer_name) VALUES (new.rowid, new.customer_name);
+        END
+        """,
+        """
+        CREATE TRIGGER lead_names_update AFTER UPDATE OF customer_name ON lead_cache
+        WHEN old.customer_name IS NOT new.customer_name BEGIN
+            INSERT INTO lead_names (lead_names, rowid, customer_name) VALUES ('delete', old.rowid, old.customer_name);
+            INSERT INTO lead_names (rowid, customer_name) VALUES (new.rowid, new.customer_name);
+        END
+        """,
+    ),
+    (
+        # 3: this desk's own leads, kept together. A CRE's 30k rows are spread over every page of a 1M-row
+        # lead_cache (one in ~33 rows), so reading one CRE's list read the whole table (~1 s, bench_worklist.py).
+        # my_leads holds the rows of the desk's CRE (desk_owner) only, a few MB read in milliseconds; triggers keep
+        # it in step with every insert and update of lead_cache (a reassignment moves a row in or out). Lists of
+        # another CRE (a team lead picking one) still read lead_cache.
+        "CREATE TABLE desk_owner (id INTEGER PRIMARY KEY CHECK (id = 1), cre_id TEXT)",
+        f"CREATE TABLE my_leads (phone TEXT NOT NULL PRIMARY KEY, {_MY_COLUMNS_DDL})",
+        # The lists' counts, each from this index alone (Due today and Overdue are ranges of it; Fresh, Call-backs
+        # and With PS are filtered inside it): a few ms, where one pass over the rows evaluating every list's
+        # condition took ~100 ms for 30k rows.
+        "CREATE INDEX my_leads_list ON my_leads (final_status, follow_up_date, call_count, follow_up_at, ps_name, "
+        "ps_email)",
+        f"""
+        CREATE TRIGGER my_leads_insert AFTER INSERT ON lead_cache
+        WHEN new.cre_id = (SELECT cre_id FROM desk_owner WHERE id = 1) BEGIN
+            DELETE FROM my_leads WHERE phone = new.phone;
+            INSERT INTO my_leads (phone, {_MY_COLUMNS}) VALUES (new.phone, {_NEW_MY_COLUMNS});
+        END
+        """,
+        f"""
+        CREATE TRIGGER my_leads_update AFTER UPDATE ON lead_cache BEGIN
+            -- No INSERT OR REPLACE here: the outer upsert's conflict policy would override it.
+            DELETE FROM my_leads WHERE phone IN (old.phone, new.phone);
+            INSERT INTO my_leads (phone, {_MY_COLUMNS})
+            SELECT new.phone, {_NEW_MY_COLUMNS} WHERE new.cre_id = (SELECT cre_id FROM desk_owner WHERE id = 1);
+        END
+        """,
+    ),
+)
+
+# Connection settings of the cache (per connection, so each thread's Store sets them). Measured with
+# bench/bench_store.py on a 1M-lead first sync:
+# * page_size 8192: only takes effect while the file is still empty (before the first table). Fewer, fuller b-tree
+#   pages for the phone index, which takes a random insert for every row; ~10 % faster syncs.
+# * wal_autocheckpoint 10000 pages (~80 MB) instead of 1000: a 5,000-row page dirties most leaf pages of the phone
+#   index, so with the default every other page triggered a checkpoint (each an fsync with synchronous=NORMAL).
+#   ~40-50 % faster syncs. journal_size_limit trims the WAL file back afterwards.
+# * cache_size 32 MB: keeps the phone index of a 1M-lead cache (~25 MB) in memory during a sync.
+CACHE_TUNING = """
+    PRAGMA page_size = 8192;
+    PRAGMA wal_autocheckpoint = 10000;
+    PRAGMA journal_size_limit = 67108864;
+    PRAGMA cache_size = -32768;
+"""
+
+# -- statements ---------------------------------------------------------------------------------------------------
+
+_LOOKUP = f"SELECT {SUMMARY_COLUMNS} FROM lead_cache WHERE phone = :phone"
+
+
+def _conflict_clause() -> str:
+    """Newer wins: the WHERE keeps a replayed older page from overwriting a newer version of the same lead; a row
+    cached before the lead-life columns existed (refill) takes its own version again to fill them."""
+    sets = ",\n        ".join(f"{c} = excluded.{c}" for c in _STORED_COLUMNS if c != "phone")
+    return (
+        f"ON CONFLICT (phone) DO UPDATE SET\n        {sets},\n        refill = 0\n"
+        "    WHERE excluded.change_id > lead_cache.change_id OR lead_cache.refill"
+    )
+
+
+_CONFLICT = _conflict_clause()
+_UPSERT_LEAD = (
+    f"INSERT INTO lead_cache ({', '.join(_STORED_COLUMNS)}, refill) "
+    f"VALUES ({', '.join(':' + c for c in _STORED_COLUMNS)}, 0) {_CONFLICT}"
+)
+
+_SET_CURSOR = """
+    INSERT INTO sync_state (id, cursor, synced_at) VALUES (1, :cursor, :now)
+    ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, synced_at = excluded.synced_at
+"""
+
+# A feed page read by SQLite itself (Store.apply_feed_page). The header comes out in one statement; rows go from
+# json_each straight into the upsert, so no Python object is made per row.
+# SQLite's JSON functions are built in since 3.38 and compiled in by the Linux distributions before that.
+_PAGE_HEAD = "SELECT key, type, CASE WHEN key = 'rows' THEN NULL ELSE value END FROM json_each(:page)"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHead:
+    """A feed page's header (Store.read_feed_head): enough to ask for the next page before applying this one."""
+
+    columns: tuple[str, ...]
+    next_since: int
+    more: bool
+    remaining: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedPage:
+    """What one applied `lead_changes` page said: its row count, rows changed, and where the feed goes on."""
+
+    rows: int
+    applied: int
+    next_since: int
+    more: bool
+    remaining: int
+
+
+def _require_feed_columns(columns: Sequence[str]) -> None:
+    missing = [c for c in FEED_COLUMNS if c not in columns]
+    if missing:
+        raise ValueError(f"feed page lacks column(s) {missing}")
+
+
+@lru_cache(maxsize=8)
+def _page_upsert(columns: tuple[str, ...]) -> str:
+    """The one-statement upsert of a page whose rows are arrays in `columns` order (the server names them)."""
+    _require_feed_columns(columns)
+    at = {c: i for i, c in enumerate(columns)}
+    # json_extract gives a scalar as its SQL value and an array (sources) as JSON text. Not the ->/->> operators:
+    # they need SQLite 3.38, and Ubuntu 22.04's Python links 3.37. The indexes are ours. A row that is not an array
+    # of exactly the page's width gets no phone, so the NOT NULL constraint refuses the whole page.
+
+    def value(c: str) -> str:
+        if c not in at:  # a lead-life column an older server does not send
+            return "0" if c == "call_count" else "NULL"
+        if c == "phone":
+            return f"CASE WHEN json_array_length(r.value) = {len(columns)} THEN json_extract(r.value, '$[{at[c]}]') END"
+        if c == "call_count":
+            return f"coalesce(json_extract(r.value, '$[{at[c]}]'), 0)"
+        return f"json_extract(r.value, '$[{at[c]}]')"
+
+    values = ", ".join(value(c) for c in _STORED_COLUMNS)
+    # "WHERE true" keeps SQLite's parser from reading ON CONFLICT as a join constraint of the SELECT.
+    return (
+        f"INSERT INTO lead_cache ({', '.join(_STORED_COLUMNS)}, refill) "
+        f"SELECT {values}, 0 FROM json_each(:page, '$.rows') AS r WHERE true {_CONFLICT}"
+    )
+
+
+def _sources_encoder() -> Callable[[Any], str]:
+    """The encoder for a feed row's `sources` list, the one per-row cost of a sync that is ours rather than SQLite's.
+
+    `JSONEncoder.encode` builds a C encoder on every call (~2.4 us for a one-source list, ~15 % of a row's whole
+    apply time); building it once and calling it directly costs ~0.7 us. `c_make_encoder` is the stdlib's own
+    accelerator (absent on some interpreters: then the plain encoder). ASCII escaping keeps the fast C string path;
+    the text is only ever read back by json.loads. No circular-reference check: the lists come from json.loads.
+    """
+    from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
+
+    if c_make_encoder is None:  # pragma: no cover - CPython always has it
+        return json.JSONEncoder(separators=(",", ":")).encode
+
+    def refuse(o: object) -> Any:
+        raise TypeError(f"{type(o).__name__} in a feed row's sources is not JSON")
+
+    chunks = c_make_encoder(None, refuse, encode_basestring_ascii, None, ":", ",", False, False, True)
+
+    def encode(obj: Any) -> str:
+        return "".join(chunks(obj, 0))
+
+    return encode
+
+
+_encode_sources = _sources_encoder()
+
+
+def _sources(text: str) -> tuple[SourceSeen, ...]:
+    try:
+        items = json.loads(text)
+    except ValueError:
+        return ()
+    if not isinstance(items, list):
+        return ()
+    return tuple(
+        SourceSeen(str(s.get("source", "")), str(s.get("sub_source", "")), s.get("at"))
+        for s in items
+        if isinstance(s, dict)
+    )
+
+
+def summary_from_row(row: Sequence[Any]) -> LeadSummary:
+    return LeadSummary(
+        lead_id=row[0],
+        phone=row[1],
+        uid=row[2],
+        customer_name=row[3],
+        sources=_sources(row[4]),
+        lead_status=row[5],
+        final_status=row[6],
+        cre_name=row[7],
+        ps_name=row[8],
+        branch=row[9],
+        created_at=row[10],
+        follow_up_date=row[11],
+        cre_id=row[12],
+        lead_category=row[13],
+        model_interested=row[14],
+        follow_up_at=row[15],
+        last_call_at=row[16],
+        call_count=row[17] or 0,
+        won_at=row[18],
+        lost_at=row[19],
+        updated_at=row[20],
+        test_drive_done=None if row[21] is None else bool(row[21]),
+        ps_email=row[22],
+    )
+
+
+class CacheStore(StoreBase):
+    """The cache file's half of `Store`."""
+
+    def _recover_cache(self, *, force: bool) -> bool:
+        if not force:
+            try:
+                conn = self._cache_db()
+                with self._blame("cache"):
+                    # Touch both tables: a damaged header or schema page fails here rather than mid-shift.
+                    conn.execute("SELECT phone FROM lead_cache LIMIT 1").fetchall()
+                    conn.execute("SELECT cursor FROM sync_state").fetchall()
+                return False
+            except StoreError as exc:
+                if exc.kind != "corrupt" and not isinstance(exc, NewerSchema):
+                    raise
+                log.warning("cache file unusable (%s); rebuilding it from the server", exc.message)
+        self._close_cache()
+        # Only downloaded data lives here, so the damaged file is removed rather than kept (it can be 100s of MB).
+        # The -wal must go with it: a stale WAL would be replayed into the new file.
+        with self._blame("cache"):
+            for p in (self._path, *sidecars(self._path)):
+                fileops.unlink(p, missing_ok=True)
+        self._cache_db()
+        return True
+
+    # -- lead cache -----------------------------------------------------------------------------------------------
+
+    def lookup(self, e164: str) -> LeadSummary | None:
+        """The cached lead for a normalised number; runs on every keystroke, so it is one indexed seek."""
+        try:
+            row = self._cache_db().execute(_LOOKUP, {"phone": e164}).fetchone()
+        except (sqlite3.Error, OSError) as exc:
+            err = classify_error(exc, "cache", self._path)
+            if err is None or err is exc:
+                raise
+            raise err from exc
+        return None if row is None else summary_from_row(row)
+
+    def apply_changes(self, columns: Sequence[str], rows: Sequence[Sequence[Any]], next_since: int) -> int:
+        """Upsert one feed page and move the cursor to `next_since`, in one transaction.
+
+        The cursor never gets ahead of the data: a crash or a bad row leaves both as they were, and the page is
+        fetched again. `sources` may be the feed's JSON text (stored as is) or the parsed list (encoded once).
+        Returns the number of rows inserted or changed (an older version of a lead already cached counts as 0).
+        """
+        cols = list(columns)
+        _require_feed_columns(cols)
+        if next_since < 0:
+            raise ValueError("next_since must be >= 0")
+        width = len(cols)
+        at_sources = cols.index("sources")
+        encode = _encode_sources
+
+        def params() -> Iterator[dict[str, Any]]:
+            for row in rows:
+                if len(row) != width:
+                    raise ValueError(f"feed row has {len(row)} values for {width} columns")
+                values = dict.fromkeys(LIFE_COLUMNS)
+                values.update(zip(cols, row, strict=True))
+                values["call_count"] = values["call_count"] or 0
+                sources = row[at_sources]
+                if not isinstance(sources, str):
+                    values["sources"] = encode(sources)
+                yield values
+
+        with self._blame("cache"):
+            conn = self._cache_db()
+            with write_txn(conn):
+                applied = conn.executemany(_UPSERT_LEAD, params()).rowcount
+                conn.execute(_SET_CURSOR, {"cursor": int(next_since), "now": time.time()})
+        return max(applied, 0)
+
+    def read_feed_head(self, text: str) -> FeedHead:
+        """What a `lead_changes` answer (JSON text) says besides its rows: columns, next_since, more, remaining.
+
+        Lets the sync ask for the next page while this one is applied. One parse, in SQLite, with the GIL released.
+        Raises ValueError for a page that is not a well-formed feed page.
+        """
+        with self._blame("cache"):
+            try:
+                # One parse of the top level; the rows' value is not copied out, only its type.
+                found = self._cache_db().execute(_PAGE_HEAD, {"page": text}).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "malformed JSON" in str(exc):
+                    raise ValueError("the feed page is not JSON") from exc
+                raise
+        kind = {key: typ for key, typ, _ in found}
+        head: dict[str, Any] = {key: value for key, _, value in found}
+        if (kind.get("rows"), kind.get("columns"), kind.get("next_since")) != ("array", "array", "integer"):
+            raise ValueError("the feed page is not a JSON object with columns, rows and next_since")
+        next_since = int(head["next_since"])
+        if next_since < 0:
+            raise ValueError("next_since must be >= 0")
+        cols = json.loads(head["columns"])
+        if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
+            raise ValueError("the feed page's columns are not a list of names")
+        remaining = int(head["remaining"]) if kind.get("remaining") == "integer" else 0
+        return FeedHead(tuple(cols), next_since, kind.get("more") == "true", remaining)
+
+    def apply_feed_page(self, text: str, head: FeedHead | None = None) -> FeedPage:
+        """Apply one `lead_changes` answer as the server sent it (JSON text), in one transaction, like `apply_changes`.
+
+        SQLite reads the page itself (``json_each``) with the GIL released, so a 5,000-row page costs the GUI thread
+        nothing; decoding it with ``json.loads`` first held the GIL ~12 ms per page and fed the garbage collector
+        65k objects (bench_ui.py's stall phase). `head` is `read_feed_head(text)` when the caller already has it.
+        Raises ValueError for a page that is not a well-formed feed page; nothing is applied then.
+        """
+        if head is None:
+            head = self.read_feed_head(text)
+        upsert = _page_upsert(head.columns)
+        with self._blame("cache"):
+            conn = self._cache_db()
+            with write_txn(conn):
+                count = conn.execute("SELECT json_array_length(:page, '$.rows')", {"page": text}).fetchone()[0]
+                try:
+                    applied = conn.execute(upsert, {"page": text}).rowcount
+                except sqlite3.IntegrityError as exc:  # a short row, or one without phone, UID or created_at
+                    raise ValueError(
+                        f"a feed row is not an array of {len(head.columns)} values with every required one ({exc})"
+                    ) from exc
+                conn.execute(_SET_CURSOR, {"cursor": head.next_since, "now": time.time()})
+        return FeedPage(int(count), max(applied, 0), head.next_since, head.more, head.remaining)
+
+    def desk_owner(self) -> str | None:
+        """The CRE whose leads my_leads holds (the signed-in user), or None before the first sign-in."""
+        with self._blame("cache"):
+            row = self._cache_db().execute("SELECT cre_id FROM desk_owner WHERE id = 1").fetchone()
+        return None if row is None else row[0]
+
+    def set_desk_owner(self, cre_id: str | None) -> bool:
+        """Keep `cre_id`'s leads together in my_leads (once per user and cache file: a scan of the cache when it
+        changes, ~1 s at 1M; run off the GUI thread, at sign-in). Returns True when it changed."""
+        if cre_id == self.desk_owner():
+            return False
+        with self._blame("cache"):
+            conn = self._cache_db()
+            with write_txn(conn):
+                conn.execute(
+                    "INSERT INTO desk_owner (id, cre_id) VALUES (1, :cre) "
+                    "ON CONFLICT (id) DO UPDATE SET cre_id = excluded.cre_id",
+                    {"cre": cre_id},
+                )
+                conn.execute("DELETE FROM my_leads")
+                conn.execute(
+                    f"INSERT INTO my_leads (phone, {_MY_COLUMNS}) "
+                    f"SELECT phone, {_MY_COLUMNS} FROM lead_cache WHERE cre_id = :cre",
+                    {"cre": cre_id},
+                )
+        return True
+
+    def sync_cursor(self) -> int:
+        """The feed position the next `lead_changes` call starts after; 0 for an empty cache."""
+        with self._blame("cache"):
+            row = self._cache_db().execute("SELECT cursor FROM sync_state WHERE id = 1").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def last_synced_at(self) -> float | None:
+        """When the last page was applied (epoch seconds), for "cache as of …" in the status bar."""
+        with self._blame("cache"):
+            row = self._cache_db().execute("SELECT synced_at FROM sync_state WHERE id = 1").fetchone()
+        return None if row is None else float(row[0])
+
+    def cache_count(self) -> int:
+        """Number of cached leads. A count over the phone index: tens of ms at 1M, so not for every keystroke."""
+        with self._blame("cache"):
+            return int(self._cache_db().execute("SELECT count(*) FROM lead_cache").fetchone()[0])
+
+    def clear_cache(self) -> None:
+        """Empty the cache and reset the cursor together, for a full re-sync (e.g. the server's feed was reset)."""
+        with self._blame("cache"):
+            conn = self._cache_db()
+            with write_txn(conn):
+                # No WHERE: SQLite's truncate optimisation drops the pages instead of deleting 1M rows one by one.
+                conn.execute("DELETE FROM lead_cache")
+                conn.execute("DELETE FROM my_leads")
+                conn.execute("INSERT INTO lead_names (lead_names) VALUES ('delete-all')")
+                conn.execute("DELETE FROM sync_state")
