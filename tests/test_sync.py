@@ -230,7 +230,7 @@ class GarblingTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = super().handle_request(request)
-        if request.url.path.endswith("/rpc/lead_changes"):
+        if request.url.path.endswith(("/rpc/lead_changes", "/rpc/lead_feed")):
             self.seen += 1
             if self.seen in self.garble:
                 body = response.read()
@@ -266,8 +266,10 @@ def test_a_garbled_feed_page_is_retried_and_the_cache_completes(
         offline = next(i for i, (state, detail) in enumerate(events) if state == "offline")
         assert "unreadable" in events[offline][1]
         if garble == {2}:
-            # Page 1 was applied before the page fetched ahead turned out garbled: the desk hears of it at once.
-            assert events[:offline] == [("changed", 25)]
+            # Page 1 (and page 2, when the garbled answer is page 3's: lead_feed keeps three pages in flight, so
+            # which answer comes second varies) was applied before a page fetched ahead turned out garbled: the desk
+            # hears of it at once.
+            assert events[:offline] in ([("changed", 25)], [("changed", 50)])
         assert errors == []  # a bad page is the network's fault, not a crash of the pull thread
     finally:
         engine.stop()

@@ -18,6 +18,7 @@ and are never used for this computer's own addresses (the demo server)."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import ssl
@@ -43,7 +44,13 @@ class ApiError(Exception):
 
 
 class Retry(ApiError):
-    """Temporary trouble: try again later."""
+    """Temporary trouble: try again later. `status` is the HTTP status when there was one; `retry_after` the
+    seconds a busy server (429/503) asked for, so a desk can back off instead of joining a stampede."""
+
+    def __init__(self, message: str, *, status: int = 0, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
 
 
 class AuthExpired(ApiError):
@@ -233,6 +240,14 @@ def _error_text(body: Any, fallback: str) -> tuple[str, str, Any]:
     return fallback, "", None
 
 
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds (the delta form; an HTTP date is read as "no hint"), capped at 10 minutes."""
+    try:
+        return None if value is None else min(max(float(value), 0.0), 600.0)
+    except ValueError:
+        return None
+
+
 class ApiClient:
     """One signed-in user's connection to the server. Thread-safe: the outbox sender, the sync reader and the
     dashboard may call `rpc()` at once."""
@@ -255,7 +270,8 @@ class ApiClient:
         loopback = is_loopback_url(self.base_url)
         self._http = httpx.Client(
             base_url=self.base_url,
-            headers={"apikey": anon_key, "Content-Type": "application/json"},
+            # gzip: feed pages shrink ~5x on a shared office link; httpx decodes it, and copes with a plain answer.
+            headers={"apikey": anon_key, "Content-Type": "application/json", "Accept-Encoding": "gzip"},
             timeout=timeout,
             transport=transport,
             verify=system_ssl_context(),
@@ -451,13 +467,21 @@ class ApiClient:
         for attempt in (1, 2):
             token = self._access_token()
             generation = self._generation
+            post = functools.partial(
+                self._http.post,
+                f"/rest/v1/rpc/{name}",
+                json=params or {},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )
             try:
-                r = self._http.post(
-                    f"/rest/v1/rpc/{name}",
-                    json=params or {},
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                )
+                try:
+                    r = post()
+                except httpx.RemoteProtocolError:
+                    # A kept-alive connection the server or a gateway closed as the request left (the window is an
+                    # RTT wide on a real link): once more, on a new connection. Every RPC is safe to repeat (reads,
+                    # or writes keyed by client_ref).
+                    r = post()
             except httpx.TransportError as exc:
                 raise _transport_failure(exc) from exc
             if r.status_code == 401 and attempt == 1:
@@ -480,7 +504,11 @@ class ApiClient:
         if r.status_code == 401:
             raise AuthExpired("Your session has ended. Sign in again; queued leads are kept.")
         if r.status_code >= 500 or r.status_code in (408, 429) or code in RETRY_SQLSTATES:
-            raise Retry(f"The server is busy or having trouble (HTTP {r.status_code}). It will be retried.")
+            raise Retry(
+                f"The server is busy or having trouble (HTTP {r.status_code}). It will be retried.",
+                status=r.status_code,
+                retry_after=_retry_after(r.headers.get("retry-after")),
+            )
         raise Rejected(message, code=code, status=r.status_code, details=details)
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ import logging
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from crm_desktop.core.api import ApiClient, AuthExpired, CertificateNotTrusted, Rejected, Retry
+from crm_desktop.core.feed import decode_feed
 from crm_desktop.core.models import OutboxItem
 from crm_desktop.core.store import OutboxStateError, Store, StoreError
 
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 
 ConnectionState = Literal["online", "offline", "untrusted", "auth_needed"]  # untrusted: the TLS certificate
 CATALOG_EVERY = 15 * 60.0  # seconds between catalogue refreshes
+FETCH_DEPTH = 3  # feed pages in flight at most during a long sync (bench_link.py: 20 Mbit/s, 50 ms RTT)
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,8 @@ class SyncEngine:
         self._state: ConnectionState | None = None
         self._threads: list[threading.Thread] = []
         self._last_catalog = 0.0
+        self._feed_rpc = "lead_feed"  # the compact feed (006); "lead_changes" once a server says it has none
+        self._pull_failures = 0  # consecutive busy answers (429/503) of the pull side, for its backoff
         self.last_sync_at: float | None = None
 
     # -- control (any thread) -------------------------------------------------------------------------------------
@@ -306,41 +311,67 @@ class SyncEngine:
         Listeners.emit(self.listeners.catalog, catalog)
         return dict(catalog)
 
-    def _fetch_page(self, since: int) -> str:
-        # The page stays the text the server sent: decoding it in Python held the GIL (and so the GUI) ~12 ms per
-        # 5,000 rows; SQLite reads it with the GIL released (Store.apply_feed_page; bench_ui.py, stall phase).
-        return self.api.rpc_text("lead_changes", {"since": since, "max_rows": self.page_size})
+    def _fetch_page(self, since: int) -> tuple[str, tuple[int, ...]]:
+        """One feed page as plain-page JSON text, and where the pages after it start when the server said so.
+
+        The page stays text: decoding it in Python held the GIL (and so the GUI) ~12 ms per 5,000 rows. A compact
+        lead_feed page is turned into a plain one by SQLite (core/feed.py), on the fetching thread, so pages fetched
+        ahead are decoded while the one before is applied."""
+        params = {"since": since, "max_rows": self.page_size}
+        if self._feed_rpc == "lead_feed":
+            try:
+                text = self.api.rpc_text("lead_feed", params)
+            except Rejected as exc:
+                if (exc.status, exc.code) != (404, "PGRST202"):
+                    raise
+                log.info("the server has no lead_feed (an older server): syncing with lead_changes")
+                self._feed_rpc = "lead_changes"
+            else:
+                try:
+                    return decode_feed(text)
+                except ValueError as exc:
+                    log.warning("undecodable lead_feed page after %d: %s", since, exc)
+                    raise Retry("The server sent an unreadable answer. It will be retried.") from exc
+        return self.api.rpc_text("lead_changes", params), ()
 
     def pull(self, store: Store) -> int:
         """Page the feed from the stored cursor until caught up; returns rows applied.
 
-        While a page is written to the cache, the next one is already being fetched (one request ahead, on a helper
-        thread made only when the feed says there is more): the server's and SQLite's work overlap.
+        While a page is written to the cache, the following ones are already being fetched on helper threads (made
+        only when the feed says there is more): one ahead with lead_changes, up to FETCH_DEPTH with lead_feed, whose
+        pages say where the next ones start. On a link with 50 ms of RTT, one request at a time left the link idle
+        for a round trip and the server's time on every page. Pages are applied in order, each with its cursor.
         """
         since = store.sync_cursor()
         started = time.time()
         done = 0
         ahead: ThreadPoolExecutor | None = None
+        pending: deque[Future[tuple[str, tuple[int, ...]]]] = deque()
+        asked = since
         finished = False
         try:
-            text = self._fetch_page(since)
+            text, plan = self._fetch_page(since)
             while True:
                 try:
                     head = store.read_feed_head(text)
-                    following: Future[str] | None = None
                     if head.more and not self._stop.is_set():
-                        ahead = ahead or ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-ahead")
-                        following = ahead.submit(self._fetch_page, head.next_since)
+                        ahead = ahead or ThreadPoolExecutor(max_workers=FETCH_DEPTH, thread_name_prefix="feed-ahead")
+                        # Rows renumbered meanwhile only make a page reach further (overlap: newer wins) or leave a
+                        # gap whose rows have moved above it, so a planned start never loses a lead.
+                        for start in (head.next_since, *plan):
+                            if len(pending) < FETCH_DEPTH and start > asked:
+                                pending.append(ahead.submit(self._fetch_page, start))
+                                asked = start
                     page = store.apply_feed_page(text, head)
                 except ValueError as exc:
                     log.warning("unreadable lead_changes page after %d: %s", since, exc)
                     raise Retry("The server sent an unreadable answer. It will be retried.") from exc
                 done += page.rows
                 since = page.next_since
-                if following is None:
+                if not head.more or self._stop.is_set() or not pending:
                     break
                 Listeners.emit(self.listeners.progress, SyncProgress(done, done + page.remaining, started, False))
-                text = following.result()
+                text, plan = pending.popleft().result()
             finished = True
         finally:
             if ahead is not None:
@@ -356,6 +387,18 @@ class SyncEngine:
             Listeners.emit(self.listeners.leads_changed, done)
         return done
 
+    def _pull_retry_delay(self, exc: Exception) -> float:
+        """A busy server (429/503, or one that says Retry-After) gets exponential backoff with jitter, so a shift of
+        desks starting at 09:00 spreads out instead of retrying in lockstep; other trouble (offline) is retried
+        after the usual few seconds. Finished pages are kept, so the next pass continues where this one stopped."""
+        status = getattr(exc, "status", 0)
+        hint = getattr(exc, "retry_after", None)
+        if status not in (429, 503) and hint is None:
+            return min(self.poll_interval, 5.0)
+        self._pull_failures += 1
+        delay = backoff_delay(self._pull_failures, max(self.backoff_base, 1.0), self.backoff_max, self._rng)
+        return max(delay, hint or 0.0)
+
     def _pull_loop(self) -> None:
         store = Store(self.store_path)
         try:
@@ -366,9 +409,10 @@ class SyncEngine:
                         if time.time() - self._last_catalog > CATALOG_EVERY:
                             self.refresh_catalog(store)
                         self.pull(store)
+                        self._pull_failures = 0
                     except (Retry, AuthExpired) as exc:
                         self._on_api_error(exc)
-                        delay = min(self.poll_interval, 5.0)
+                        delay = self._pull_retry_delay(exc)
                     except StoreError as exc:
                         Listeners.emit(self.listeners.error, exc)
                 with self._pull_wake:

@@ -1,0 +1,227 @@
+"""The compact feed (lead_feed, 006) against the plain one (lead_changes), on the real server, through the real
+decoder and store: every column comes back exactly, odd text included; an old server's page still applies; a gzipped
+and a plain answer give the same cache; a desk talking to a server without lead_feed falls back."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from serverproc import Api, new_lead, phone_for
+from test_store import _pg_text
+
+from crm_desktop.core.api import ApiClient
+from crm_desktop.core.feed import decode_page
+from crm_desktop.core.store import Store
+from crm_desktop.core.sync import SyncEngine
+
+
+def cache_rows(path: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT * FROM lead_cache ORDER BY phone").fetchall()
+
+
+def both_pages(api: Api, token: str, since: int, max_rows: int) -> tuple[str, str]:
+    plain = api.rpc("lead_changes", token, since=since, max_rows=max_rows)
+    # lead_feed says where the next pages start; lead_changes does not: compare the rest.
+    compact = api.rpc("lead_feed", token, since=since, max_rows=max_rows)
+    assert plain.status_code == 200 and compact.status_code == 200, (plain.text, compact.text)
+    return plain.text, compact.text
+
+
+def assert_same_pages(plain: str, compact: str, tmp: Path) -> None:
+    """The decoded compact page is the plain page, value for value, and applies to the same cache rows."""
+    decoded = decode_page(compact)
+    page = json.loads(compact)
+    assert page["encoding"] == "compact-1"
+    if page["more"]:  # the starts of the next pages: every max_rows-th change_id after this page
+        ids = sorted(r[0] for r in json.loads(plain)["rows"])
+        assert page["ahead"] and page["ahead"][0] > ids[-1]
+    assert json.loads(decoded) == json.loads(plain)
+    with Store(tmp / "plain.sqlite3") as a, Store(tmp / "compact.sqlite3") as b:
+        a.apply_feed_page(plain)
+        b.apply_feed_page(decoded)
+    assert cache_rows(tmp / "plain.sqlite3") == cache_rows(tmp / "compact.sqlite3")
+
+
+def test_every_column_of_a_compact_page_decodes_to_what_lead_changes_sends(api: Api, clean_db, tmp_path: Path):
+    cre = api.token("cre1@demo.local")
+    lead_ids = []
+    for i in range(12):
+        extra: dict[str, Any] = {"ps_email": "ps1@demo.local"} if i % 3 == 0 else {}
+        if i % 4 == 1:
+            extra |= {"lead_status": "RNR", "final_status": "Pending", "follow_up_date": None, "lead_category": None}
+        r = api.rpc("create_lead", cre, lead=new_lead(phone_for(i), customer_name=f"Lead {i}", **extra))
+        assert r.status_code == 200, r.text
+        lead_ids.append(r.json()["lead_id"])
+    # A second source, calls that set a time of day, a Won and a Lost: every kind of column gets a value.
+    api.rpc("create_lead", cre, lead=new_lead(phone_for(0), source="META", sub_source="Meta Know"))
+    for n, (lead_id, final) in enumerate(zip(lead_ids[:3], ["Won", "Lost", "Pending"], strict=True)):
+        call = {"client_ref": str(uuid.uuid4()), "lead_id": lead_id, "called_at": f"2026-11-2{n}T10:1{n}:0{n}.5+05:30",
+                "lead_status": "Interested", "final_status": final, "follow_up_at": "2026-12-01T16:30",
+                "test_drive_done": n == 1}  # fmt: skip
+        r = api.rpc("log_call", cre, call=call)
+        assert r.status_code == 200, r.text
+    plain, compact = both_pages(api, cre, 0, 5000)
+    assert len(json.loads(plain)["rows"]) == 12
+    assert_same_pages(plain, compact, tmp_path)
+    # Paging: the same boundaries, `more` and `remaining` as lead_changes.
+    plain, compact = both_pages(api, cre, 3, 4)
+    assert json.loads(plain)["more"] is True
+    (tmp_path / "p2").mkdir()
+    assert_same_pages(plain, compact, tmp_path / "p2")
+
+
+_INSERT = """
+    insert into leads (uid, phone, customer_name, source, sub_source, sources, lead_status, lead_category,
+                       model_interested, branch, cre_id, final_status, follow_up_date, created_at, updated_at,
+                       last_call_at, call_count, test_drive_done)
+    select %(uid)s, %(phone)s, %(name)s, 'GOOGLE', %(sub)s,
+           jsonb_build_array(jsonb_build_object('source', 'GOOGLE', 'sub_source', %(sub)s::text,
+                                                'at', %(at)s::timestamptz)),
+           %(status)s, 'Warm', %(model)s, %(branch)s, id, 'Pending', %(follow)s::date, %(at)s::timestamptz,
+           %(at)s::timestamptz + interval '1 microsecond' * %(later)s, null, %(calls)s, %(drive)s
+      from profiles where email = 'cre1@demo.local'
+"""
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    names=st.lists(_pg_text, min_size=1, max_size=4),
+    texts=st.lists(_pg_text, min_size=4, max_size=4),
+    micros=st.integers(0, 10**12),
+)
+def test_odd_text_and_any_microsecond_round_trip(
+    api: Api,
+    db: psycopg.Connection[Any],
+    tmp_path_factory: pytest.TempPathFactory,
+    names: list[str],
+    texts: list[str],
+    micros: int,
+):
+    db.execute("truncate leads restart identity cascade")
+    for i, name in enumerate(names):
+        db.execute(
+            _INSERT,
+            {"uid": f"GA-{i:04d}-{texts[0][:8]}", "phone": phone_for(500 + i), "name": name, "sub": texts[1],
+             "status": texts[2] or None, "model": texts[3], "branch": texts[i % 4], "follow": "2026-12-0" + str(i + 1),
+             "at": f"2026-11-2{i}T0{i}:00:00+00:00", "later": micros * (i + 1) % 10**12, "calls": i,
+             "drive": [None, True, False][i % 3]},
+        )  # fmt: skip
+    cre = api.token("cre1@demo.local")
+    plain, compact = both_pages(api, cre, 0, 100)
+    assert_same_pages(plain, compact, tmp_path_factory.mktemp("odd"))
+
+
+def test_a_plain_page_passes_the_decoder_unchanged_and_unknown_encodings_are_refused():
+    plain = json.dumps({"columns": ["change_id"], "rows": [[1]], "next_since": 1})
+    assert decode_page(plain) is plain
+    with pytest.raises(ValueError, match="encoding"):
+        decode_page(json.dumps({"encoding": "compact-9", "columns": [], "codecs": [], "rows": [], "next_since": 0}))
+    with pytest.raises(ValueError, match="codec"):
+        decode_page(
+            json.dumps({"encoding": "compact-1", "columns": ["a"], "codecs": ["zip"], "rows": [], "next_since": 0})
+        )
+    with pytest.raises(ValueError, match="not JSON"):
+        decode_page('{"encoding": "compact-1", "rows": [')
+
+
+class EdgeTransport(httpx.HTTPTransport):
+    """The real server behind an edge that can play an older server (no lead_feed: PostgREST's 404 PGRST202) and
+    can strip Accept-Encoding (a gateway that never compresses); records what went through."""
+
+    def __init__(self, *, old_server: bool = False, plain: bool = False) -> None:
+        super().__init__()
+        self.old_server = old_server
+        self.plain = plain
+        self.calls: list[tuple[str, int, str]] = []  # (rpc, since, content-encoding)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        name = request.url.path.rsplit("/", 1)[-1]
+        if self.plain:
+            request.headers["Accept-Encoding"] = "identity"
+        if name == "lead_feed" and self.old_server:
+            body = {"code": "PGRST202", "message": "Could not find the function public.lead_feed", "details": None,
+                    "hint": None}  # fmt: skip
+            self.calls.append((name, -1, ""))
+            return httpx.Response(404, json=body)
+        response = super().handle_request(request)
+        if name in ("lead_feed", "lead_changes"):
+            since = json.loads(request.content)["since"]
+            self.calls.append((name, since, response.headers.get("content-encoding", "")))
+        return response
+
+
+def synced_desk(server, tmp_path: Path, name: str, transport: EdgeTransport, page_size: int = 40) -> Path:
+    client = ApiClient(server.url, server.anon_key, transport=transport)
+    client.login("cre1@demo.local", "demo1234")
+    path = tmp_path / f"{name}.sqlite3"
+    store, _ = Store.open_or_rebuild(path)
+    try:
+        SyncEngine(client, path, page_size=page_size).pull(store)
+    finally:
+        store.close()
+        client.close()
+    return path
+
+
+def test_gzipped_and_plain_answers_and_an_old_server_give_the_same_cache(server, api: Api, clean_db, tmp_path: Path):
+    cre = api.token("cre2@demo.local")
+    for i in range(150):
+        assert api.rpc("create_lead", cre, lead=new_lead(phone_for(3000 + i), customer_name=f"Caller {i}")).is_success
+
+    gz = EdgeTransport()
+    plain = EdgeTransport(plain=True)
+    old = EdgeTransport(old_server=True)
+    caches = [cache_rows(synced_desk(server, tmp_path, n, t)) for n, t in (("gz", gz), ("plain", plain), ("old", old))]
+
+    assert len(caches[0]) == 150 and caches[0] == caches[1] == caches[2]
+    # Pages of 40 rows are over the server's 4 KB threshold: compressed when asked for, plain when not.
+    assert {(n, e) for n, _, e in gz.calls} == {("lead_feed", "gzip")}
+    assert {(n, e) for n, _, e in plain.calls} == {("lead_feed", "")}
+    # The old server is asked for lead_feed once; then the desk stays on lead_changes.
+    assert old.calls[0] == ("lead_feed", -1, "") and {n for n, _, _ in old.calls[1:]} == {"lead_changes"}
+    # The same pages (lead_feed asks for up to three at once, so they may complete out of order).
+    assert sorted(s for _, s, _ in gz.calls) == sorted(s for _, s, _ in old.calls[1:])
+
+
+def test_a_busy_server_is_backed_off_with_jitter_and_its_retry_after_is_kept(tmp_path: Path):
+    import random
+
+    from crm_desktop.core.api import Retry
+
+    api = ApiClient("http://127.0.0.1:9", "anon")  # never called: only the engine's arithmetic is exercised
+    engine = SyncEngine(api, tmp_path / "d.sqlite3", poll_interval=15.0, backoff_base=1.0, backoff_max=60.0,
+                        rng=random.Random(7))  # fmt: skip
+    try:
+        assert engine._pull_retry_delay(Retry("offline")) == 5.0  # not busy: the usual retry
+        busy = [engine._pull_retry_delay(Retry("busy", status=503)) for _ in range(8)]
+        # Exponential with "equal jitter": attempt k waits between half and all of min(60, 2^(k-1)) seconds.
+        for k, delay in enumerate(busy, start=1):
+            ceiling = min(60.0, 2.0 ** (k - 1))
+            assert ceiling / 2 <= delay <= ceiling
+        assert len({round(d, 6) for d in busy[3:]}) == len(busy[3:])  # jittered, not lockstep
+        assert engine._pull_retry_delay(Retry("slow down", status=429, retry_after=90.0)) >= 90.0
+    finally:
+        api.close()
+
+
+def test_a_page_is_bounded_whatever_the_desk_asks(api: Api, db: psycopg.Connection[Any]):
+    db.execute("truncate leads restart identity cascade")
+    db.execute(
+        "insert into leads (uid, phone, customer_name, source, sub_source, sources, cre_id)"
+        " select 'GA-' || g, '+9170' || lpad(g::text, 8, '0'), 'Lead ' || g, 'GOOGLE', 'Google Know', '[]', p.id"
+        "   from generate_series(1, 10050) g, profiles p where p.email = 'cre1@demo.local'"
+    )
+    r = api.rpc("lead_feed", api.token("cre1@demo.local"), since=0, max_rows=50_000)
+    assert r.status_code == 200, r.text
+    page = r.json()
+    assert len(page["rows"]) == 10_000 and page["more"] is True  # 10,000 rows at most per call

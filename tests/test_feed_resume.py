@@ -1,0 +1,86 @@
+"""A first sync survives the desk being closed halfway: a desk process killed after a few pages continues from its
+cursor at the next start, never asks for a finished page again, and ends with the server's leads exactly.
+
+Run as a script, this file is that desk: it syncs and, after each applied page, says how far it got and waits for a
+line on stdin, so the test kills it at a known page (not at a moment chosen by a timer)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from serverproc import Api, new_lead, phone_for
+from test_feed import EdgeTransport, cache_rows, synced_desk
+
+from crm_desktop.core.api import ApiClient
+from crm_desktop.core.store import Store
+from crm_desktop.core.sync import SyncEngine
+
+PAGE = 10
+
+
+def desk_main(url: str, anon_key: str, path: str) -> None:
+    client = ApiClient(url, anon_key)
+    client.login("cre1@demo.local", "demo1234")
+    store, _ = Store.open_or_rebuild(Path(path))
+    engine = SyncEngine(client, Path(path), page_size=PAGE)
+
+    def report(progress: object) -> None:
+        print(f"applied {progress.done}", flush=True)  # type: ignore[attr-defined]
+        sys.stdin.readline()  # hold here until the test says go on (or kills this process)
+
+    engine.listeners.progress.append(report)
+    engine.pull(store)
+    print("finished", flush=True)
+
+
+def test_a_first_sync_killed_halfway_resumes_from_its_cursor_and_ends_identical(
+    server, api: Api, clean_db, tmp_path: Path
+):
+    cre = api.token("cre2@demo.local")
+    for i in range(120):
+        assert api.rpc("create_lead", cre, lead=new_lead(phone_for(5000 + i), customer_name=f"Caller {i}")).is_success
+    path = tmp_path / "desk.sqlite3"
+    child = subprocess.Popen(
+        [sys.executable, __file__, server.url, server.anon_key, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        for pages in range(1, 6):
+            assert child.stdout.readline().strip() == f"applied {pages * PAGE}"
+            if pages < 5:
+                child.stdin.write("go\n")
+                child.stdin.flush()
+        child.send_signal(signal.SIGKILL)  # closed halfway: page 6 was being fetched ahead
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdin.close()
+        child.stdout.close()
+
+    with Store(path) as store:
+        cursor = store.sync_cursor()
+        assert store.cache_count() == 5 * PAGE and cursor > 0
+        edge = EdgeTransport()
+        client = ApiClient(server.url, server.anon_key, transport=edge)
+        client.login("cre1@demo.local", "demo1234")
+        try:
+            assert SyncEngine(client, path, page_size=PAGE).pull(store) == 120 - 5 * PAGE
+        finally:
+            client.close()
+    asked = sorted(since for _, since, _ in edge.calls)  # pages in flight at once may complete in any order
+    assert asked[0] == cursor and len(asked) == len(set(asked))  # from the cursor on; no page fetched twice
+    assert len(asked) == (120 - 5 * PAGE) // PAGE + 1  # the rest, and the empty page that says "caught up"
+    fresh = synced_desk(server, tmp_path, "fresh", EdgeTransport(), page_size=500)
+    assert cache_rows(path) == cache_rows(fresh) and len(cache_rows(path)) == 120
+
+
+if __name__ == "__main__":
+    desk_main(*sys.argv[1:4])
