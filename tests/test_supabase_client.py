@@ -96,6 +96,8 @@ def test_every_rpc_and_its_errors(api: Api, clean_db: psycopg.Connection[Any], c
     assert created["outcome"] == "created"
     page = rpc(cre, "lead_changes", {"since": 0, "max_rows": 3})
     assert page["rows"] and "columns" in page
+    compact = rpc(cre, "lead_feed", {"since": 0, "max_rows": 3})
+    assert compact["encoding"] and compact["next_since"] == page["next_since"]
     today = date.today()
     summary = rpc(lead, "dashboard_summary", {"date_from": (today - timedelta(days=7)).isoformat(),
                                                "date_to": today.isoformat()})  # fmt: skip
