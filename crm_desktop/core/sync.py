@@ -368,10 +368,12 @@ class SyncEngine:
                     raise Retry("The server sent an unreadable answer. It will be retried.") from exc
                 done += page.rows
                 since = page.next_since
-                if not head.more or self._stop.is_set() or not pending:
+                if not head.more or self._stop.is_set():
                     break
                 Listeners.emit(self.listeners.progress, SyncProgress(done, done + page.remaining, started, False))
-                text, plan = pending.popleft().result()
+                # Nothing fetched ahead reaches this far (the pages' plans ran out): ask for the next page now rather
+                # than end the pass early and report a first sync "finished" halfway through.
+                text, plan = pending.popleft().result() if pending else self._fetch_page(since)
             finished = True
         finally:
             if ahead is not None:
