@@ -95,13 +95,20 @@ def check_screenshot(tmp: Path) -> None:
             sys.exit(f"[build_desk] the reference server did not start; see {tmp / 'server.log'}")
         info = json.loads(line)
         shot = tmp / "desk.png"
-        result = subprocess.run(
-            [str(EXE), "--server", info["url"], "--anon-key", info["anon_key"], "--as", "cre1@demo.local",
-             "--password", "demo1234", "--screenshot", str(shot)],
-            env=desk_env(tmp), capture_output=True, text=True, timeout=240,
-        )  # fmt: skip
+        logs = tmp / "data" / "logs" / "cre-desk.log"
+        try:
+            result = subprocess.run(
+                [str(EXE), "--server", info["url"], "--anon-key", info["anon_key"], "--as", "cre1@demo.local",
+                 "--password", "demo1234", "--screenshot", str(shot)],
+                env=desk_env(tmp), capture_output=True, text=True, timeout=240,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            # Say where it stood (the desk's log and output): a hang here once went unexplained.
+            tail = logs.read_text(encoding="utf-8", errors="replace")[-4000:] if logs.is_file() else "(no log)"
+            server_tail = (tmp / "server.log").read_text(encoding="utf-8", errors="replace")[-2000:]
+            sys.exit(f"[build_desk] screenshot HUNG for {exc.timeout} s; desk log:\n{tail}\nstderr: {exc.stderr!r}"
+                     f"\nserver log:\n{server_tail}")  # fmt: skip
         if result.returncode != 0 or not shot.is_file() or shot.stat().st_size < 10_000:
-            logs = tmp / "data" / "logs" / "cre-desk.log"
             tail = logs.read_text(encoding="utf-8", errors="replace")[-4000:] if logs.is_file() else result.stderr
             sys.exit(f"[build_desk] screenshot FAILED (exit {result.returncode}):\n{tail}")
         with shot.open("rb") as f:
