@@ -132,9 +132,11 @@ def test_a_call_in_the_future_is_clamped_to_the_servers_now(api: Api, clean_db):
     lead = create(api, t1, 3)
     ahead = log(api, t1, call(lead["lead_id"], called_at=iso(datetime.now(UTC) + timedelta(hours=2)))).json()
     assert ahead["applied"] is True
-    # A call logged a minute ago still wins over the clock-skewed one: the skewed one was stored as "now".
     row = clean_db.execute("select called_at <= now() from call_attempts where attempt = 2").fetchone()
-    assert row == (True,)
+    assert row == (True,)  # stored as the server's now, not two hours ahead
+    # So the next real call wins; unclamped, a desk two hours fast would freeze the lead's state for two hours.
+    nxt = log(api, t1, call(lead["lead_id"], lead_status="Booked", final_status="Won", follow_up_at=None)).json()
+    assert nxt["applied"] is True and nxt["lead"]["lead_status"] == "Booked"
 
 
 def test_a_call_by_lead_ref_on_a_lead_created_offline(api: Api, clean_db):
