@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from crm_desktop.core.cache import LIFE_COLUMNS
+from crm_desktop.core.models import Op
+from crm_desktop.core.outbox import unsaved_item
 from crm_desktop.core.search import match_expression, query_kind
 from crm_desktop.core.store import _CACHE_MIGRATIONS, FEED_COLUMNS, Store
 from crm_desktop.core.worklist import WorkList, overdue_days
@@ -145,6 +147,30 @@ def test_a_queued_call_moves_the_lead_at_once_marked_not_sent(day: Store) -> Non
                       "final_status": "Won"}, late.phone)  # fmt: skip
     counts = day.worklist_counts(ME, TODAY)
     assert counts[WorkList.OVERDUE] == 0 and counts[WorkList.WON_LOST] == 2
+
+
+def test_a_call_still_being_saved_is_laid_over_and_counted_once_when_it_is_on_disk(day: Store) -> None:
+    """Enter on the call form does not wait for the commit: until it is on disk, the desk hands the call to every
+    read as `saving`. Read while it commits, the same call is both in memory and in the outbox: it counts once."""
+    fresh = day.lookup("+919876500001")
+    assert fresh is not None
+    body = {"lead_id": fresh.lead_id, "called_at": "2026-11-30T11:00:00+05:30", "lead_status": "Interested",
+            "follow_up_at": "2026-12-01", "client_ref": "0b7c3f52-8a59-4a8e-9d0e-6f1f0a2b3c4d"}  # fmt: skip
+    saving = [unsaved_item(Op.LOG_CALL, body, lead_key=fresh.phone, meta={"customer_name": fresh.customer_name})]
+    assert day.pending_count() == 0
+    # Not handed over (a commit that failed is let go of): the lead is as the cache has it.
+    assert day.worklist_counts(ME, TODAY)[WorkList.FRESH] == 2
+    for reads in ("in memory only", "in memory and on disk", "on disk only"):
+        if reads == "in memory and on disk":
+            day.enqueue_call(body, fresh.phone, {"customer_name": fresh.customer_name})
+        given = [] if reads == "on disk only" else saving
+        counts = day.worklist_counts(ME, TODAY, given)
+        assert (counts[WorkList.FRESH], counts[WorkList.PENDING]) == (1, 6), reads
+        pending = {lead.customer_name: lead for lead in day.worklist_page(ME, WorkList.PENDING, TODAY, saving=given)}
+        moved = pending["Fresh One"]
+        assert (moved.unsent, moved.call_count, moved.lead_status) == (1, 1, "Interested"), reads
+        banner = day.lookup_desk(fresh.phone, given)
+        assert banner is not None and banner.unsent == 1 and banner.call_count == 1, reads
 
 
 def test_an_older_queued_call_counts_but_does_not_set_the_state(day: Store) -> None:

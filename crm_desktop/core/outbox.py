@@ -117,6 +117,38 @@ def outbox_label(payload: Mapping[str, Any], meta: Mapping[str, Any] | None = No
     return " · ".join(p for p in (name, phone_mask(phone) if phone else "") if p)
 
 
+def unsaved_item(
+    op: Op,
+    payload: Mapping[str, Any],
+    *,
+    lead_key: str | None,
+    lead_ref: str | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> OutboxItem:
+    """An operation as the desk shows it between Enter and its commit (seq 0: not stored yet): the "Saving…" row
+    of This shift and, for a call, what the lists lay over the cache meanwhile. `payload` holds its client_ref, the
+    one it will be stored under."""
+    now = time.time()
+    extra = dict(meta or {})
+    return OutboxItem(
+        seq=0,
+        client_ref=str(payload["client_ref"]),
+        payload=dict(payload),
+        state=OutboxState.QUEUED,
+        attempts=0,
+        last_error=None,
+        answer=None,
+        created_at=now,
+        updated_at=now,
+        next_attempt_at=now,
+        label=outbox_label(payload, {"phone": lead_key, **extra}),
+        op=op,
+        lead_key=lead_key,
+        lead_ref=lead_ref,
+        meta=extra,
+    )
+
+
 def _item(row: Sequence[Any]) -> OutboxItem:
     return OutboxItem(
         seq=row[0],

@@ -10,6 +10,12 @@ once, before the server has them. They are few (tens; hundreds after a long outa
 "overlaid" rows and handed to SQLite as one JSON parameter: each query reads the cached rows of the list minus the
 overlaid phones, plus the overlaid rows that belong to the list. An answered item stays laid over the cache until the
 feed has brought the lead at least that far (its call count), so a lead never jumps back for a moment.
+
+Operations still being saved: Enter on the call form does not wait for the outbox's fsync (tens of ms, seconds on a
+busy disk). Until the writer thread has committed a call, the desk holds it in memory (`saving`) and every query
+here takes those items too, laid over exactly like queued ones; an item both in memory and on disk (committed while
+the query ran) counts once, by client_ref. Readers take the in-memory items *before* reading the outbox, so an item
+is always in one of the two: the desk drops it from memory only after its commit.
 """
 
 from __future__ import annotations
@@ -223,10 +229,15 @@ class WorklistStore(CacheStore, OutboxStore):
     def _me(self) -> dict[str, Any]:
         return self.load_profile() or {}
 
-    def overlay(self, lead_key: str | None = None) -> dict[str, dict[str, Any]]:
+    def overlay(self, lead_key: str | None = None, saving: Sequence[OutboxItem] = ()) -> dict[str, dict[str, Any]]:
         """phone → the lead as this desk's open and recently answered items make it (a dict of SUMMARY columns
-        plus unsent and lead_ref). Only leads some item is about."""
+        plus unsent and lead_ref). Only leads some item is about. `saving`: items not committed yet (the module
+        docstring), after the stored ones; one already stored is not counted twice."""
         items = self.open_items(lead_key)
+        if saving:
+            stored = {i.client_ref for i in items}
+            items = [*items, *(i for i in saving if i.client_ref not in stored
+                               and (lead_key is None or i.lead_key == lead_key))]  # fmt: skip
         if not items:
             return {}
         me = self._me()
@@ -286,11 +297,11 @@ class WorklistStore(CacheStore, OutboxStore):
             lead = replace(lead, unsent=int(unsent or 0), lead_ref=lead_ref)
         return lead
 
-    def lookup_desk(self, e164: str) -> LeadSummary | None:
+    def lookup_desk(self, e164: str, saving: Sequence[OutboxItem] = ()) -> LeadSummary | None:
         """The duplicate banner's lookup: the cached lead with this desk's queue laid over it, or a lead this desk
         queued and the server has not answered yet (a number queued two minutes ago is not a "new number")."""
         cached = self.lookup(e164)
-        rows = self.overlay(e164)
+        rows = self.overlay(e164, saving)
         row = rows.get(e164)
         if row is None:
             return cached
@@ -300,7 +311,7 @@ class WorklistStore(CacheStore, OutboxStore):
         """A LeadSummary from one of `overlay()`'s rows."""
         return self._lead([row.get(n) for n in (*_COLUMN_NAMES, "unsent", "lead_ref")])
 
-    def worklist_counts(self, cre_id: str, today: date) -> dict[WorkList, int]:
+    def worklist_counts(self, cre_id: str, today: date, saving: Sequence[OutboxItem] = ()) -> dict[WorkList, int]:
         """How many leads each list holds for this CRE, with the overlay.
 
         Per list: the cached rows that meet its condition (an index-only count on my_leads), minus the cached
@@ -318,7 +329,7 @@ class WorklistStore(CacheStore, OutboxStore):
                 f" + (SELECT count(*) FROM overlay WHERE cre_id = :cre AND ({cond}))"
             )
         sql = f"WITH {_OVERLAY_CTE} SELECT {', '.join(parts)}"
-        params = self._params(cre_id, today)
+        params = self._params(cre_id, today, self.overlay(saving=saving))
         with self._blame("cache"):
             row = self._cache_db().execute(sql, params).fetchone()
         return {w: int(n) for w, n in zip(WorkList, row, strict=True)}
@@ -333,8 +344,10 @@ class WorklistStore(CacheStore, OutboxStore):
         descending: bool | None = None,
         offset: int = 0,
         limit: int = 200,
+        saving: Sequence[OutboxItem] = (),
     ) -> list[LeadSummary]:
-        """One page of a list, sorted (by a key of SORT_KEYS; the list's natural order by default)."""
+        """One page of a list, sorted (by a key of SORT_KEYS; the list's natural order by default). `saving`: see
+        `overlay`."""
         key, desc = DEFAULT_SORT[which]
         if sort is not None:
             if sort not in SORT_KEYS:
@@ -360,7 +373,7 @@ class WorklistStore(CacheStore, OutboxStore):
             f"UNION ALL SELECT phone, 1 AS src, {', '.join(keys)} FROM overlay WHERE cre_id = :cre AND ({where}) "
             f"ORDER BY {', '.join(order)}, phone LIMIT :limit OFFSET :offset"
         )
-        overlay = self.overlay()
+        overlay = self.overlay(saving=saving)
         params = {**self._params(cre_id, today, overlay), "limit": int(limit), "offset": int(offset)}
         with self._blame("cache"):
             conn = self._cache_db()
