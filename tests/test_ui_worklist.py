@@ -13,9 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from PySide6.QtCore import QDate, QEvent, Qt
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QMessageBox
 from serverproc import Api, new_lead, phone_for
-from test_ui_desk import close_desk, open_desk
+from test_ui_desk import close_desk, open_desk, outbox_held
 
 from crm_desktop.core.models import LeadSummary, Op, OutboxState
 from crm_desktop.core.store import Store
@@ -158,6 +158,117 @@ def test_a_cre_logs_calls_from_my_leads_with_the_keyboard(window: MainWindow, ap
 
     show_list(window, qtbot, WorkList.PENDING)
     assert first.customer_name in list_names(window)
+
+
+def _open_first_fresh_lead(window: MainWindow, api: Api, qtbot: Any, first_phone: int) -> LeadSummary:
+    """Two imported fresh leads; the first opened with the keyboard, its call form filled as "Interested"."""
+    import_for(api, "cre1@demo.local", ["Dev Saving", "Esha Saving"], first_phone)
+    synced(window, qtbot, lambda s: s.lookup(phone_for(first_phone + 1)) is not None)
+    window.tabs.setCurrentWidget(window.my_leads)
+    tab = window.my_leads
+    wait_counts(window, qtbot, WorkList.FRESH, 2)
+    show_list(window, qtbot, WorkList.FRESH)
+    tab.table.setFocus()
+    tab.table.setCurrentIndex(tab.model.index(0, 0))
+    lead = tab.current_lead()
+    assert lead is not None
+    qtbot.keyClick(tab.table, Qt.Key.Key_Return)
+    view = tab.lead_view
+    qtbot.waitUntil(lambda: view.lead is not None and view.lead.phone == lead.phone, timeout=3000)
+    edit = view.form.lead_status.lineEdit()
+    edit.clear()
+    qtbot.keyClicks(edit, "Interested")
+    return lead
+
+
+def _shift_row(window: MainWindow, client_ref: str) -> tuple[str, str]:
+    model = window.shift_model
+    row = next(r for r, it in enumerate(model.items()) if it.client_ref == client_ref)
+    return model.index(row, 2).data(), model.index(row, 3).data()
+
+
+def test_enter_on_the_call_form_does_not_wait_for_the_disk(window: MainWindow, api: Api, qtbot: Any,
+                                                           clean_db: Any) -> None:  # fmt: skip
+    """The intake form's path, for a call: Enter moves the lead in the lists at once, marked not sent, and lists the
+    call in This shift as "Saving…" while the outbox's commit waits (here: another program holds the file)."""
+    lead = _open_first_fresh_lead(window, api, qtbot, 640)
+    tab, view = window.my_leads, window.my_leads.lead_view
+    with outbox_held(window):
+        submitted: list[Any] = []
+        view.call_submitted.connect(submitted.append)
+        qtbot.keyClick(view.form.lead_status.lineEdit(), Qt.Key.Key_Return)
+        assert len(submitted) == 1  # at once, in the key press
+        item = submitted[0]
+        assert item.seq == 0 and item.lead_key == lead.phone and item.payload["lead_id"] == lead.lead_id
+        assert view.form.isEnabled() and view.status.text() == "Saving the call…"
+        assert _shift_row(window, item.client_ref)[0].endswith("Saving…")
+        # The lists show the call while it is not on disk: the lead has left Fresh and is listed as not sent.
+        wait_counts(window, qtbot, WorkList.FRESH, 1)
+        assert lead.customer_name not in list_names(window)
+        show_list(window, qtbot, WorkList.PENDING)
+        at = tab.model.row_of(lead.phone)
+        assert at >= 0 and tab.model.lead_at(at).unsent == 1  # type: ignore[union-attr]
+        assert "not sent" in tab.model.index(at, COL_NAME).data()
+        with Store(window.session.store_path) as store:
+            assert store.items_for_lead(lead.phone) == []  # really not on disk yet
+    # The file is free again: the call is committed, sent once, and the desk lets go of its copy.
+    qtbot.waitUntil(lambda: _shift_row(window, item.client_ref)[0] == "Call logged", timeout=10_000)
+    assert window.session.saving == ()
+    assert view.status.text() == "Call queued — it is sent in the background."
+    calls = clean_db.execute("select count(*) from call_attempts where lead_id = %s", (lead.lead_id,)).fetchone()
+    assert calls == (1,)
+
+
+@pytest.fixture
+def impatient_window(server: Any, clean_db: Any, tmp_path: Path, qtbot: Any) -> Iterator[MainWindow]:
+    """A desk whose store gives up on a locked file after 0.3 s (the app waits 5 s)."""
+    w = open_desk(server, tmp_path, qtbot, "cre1@demo.local", busy_timeout_ms=300)
+    yield w
+    close_desk(w)
+
+
+@pytest.mark.expected_log_warnings
+def test_a_call_that_cannot_be_saved_is_kept_and_sent_again_from_this_shift(
+    impatient_window: MainWindow, api: Api, qtbot: Any, clean_db: Any, monkeypatch: Any
+) -> None:
+    """The commit fails (the outbox stays locked longer than the desk waits): nothing is lost. The lists stop
+    showing a call that is not saved, This shift holds it as "Not saved" with the reason, leaving asks first, and
+    Edit and resend saves and sends it, once, under the same client_ref."""
+    window = impatient_window
+    lead = _open_first_fresh_lead(window, api, qtbot, 650)
+    view = window.my_leads.lead_view
+    submitted: list[Any] = []
+    view.call_submitted.connect(submitted.append)
+    with outbox_held(window):
+        qtbot.keyClick(view.form.lead_status.lineEdit(), Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: window.message_bar.text_of("store") is not None, timeout=5000)
+    item = submitted[0]
+    state, reason = _shift_row(window, item.client_ref)
+    assert state == "Not saved — needs you" and "busy" in reason
+    assert "NOT saved" in view.status.text() and "NOT saved" in (window.message_bar.text_of("store") or "")
+    assert window.session.saving == ()
+    wait_counts(window, qtbot, WorkList.FRESH, 2)  # back as the cache has it: the call is not in the outbox
+    assert lead.customer_name in list_names(window)
+    assert window.shift_model.not_saved_labels() == [item.label]  # closing or signing out asks first
+
+    # Closing asks, and "No" keeps the desk open with the call.
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: asked.append(a[2]) or QMessageBox.StandardButton.No)
+    assert not window.may_leave() and lead.customer_name in asked[0]
+
+    window.select_item(item.client_ref)
+    assert window.resend_button.isEnabled()
+    qtbot.mouseClick(window.resend_button, Qt.MouseButton.LeftButton)
+    assert _shift_row(window, item.client_ref)[0].endswith("Saving…")
+    assert not window.resend_button.isEnabled()  # nothing to send twice
+    qtbot.waitUntil(lambda: _shift_row(window, item.client_ref)[0] == "Call logged", timeout=10_000)
+    assert [it.client_ref for it in window.shift_model.items()].count(item.client_ref) == 1
+    assert window.message_bar.text_of("store") is None
+    calls = clean_db.execute("select count(*) from call_attempts where lead_id = %s", (lead.lead_id,)).fetchone()
+    assert calls == (1,)
+    sent = clean_db.execute("select count(*) from lead_requests where client_ref = %s", (item.client_ref,)).fetchone()
+    assert sent == (1,)
+    wait_counts(window, qtbot, WorkList.FRESH, 1)
 
 
 def test_overdue_is_marked_and_won_moves_the_lead(window: MainWindow, api: Api, qtbot: Any) -> None:

@@ -299,10 +299,15 @@ class CallForm(QWidget):
 
 
 class LeadView(QFrame):
-    """Signals: call_queued(OutboxItem) once a call is on disk; closed() on Esc; history_shown(bool from_server)
-    each time the timeline was drawn (from the server's lead_detail, or from this desk alone)."""
+    """Signals: call_submitted(OutboxItem, seq 0) on Enter, before the call is on disk (the lists show it at once;
+    the form is ready for the next lead); call_queued(OutboxItem) once it is on disk; call_not_saved(OutboxItem,
+    object exc) when the commit failed (the item holds the call: This shift lists it as "Not saved"); closed() on
+    Esc; history_shown(bool from_server) each time the timeline was drawn (from the server's lead_detail, or from
+    this desk alone)."""
 
+    call_submitted = Signal(object)
     call_queued = Signal(object)
+    call_not_saved = Signal(object, object)
     closed = Signal()
     history_shown = Signal(bool)
 
@@ -312,6 +317,7 @@ class LeadView(QFrame):
         self.session = session
         self.lead: LeadSummary | None = None
         self._generation = 0
+        self._saving_ref: str | None = None  # the last call logged here, until its commit's outcome is shown
         self.title = QLabel("Select a lead and press Enter")
         self.title.setObjectName("sectionTitle")
         self.title.setWordWrap(True)
@@ -466,21 +472,28 @@ class LeadView(QFrame):
         else:
             body["lead_ref"] = lead.lead_ref
         meta = {**meta, "customer_name": lead.customer_name, "phone": lead.phone}
-        self.form.setEnabled(False)
+        # Enter does not wait for the outbox's fsync (the intake form's path): the call is laid over the lists at
+        # once and the list takes the focus; the commit's outcome comes back below.
+        item = self.session.enqueue_call(
+            body, lead.phone, meta, self._on_call_queued, lambda exc: self._on_call_failed(item, exc)
+        )
         self.status.setText("Saving the call…")
-        self.session.enqueue_call(body, lead.phone, meta, self._on_call_queued, self._on_call_failed)
+        self._saving_ref = item.client_ref
+        self.call_submitted.emit(item)
 
     def _on_call_queued(self, item: OutboxItem) -> None:
-        self.status.setText("Call queued — it is sent in the background.")
-        self.form.setEnabled(True)
+        if self._saving_ref == item.client_ref:
+            self.status.setText("Call queued — it is sent in the background.")
         self.call_queued.emit(item)
 
-    def _on_call_failed(self, exc: BaseException) -> None:
-        self.form.setEnabled(True)
+    def _on_call_failed(self, item: OutboxItem, exc: BaseException) -> None:
         if isinstance(exc, StoreError):
-            self.status.setText(f"The call was NOT saved: {exc} The form keeps what you chose; press Enter again.")
-            return
-        raise exc
+            log.warning("call %s not saved to the outbox: %s", item.client_ref, exc)  # the ref, never the name
+            self.status.setText(f"The call to {item.label} was NOT saved: {exc} It is listed in This shift as "
+                                "Not saved: select it there and press Edit and resend.")  # fmt: skip
+        self.call_not_saved.emit(item, exc)
+        if not isinstance(exc, StoreError):
+            raise exc  # a bug, not the disk: the error dialog gets the details (the call is safe in This shift)
 
 
 def _sort_key(when: str) -> float:

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from crm_desktop.core.models import PENDING_STATES, LeadSummary, Op, OutboxItem, OutboxState
+from crm_desktop.core.outbox import unsaved_item
 from crm_desktop.core.store import StoreError, outbox_label
 from crm_desktop.core.sync import SyncProgress
 from crm_desktop.ui.lead_form import LeadForm
@@ -274,6 +275,10 @@ class MainWindow(QMainWindow):
         self.form.phone_cleared.connect(session.cancel_lookup)
         self.form.open_lead_requested.connect(self.open_lead)
         self.search.lead_chosen.connect(self.open_lead)
+        lead_view = self.my_leads.lead_view
+        lead_view.call_submitted.connect(self._on_call_submitted)
+        lead_view.call_queued.connect(self._on_item_queued)
+        lead_view.call_not_saved.connect(self._on_call_not_saved)
         self.reminder = CallbackReminder(session, lambda: self.my_leads.cre_id, self)
         self.reminder.due.connect(self.reminder_bar.remind)
         self.reminder_bar.open_requested.connect(self.open_lead)
@@ -474,11 +479,7 @@ class MainWindow(QMainWindow):
         # called_at: when the caller was taken, so the server credits the source that came first and orders the
         # call among others even when this lead reaches it late (migration 005).
         body = {"called_at": datetime.now(UTC).isoformat(timespec="seconds"), **payload, "client_ref": ref}
-        now = time.time()
-        self.shift_model.add_unsaved(OutboxItem(
-            seq=0, client_ref=ref, payload=body, state=OutboxState.QUEUED, attempts=0, last_error=None, answer=None,
-            created_at=now, updated_at=now, next_attempt_at=now, label=outbox_label(body),
-        ))  # fmt: skip
+        self.shift_model.add_unsaved(unsaved_item(Op.CREATE_LEAD, body, lead_key=body.get("phone")))
         self.shift_view.scrollToBottom()
         self._spinner.start()
         self.form.clear_for_next()
@@ -491,12 +492,38 @@ class MainWindow(QMainWindow):
         self._on_shift_selection_changed()
         self.session.refresh_queue_stats()
 
-    def _on_enqueue_failed(self, ref: str, body: dict[str, Any], exc: BaseException) -> None:
+    @Slot(object)
+    def _on_call_submitted(self, item: OutboxItem) -> None:
+        """A call logged in the lead view, on its way to the disk: listed as "Saving…" like a new lead."""
+        self.shift_model.add_unsaved(item)
+        self.shift_view.scrollToBottom()
+        self._spinner.start()
+        self._on_shift_selection_changed()
+
+    @Slot(object, object)
+    def _on_call_not_saved(self, item: OutboxItem, exc: BaseException) -> None:
+        self._on_enqueue_failed(item.client_ref, item.payload, exc, label=item.label, call=True)
+
+    def _resend_unsaved_call(self, item: OutboxItem) -> None:
+        """A "Not saved" call sent again as it was, under its client_ref: the same path as in the lead view."""
+        self.shift_model.add_unsaved(item)
+        self._spinner.start()
+        self.session.enqueue_call(
+            item.payload, item.lead_key or "", item.meta, self._on_item_queued,
+            partial(self._on_enqueue_failed, item.client_ref, item.payload, label=item.label, call=True),
+        )  # fmt: skip
+        self._on_shift_selection_changed()
+
+    def _on_enqueue_failed(
+        self, ref: str, body: dict[str, Any], exc: BaseException, *, label: str | None = None, call: bool = False
+    ) -> None:
         reason = str(exc) if isinstance(exc, StoreError) else "Something went wrong on this computer."
-        label = outbox_label(body)
-        log.warning("lead %s not saved to the outbox: %s", ref, reason)  # the ref, never the customer's name
-        self.shift_model.mark_not_saved(ref, reason)  # the row holds the lead until it is sent again or discarded
-        if self.form.is_pristine():
+        label = label or outbox_label(body)
+        log.warning("%s %s not saved to the outbox: %s", "call" if call else "lead", ref, reason)  # never the name
+        self.shift_model.mark_not_saved(ref, reason)  # the row holds it until it is sent again or discarded
+        if call:
+            where = "Select it in This shift and press Edit and resend."
+        elif self.form.is_pristine():
             # Nothing typed since Enter (the usual case: a failing disk answers in milliseconds): back in the form.
             self.form.load_unsaved(body, reason, ref)
             where = "It is back in the form: press Enter to try again."
@@ -504,7 +531,7 @@ class MainWindow(QMainWindow):
             where = "Select it in This shift and press Edit and resend."
         self.message_bar.show_message("store", f"{label} was NOT saved: {reason} {where}", "error")
         self._on_shift_selection_changed()
-        if not isinstance(exc, StoreError):
+        if not isinstance(exc, StoreError) and not call:  # the lead view raises a call's bug itself
             raise exc  # a bug, not the disk: the error dialog gets the details (the lead is safe above)
 
     def _on_items_requeued(self, items: list[OutboxItem]) -> None:
@@ -581,6 +608,9 @@ class MainWindow(QMainWindow):
     def _on_resend_clicked(self, *_: Any) -> None:
         item = self._selected_item()
         if item is None or not self._needs_action(item):
+            return
+        if item.op is Op.LOG_CALL and self.shift_model.is_not_saved(item.client_ref):
+            self._resend_unsaved_call(item)
             return
         if item.op is Op.LOG_CALL:
             # A refused call is sent again as it was (the lead view logs a new one when something must change).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from crm_desktop.core.api import ApiClient
-from crm_desktop.core.models import LeadSummary, OutboxItem
+from crm_desktop.core.models import LeadSummary, Op, OutboxItem
+from crm_desktop.core.outbox import unsaved_item
 from crm_desktop.core.store import DEFAULT_BUSY_TIMEOUT_MS, Store
 from crm_desktop.core.sync import SyncEngine
 from crm_desktop.core.worklist import WorkList
@@ -27,8 +29,11 @@ class DeskSession(QObject):
     """Signals: lookup_done(str e164, object LeadSummary|None) for the newest lookup only;
     queue_stats(int pending, int parked, object oldest_created_at|None);
     search_done(str text, object list[LeadSummary]) for the newest search only;
-    leads_changed() after this desk queued something that changes a lead (views reload; the sync's own
-    leads_changed comes through the bridge)."""
+    leads_changed() after this desk queued something that changes a lead, or a call it was saving could not be
+    saved (views reload; the sync's own leads_changed comes through the bridge).
+
+    Calls being saved (`enqueue_call`) are held in `saving` until the writer thread has committed them; every read
+    of the lists, the banner and the lead view lays them over the cache like queued ones (core/worklist.py)."""
 
     lookup_done = Signal(str, object)
     queue_stats = Signal(int, int, object)
@@ -58,6 +63,9 @@ class DeskSession(QObject):
         self._stores_lock = threading.Lock()
         self._lookup_seq = 0
         self._search_seq = 0
+        # Calls between Enter and their commit. Replaced as a whole (never mutated) on the GUI thread, so a reader
+        # thread that takes it sees one consistent tuple; readers take it before they read the outbox.
+        self._saving: tuple[OutboxItem, ...] = ()
         self.shift_started = time.time() - 12 * 3600  # "this shift": the last 12 hours plus anything still open
 
     # -- per-thread store ---------------------------------------------------------------------------------------
@@ -131,7 +139,7 @@ class DeskSession(QObject):
                 self.lookup_done.emit(e164, result)
 
         # The desk's lookup: a number this desk queued a moment ago is not a "new number".
-        run_in(reader_pool(), self.with_store(lambda s: s.lookup_desk(e164)), deliver)
+        run_in(reader_pool(), self.with_store(lambda s: s.lookup_desk(e164, self._saving)), deliver)
 
     def cancel_lookup(self) -> None:
         self._lookup_seq += 1
@@ -149,6 +157,11 @@ class DeskSession(QObject):
 
         run_in(writer_pool(), self.with_store(work), on_queued, on_failed)
 
+    @property
+    def saving(self) -> tuple[OutboxItem, ...]:
+        """Calls this desk is committing to the outbox right now (see the class docstring)."""
+        return self._saving
+
     def enqueue_call(
         self,
         call: dict[str, Any],
@@ -156,19 +169,39 @@ class DeskSession(QObject):
         meta: dict[str, Any],
         on_queued: Callable[[OutboxItem], None],
         on_failed: Callable[[BaseException], None],
-    ) -> None:
-        """Queue a log_call on the writer thread (fsync'd), then wake the sender; views reload on leads_changed."""
+    ) -> OutboxItem:
+        """Queue a log_call without waiting for the disk, as the intake form does with a new lead.
+
+        Returns at once with the item as it will be stored (seq 0; its client_ref is `call`'s, or a new one): the
+        lists show the call from now on (leads_changed is emitted before this returns), while the writer thread
+        commits it (fsync'd) and wakes the sender. `on_queued(stored item)` once it is on disk; `on_failed(exc)`
+        when the commit failed: the call is then no longer laid over the lists, and the caller holds it (This
+        shift's "Not saved" row) until it is sent again with the same client_ref."""
+        ref = str(call.get("client_ref") or uuid.uuid4())
+        body = {**call, "client_ref": ref}
+        item = unsaved_item(Op.LOG_CALL, body, lead_key=phone, lead_ref=body.get("lead_ref"), meta=meta)
+        self._saving = (*(i for i in self._saving if i.client_ref != ref), item)
 
         def work(store: Store) -> OutboxItem:
-            item = store.enqueue_call(call, phone, meta)
+            stored = store.enqueue_call(body, phone, meta, client_ref=ref)
             self.engine.wake_push()
-            return item
+            return stored
 
-        def queued(item: OutboxItem) -> None:
-            self.leads_changed.emit()  # first: the caller's own handler may then refresh at once
-            on_queued(item)
+        def queued(stored: OutboxItem) -> None:
+            self._forget_saving(ref)  # on disk now: the stored item is laid over in its place
+            on_queued(stored)
 
-        run_in(writer_pool(), self.with_store(work), queued, on_failed)
+        def failed(exc: BaseException) -> None:
+            self._forget_saving(ref)
+            self.leads_changed.emit()  # the lists stop showing a call that is not saved
+            on_failed(exc)
+
+        self.leads_changed.emit()
+        run_in(writer_pool(), self.with_store(work), queued, failed)
+        return item
+
+    def _forget_saving(self, client_ref: str) -> None:
+        self._saving = tuple(i for i in self._saving if i.client_ref != client_ref)
 
     # -- worklist, search, lead view ------------------------------------------------------------------------------
 
@@ -177,13 +210,14 @@ class DeskSession(QObject):
         return str(self.profile.get("id") or "")
 
     def worklist_counts(self, cre_id: str, today: date, on_loaded: Callable[[dict[WorkList, int]], None]) -> None:
-        run_in(reader_pool(), self.with_store(lambda s: s.worklist_counts(cre_id, today)), on_loaded)
+        run_in(reader_pool(), self.with_store(lambda s: s.worklist_counts(cre_id, today, self._saving)), on_loaded)
 
     def load_worklist_page(self, cre_id: str, which: WorkList, today: date, sort: str | None,
                            descending: bool | None, offset: int, limit: int) -> list[LeadSummary]:  # fmt: skip
         """Blocking: the worklist model runs it on the reader pool (a page of LeadSummary made off the GUI thread)."""
+        saving = self._saving  # before the store reads the outbox (see the class docstring)
         return self._store().worklist_page(
-            cre_id, which, today, sort=sort, descending=descending, offset=offset, limit=limit
+            cre_id, which, today, sort=sort, descending=descending, offset=offset, limit=limit, saving=saving
         )
 
     def search(self, text: str) -> None:
@@ -199,7 +233,15 @@ class DeskSession(QObject):
 
     def lead_local(self, phone: str, on_loaded: Callable[[tuple[LeadSummary | None, list[OutboxItem]]], None]) -> None:
         """The lead as this desk knows it (cache + queue) and this desk's items about it, for the lead view."""
-        run_in(reader_pool(), self.with_store(lambda s: (s.lookup_desk(phone), s.items_for_lead(phone))), on_loaded)
+
+        def work(store: Store) -> tuple[LeadSummary | None, list[OutboxItem]]:
+            saving = self._saving
+            stored = store.items_for_lead(phone)
+            refs = {i.client_ref for i in stored}
+            own = [i for i in saving if i.lead_key == phone and i.client_ref not in refs]
+            return store.lookup_desk(phone, saving), [*stored, *own]
+
+        run_in(reader_pool(), self.with_store(work), on_loaded)
 
     def fetch_lead_detail(
         self, lead_id: int, on_loaded: Callable[[dict[str, Any]], None], on_failed: Callable[[BaseException], None]

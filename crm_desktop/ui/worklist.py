@@ -325,7 +325,7 @@ class MyLeadsTab(QWidget):
         self.model.page_loaded.connect(self._on_model_page_loaded)
 
         self.lead_view = LeadView(session)
-        self.lead_view.call_queued.connect(self._on_lead_view_call_queued)
+        self.lead_view.call_submitted.connect(self._on_lead_view_call_submitted)
         self.lead_view.closed.connect(self._back_to_list)
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -474,8 +474,9 @@ class MyLeadsTab(QWidget):
         self.lead_view.focus_call_form()
 
     @Slot(object)
-    def _on_lead_view_call_queued(self, item: OutboxItem) -> None:
-        # Back to the list, on the lead after the one just called (it may leave this list on the reload).
+    def _on_lead_view_call_submitted(self, item: OutboxItem) -> None:
+        # Back to the list, on the lead after the one just called (it may leave this list on the reload). The call
+        # is not on disk yet: the session lays it over the lists meanwhile (DeskSession.saving).
         row = self.table.currentIndex().row()
         current = self.current_lead()
         nxt = self.model.lead_at(row + 1) if current is not None and current.phone == item.lead_key else None
