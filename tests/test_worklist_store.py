@@ -336,3 +336,63 @@ def test_my_leads_follows_inserts_updates_reassignments_and_a_new_owner(store: S
     assert mine() == ["Mine"]
     store.clear_cache()
     assert mine() == []
+
+
+def _plans(store: Store, read: Any) -> list[tuple[str, list[str]]]:
+    """(statement, its query plan) of every lead_cache / my_leads statement `read(store)` runs."""
+    conn = store._cache_db()
+    ran: list[str] = []
+    conn.set_trace_callback(ran.append)
+    try:
+        read(store)
+    finally:
+        conn.set_trace_callback(None)
+    out = []
+    for sql in ran:
+        if "lead_cache" in sql or "my_leads" in sql:
+            out.append((sql, [r[3] for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]))
+    return out
+
+
+def test_another_cres_lists_read_an_index_not_the_whole_cache(day: Store) -> None:
+    """A team lead's view of another CRE: that CRE's rows are spread over the whole cache file, so counting a list
+    or sorting its keys must come from an index (lead_cache_cre_lists, migration 4), never from the rows; only the
+    page's own rows are read. With a queued call laid over too: the leads it changes are found by phone."""
+    lead = day.lookup("+919876500008")
+    assert lead is not None
+    day.enqueue_call({"lead_id": lead.lead_id, "called_at": "2026-11-30T11:00:00+05:30", "lead_status": "RNR"},
+                     lead.phone)  # fmt: skip
+    read = _plans(day, lambda s: s.worklist_counts(OTHER, TODAY))
+    for which in WorkList:
+        read += _plans(day, lambda s, which=which: s.worklist_page(OTHER, which, TODAY))
+    for sql, plan in read:
+        assert not any(step.startswith("SCAN lead_cache") for step in plan), (sql, plan)
+    # The counts, and the keys of each list (the other statements read rows by phone or rowid).
+    lists = [plan for sql, plan in read if sql.lstrip().startswith("WITH")]
+    assert len(lists) == 1 + len(WorkList)
+    for plan in lists:
+        ranges = [step for step in plan if "INDEX lead_cache_cre_" in step]
+        assert ranges and all("COVERING INDEX" in step for step in ranges), plan
+    assert names(day.worklist_page(OTHER, WorkList.PENDING, TODAY)) == ["Not Mine"]
+    assert day.worklist_counts(OTHER, TODAY)[WorkList.DUE_TODAY] == 0  # the RNR call left no follow-up
+
+
+def test_the_drill_down_and_list_indexes_come_with_the_cache(tmp_path: Path) -> None:
+    """Migration 4 on a cache of an older desk (migration 3): the dashboard's drill-down finds its indexes under the
+    names it asks for (bench/bench_lead_tab.py's SUGGESTED_INDEXES), the owner lists theirs."""
+    path = tmp_path / "v3.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for migration in _CACHE_MIGRATIONS[:3]:
+        for statement in migration:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    store, recovery = Store.open_or_rebuild(path)
+    try:
+        assert not recovery.cache_rebuilt
+        indexes = {r[0] for r in store._cache_db().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        store.close()
+    assert {"lead_cache_pending_follow_up", "lead_cache_created", "lead_cache_owner_follow_up",
+            "lead_cache_branch_follow_up", "lead_cache_cre_lists"} <= indexes  # fmt: skip
+    assert not {"lead_cache_owner", "lead_cache_fresh"} & indexes  # prefixes of lead_cache_cre_lists

@@ -186,6 +186,39 @@ CACHE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         END
         """,
     ),
+    (
+        # 4: lists read from lead_cache itself — a team lead's view of another CRE's lists (worklist.py), and the
+        # dashboard's drill-down (drill.py, bench/bench_lead_tab.py's SUGGESTED_INDEXES, kept under those names).
+        # Indexes cost the first sync: each one takes a random insert per row (README's performance table has the
+        # apply rate before and after).
+        #
+        # Another CRE's lists: every list's condition and its natural order come from this one index, so counting
+        # them and sorting a list's keys never read the table rows, which for one CRE are spread over the whole
+        # file (one in ~33 at 1M; reading them was ~1 s). It replaces migration 2's two owner indexes, both
+        # prefixes of what it answers (the cre_id + call_count one as a filter inside a final_status range).
+        "DROP INDEX lead_cache_owner",
+        "DROP INDEX lead_cache_fresh",
+        "CREATE INDEX lead_cache_cre_lists ON lead_cache (cre_id, final_status, follow_up_date, follow_up_at, "
+        "call_count, ps_name, ps_email)",
+        # ... but for the two lists that need other columns: Fresh (newest first) and Won / Lost (decided in the last
+        # 30 days, last call first), each a small partial index whose WHERE is the list's own condition (worklist.py
+        # _WHERE, word for word: SQLite uses a partial index only for a query that states its WHERE). They hold every
+        # column their list reads, the WHERE's too: SQLite 3.40 reads the row for a column the index lacks, even one
+        # its WHERE fixes, and cannot read a coalesce() from an expression index.
+        "CREATE INDEX lead_cache_cre_fresh ON lead_cache (cre_id, created_at, call_count, final_status) "
+        "WHERE call_count = 0 AND final_status = 'Pending'",
+        "CREATE INDEX lead_cache_cre_decided ON lead_cache (cre_id, final_status, won_at, lost_at, updated_at, "
+        "created_at, last_call_at) WHERE final_status IN ('Won', 'Lost')",
+        # The drill-down: overdue / due today (all, per CRE name, per branch) read a small partial index in
+        # follow-up order, never the table for their ids; "new leads of the last N days" a range of created_at.
+        "CREATE INDEX IF NOT EXISTS lead_cache_pending_follow_up ON lead_cache (follow_up_date, lead_id) "
+        "WHERE final_status = 'Pending'",
+        "CREATE INDEX IF NOT EXISTS lead_cache_created ON lead_cache (created_at)",
+        "CREATE INDEX IF NOT EXISTS lead_cache_owner_follow_up ON lead_cache (cre_name, follow_up_date, lead_id) "
+        "WHERE final_status = 'Pending'",
+        "CREATE INDEX IF NOT EXISTS lead_cache_branch_follow_up ON lead_cache (branch, follow_up_date, lead_id) "
+        "WHERE final_status = 'Pending'",
+    ),
 )
 
 # Connection settings of the cache (per connection, so each thread's Store sets them). Measured with

@@ -320,12 +320,17 @@ class WorklistStore(CacheStore, OutboxStore):
         table = self._table(cre_id)
         # my_leads holds only the owner's rows, and cre_id is not in its index: no owner condition there.
         owner = "" if table == "my_leads" else "cre_id = :cre AND "
+        # The cached versions of the overlaid leads, found by phone first (CROSS JOIN keeps that order): the few
+        # rows the queue changes are read, where "phone IN (...)" beside the list's condition had the planner walk
+        # the list's index range and read every row of the list for its phone.
+        overlaid = f"SELECT rowid AS overlaid FROM {table} WHERE phone IN (SELECT phone FROM overlay)"
         parts = []
         for w in WorkList:
             cond = _WHERE[w]
             parts.append(
                 f"(SELECT count(*) FROM {table} WHERE {owner}({cond}))"
-                f" - (SELECT count(*) FROM {table} WHERE {owner}phone IN (SELECT phone FROM overlay) AND ({cond}))"
+                f" - (SELECT count(*) FROM ({overlaid}) CROSS JOIN {table} ON {table}.rowid = overlaid"
+                f" WHERE {owner}({cond}))"
                 f" + (SELECT count(*) FROM overlay WHERE cre_id = :cre AND ({cond}))"
             )
         sql = f"WITH {_OVERLAY_CTE} SELECT {', '.join(parts)}"
@@ -356,8 +361,12 @@ class WorklistStore(CacheStore, OutboxStore):
         if descending is not None:
             desc = descending
         direction = " DESC" if desc else ""
-        # Two steps: sort only the keys (phone + the sort columns) of the whole list, then read the page's full rows
-        # by phone. Sorting whole rows (sources JSON and all) of a 27k-row list was most of a page's time.
+        # Two steps: sort only the keys (rowid + the sort columns) of the whole list, then read the page's full rows
+        # by rowid. Sorting whole rows (sources JSON and all) of a 27k-row list was most of a page's time. The first
+        # step names cached rows by rowid, not phone: an index entry holds the rowid, so a list whose condition and
+        # order are in an index (every list's natural order but Fresh's and Won / Lost's; lead_cache_cre_lists and
+        # my_leads_list) never reads a table row for the keys — for another CRE's list in lead_cache, whose rows
+        # are spread over the whole file, that read was ~1 s at 1M.
         keys, order = [], []
         for i, part in enumerate(SORT_KEYS[key].split(",")):
             column, _, collate = part.strip().partition(" COLLATE ")
@@ -366,28 +375,36 @@ class WorklistStore(CacheStore, OutboxStore):
             order.append(f"k{i}{' COLLATE ' + collate if collate else ''}{direction} NULLS LAST")
         where = _WHERE[which]
         table = self._table(cre_id)
+        # my_leads holds only the desk owner's rows, and cre_id is not in its index: no owner condition there.
+        owner = "" if table == "my_leads" else "cre_id = :cre AND "
         sql = (
             f"WITH {_OVERLAY_CTE} "
-            f"SELECT phone, 0 AS src, {', '.join(keys)} FROM {table} "
-            f"WHERE cre_id = :cre AND ({where}) AND phone NOT IN (SELECT phone FROM overlay) "
+            f"SELECT rowid AS id, 0 AS src, {', '.join(keys)} FROM {table} WHERE {owner}({where}) "
+            f"AND rowid NOT IN (SELECT rowid FROM {table} WHERE phone IN (SELECT phone FROM overlay)) "
             f"UNION ALL SELECT phone, 1 AS src, {', '.join(keys)} FROM overlay WHERE cre_id = :cre AND ({where}) "
-            f"ORDER BY {', '.join(order)}, phone LIMIT :limit OFFSET :offset"
+            f"ORDER BY {', '.join(order)}, src, id LIMIT :limit OFFSET :offset"
         )
         overlay = self.overlay(saving=saving)
         params = {**self._params(cre_id, today, overlay), "limit": int(limit), "offset": int(offset)}
         with self._blame("cache"):
             conn = self._cache_db()
-            picked = conn.execute(sql, params).fetchall()
-            cached = [phone for phone, src, *_ in picked if not src]
-            rows = conn.execute(
-                f"SELECT {SUMMARY_COLUMNS}, 0, NULL FROM lead_cache "
-                "WHERE phone IN (SELECT value FROM json_each(:phones))",
-                {"phones": encode_json(cached)},
-            ).fetchall()
-        by_phone = {r[1]: self._lead(r) for r in rows}
+            # One read transaction: a sync committing between the two steps moves a row of my_leads to a new rowid
+            # (its trigger deletes and inserts), so both must see the same snapshot.
+            conn.execute("BEGIN")
+            try:
+                picked = conn.execute(sql, params).fetchall()
+                cached = [rowid for rowid, src, *_ in picked if not src]
+                rows = conn.execute(
+                    f"SELECT rowid, {SUMMARY_COLUMNS}, 0, NULL FROM {table} "
+                    "WHERE rowid IN (SELECT value FROM json_each(:ids))",
+                    {"ids": encode_json(cached)},
+                ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        by_rowid = {r[0]: self._lead(r[1:]) for r in rows}
         out = []
-        for phone, src, *_ in picked:
-            lead = self.lead_from_overlay(overlay[phone]) if src else by_phone.get(phone)
+        for ident, src, *_ in picked:
+            lead = self.lead_from_overlay(overlay[ident]) if src else by_rowid.get(ident)
             if lead is not None:
                 out.append(lead)
         return out
