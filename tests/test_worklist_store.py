@@ -124,6 +124,26 @@ def test_pages_and_sorting(day: Store) -> None:
         day.worklist_page(ME, WorkList.PENDING, TODAY, sort="1; DROP TABLE lead_cache")
 
 
+def test_a_long_list_sorted_by_a_column_outside_the_index_reads_the_same_rows(
+    day: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above SCAN_MY_LEADS_ABOVE rows a re-sort reads my_leads straight through instead of its index: same rows,
+    same order, page by page (and another CRE's lists, in lead_cache, are not affected)."""
+    import crm_desktop.core.worklist as worklist
+
+    def pages(sort: str, descending: bool) -> list[str]:
+        got: list[str] = []
+        for offset in range(0, 8, 3):
+            got += names(day.worklist_page(ME, WorkList.PENDING, TODAY, sort=sort, descending=descending,
+                                           offset=offset, limit=3))  # fmt: skip
+        return got
+
+    wanted = {(sort, desc): pages(sort, desc) for sort in ("customer_name", "uid", "last_call_at") for desc in (0, 1)}
+    monkeypatch.setattr(worklist, "SCAN_MY_LEADS_ABOVE", 0)
+    for (sort, desc), shown in wanted.items():
+        assert len(shown) == 6 and pages(sort, bool(desc)) == shown, (sort, desc)
+
+
 def test_a_queued_call_moves_the_lead_at_once_marked_not_sent(day: Store) -> None:
     fresh = day.lookup("+919876500001")
     assert fresh is not None and fresh.call_count == 0
