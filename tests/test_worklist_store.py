@@ -191,6 +191,8 @@ def test_a_call_still_being_saved_is_laid_over_and_counted_once_when_it_is_on_di
         assert (moved.unsent, moved.call_count, moved.lead_status) == (1, 1, "Interested"), reads
         banner = day.lookup_desk(fresh.phone, given)
         assert banner is not None and banner.unsent == 1 and banner.call_count == 1, reads
+        found = day.search("fresh on", saving=given)
+        assert [(x.customer_name, x.unsent) for x in found] == [("Fresh One", 1)], reads
 
 
 def test_an_older_queued_call_counts_but_does_not_set_the_state(day: Store) -> None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from typing import Any
 
 from crm_desktop.core.cache import SUMMARY_COLUMNS
-from crm_desktop.core.models import LeadSummary
+from crm_desktop.core.models import LeadSummary, OutboxItem
 from crm_desktop.core.worklist import WorklistStore
 
 MIN_DIGITS = 4
@@ -87,8 +88,9 @@ def query_kind(text: str) -> str:
 class SearchStore(WorklistStore):
     """`search` on top of the cache and the overlay."""
 
-    def search(self, text: str, limit: int = DEFAULT_LIMIT) -> list[LeadSummary]:
-        """Leads matching what was typed, this desk's queue laid over them; at most `limit`."""
+    def search(self, text: str, limit: int = DEFAULT_LIMIT, saving: Sequence[OutboxItem] = ()) -> list[LeadSummary]:
+        """Leads matching what was typed, this desk's queue laid over them (with the calls still `saving`, as in
+        worklist.py); at most `limit`."""
         kind = query_kind(text)
         if kind == "none":
             return []
@@ -112,10 +114,12 @@ class SearchStore(WorklistStore):
         with self._blame("cache"):
             rows = self._cache_db().execute(sql, params).fetchall()
         found = [self._lead(r) for r in rows]
-        return self._with_queue(found, text, kind, limit)
+        return self._with_queue(found, text, kind, limit, saving)
 
-    def _with_queue(self, found: list[LeadSummary], text: str, kind: str, limit: int) -> list[LeadSummary]:
-        overlay = self.overlay()
+    def _with_queue(
+        self, found: list[LeadSummary], text: str, kind: str, limit: int, saving: Sequence[OutboxItem]
+    ) -> list[LeadSummary]:
+        overlay = self.overlay(saving=saving)
         if not overlay:
             return found
         out: list[LeadSummary] = []

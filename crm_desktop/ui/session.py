@@ -229,7 +229,7 @@ class DeskSession(QObject):
             if seq == self._search_seq:
                 self.search_done.emit(text, result)
 
-        run_in(reader_pool(), self.with_store(lambda s: s.search(text)), deliver)
+        run_in(reader_pool(), self.with_store(lambda s: s.search(text, saving=self._saving)), deliver)
 
     def lead_local(self, phone: str, on_loaded: Callable[[tuple[LeadSummary | None, list[OutboxItem]]], None]) -> None:
         """The lead as this desk knows it (cache + queue) and this desk's items about it, for the lead view."""
