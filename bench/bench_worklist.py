@@ -324,14 +324,16 @@ def bench_ui(server: Server, work: Path, me: str) -> dict[str, Any]:
             enters.append((reloaded[0] - t0) * 1000)
         if queued:
             on_disk.append((queued[0] - t0) * 1000)
+        # The called lead's follow-up moved (to today at the earliest): it left its place in the first page, or is
+        # still there marked not sent. Without the call laid over, it would be where it was, unmarked.
         at = tab.model.row_of(called.phone) if called is not None else -1
         lead = tab.model.lead_at(at) if at >= 0 else None
-        shown_unsent += bool(lead is not None and lead.unsent)
+        shown_unsent += bool(lead is None or lead.unsent)
         tab.lead_view.call_queued.disconnect(on_queued)
         tab.model.page_loaded.disconnect(on_page)
     out["enter_to_list_ready_ms"] = lat_summary(enters)
     out["enter_to_call_on_disk_ms"] = lat_summary(on_disk)
-    out["enter_list_showed_the_call"] = f"{shown_unsent}/20"  # the called lead listed as "not sent" on reload
+    out["enter_list_showed_the_call"] = f"{shown_unsent}/20"  # the called lead moved, or is marked "not sent"
 
     # Lead view → history: the server's own leads (real ids, with calls).
     with Store(path) as s:

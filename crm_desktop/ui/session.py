@@ -22,7 +22,7 @@ from crm_desktop.core.store import DEFAULT_BUSY_TIMEOUT_MS, Store
 from crm_desktop.core.sync import SyncEngine
 from crm_desktop.core.worklist import WorkList
 from crm_desktop.ui.bridge import SyncBridge
-from crm_desktop.ui.workers import reader_pool, run_in, wait_for_pools, writer_pool
+from crm_desktop.ui.workers import network_pool, reader_pool, run_in, wait_for_pools, writer_pool
 
 
 class DeskSession(QObject):
@@ -246,8 +246,9 @@ class DeskSession(QObject):
     def fetch_lead_detail(
         self, lead_id: int, on_loaded: Callable[[dict[str, Any]], None], on_failed: Callable[[BaseException], None]
     ) -> None:
-        """The lead's whole history from the server (lead_detail), on the reader pool."""
-        run_in(reader_pool(), lambda: dict(self.api.rpc("lead_detail", {"lead_id": lead_id})), on_loaded, on_failed)
+        """The lead's whole history from the server (lead_detail), on the network pool (not a reader thread the
+        lists need meanwhile)."""
+        run_in(network_pool(), lambda: dict(self.api.rpc("lead_detail", {"lead_id": lead_id})), on_loaded, on_failed)
 
     def due_callbacks(self, cre_id: str, today: date, on_loaded: Callable[[list[LeadSummary]], None]) -> None:
         """This CRE's call-backs of today and later (the reminder timer picks the ones whose time has come)."""

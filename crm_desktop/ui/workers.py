@@ -5,6 +5,9 @@ Pools are sized on purpose:
   Enters can never commit out of order and no two UI writes race for SQLite's write lock.
 - `reader_pool`: two threads for lookups and RPC reads (dashboard, catalogue). The as-you-type duplicate lookup runs
   here, so a slow dashboard refresh never delays the caller-facing lookup by more than one job.
+- `network_pool`: two threads for the RPC reads a view starts for itself as it opens (a lead's history). A request
+  waits for the server; on the reader pool it held a thread the list reloading behind it needed (bench_worklist:
+  open a lead, press Enter at once: the list's page queued behind lead_detail and the counts).
 Workers never touch widgets; results come back through queued signals on the GUI thread."""
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class Worker(QRunnable):
 
 _writer: QThreadPool | None = None
 _reader: QThreadPool | None = None
+_network: QThreadPool | None = None
 
 
 def writer_pool() -> QThreadPool:
@@ -71,6 +75,14 @@ def reader_pool() -> QThreadPool:
         _reader.setMaxThreadCount(2)  # a lookup never waits behind more than one slow read
         _reader.setExpiryTimeout(-1)
     return _reader
+
+
+def network_pool() -> QThreadPool:
+    global _network
+    if _network is None:
+        _network = QThreadPool()
+        _network.setMaxThreadCount(2)  # leads opened one after the other: the newest history need not queue long
+    return _network
 
 
 class _Relay(QObject):
@@ -154,6 +166,6 @@ def _unhandled(exc: BaseException) -> None:
 
 def wait_for_pools(msecs: int = 10_000) -> None:
     """On shutdown: let queued writes finish (a typed lead must reach the disk)."""
-    for pool in (_writer, _reader):
+    for pool in (_writer, _reader, _network):
         if pool is not None:
             pool.waitForDone(msecs)

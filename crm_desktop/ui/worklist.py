@@ -413,8 +413,9 @@ class MyLeadsTab(QWidget):
         """Counts and the shown list again, keeping the selected lead selected when it is still listed."""
         current = self.current_lead()
         self._select_after_reload = (current.phone if current else None, self.table.currentIndex().row())
-        self.session.worklist_counts(self._cre_id, desk_today(), self._on_counts_loaded)
+        # The list first: on a two-thread reader pool the page must not start behind the counts.
         self.model.reload()
+        self.session.worklist_counts(self._cre_id, desk_today(), self._on_counts_loaded)
 
     def _on_counts_loaded(self, counts: dict[WorkList, int]) -> None:
         self.counts = counts
