@@ -418,3 +418,34 @@ def test_the_drill_down_and_list_indexes_come_with_the_cache(tmp_path: Path) -> 
     assert {"lead_cache_pending_follow_up", "lead_cache_created", "lead_cache_owner_follow_up",
             "lead_cache_branch_follow_up", "lead_cache_cre_lists"} <= indexes  # fmt: skip
     assert not {"lead_cache_owner", "lead_cache_fresh"} & indexes  # prefixes of lead_cache_cre_lists
+
+
+def test_a_first_sync_builds_the_list_indexes_once_at_its_end(store: Store) -> None:
+    """Migration 4's indexes cost every row of a sync a random insert each; a first sync (pages into an empty
+    cache) drops them and builds them when the feed has caught up, and the lists are right all along."""
+    import json
+
+    from crm_desktop.core.cache import LIST_INDEXES
+
+    def indexes() -> set[str]:
+        return {r[0] for r in store._cache_db().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+    def page(rows: list[list[Any]], next_since: int, more: bool) -> str:
+        return json.dumps({"columns": COLUMNS, "rows": rows, "next_since": next_since, "more": more})
+
+    wanted = {name for name, _ in LIST_INDEXES}
+    assert wanted <= indexes()
+    store.apply_feed_page(page([row(1, name="First Page", follow="2026-11-27")], 1, True))
+    assert not wanted & indexes()  # a first sync: built at its end
+    assert names(store.worklist_page(ME, WorkList.OVERDUE, TODAY)) == ["First Page"]
+    store.apply_feed_page(page([row(2, name="Second Page", follow="2026-11-26", cre=OTHER)], 2, True))
+    assert not wanted & indexes()  # not an empty cache any more: nothing dropped or built mid-way
+    store.apply_feed_page(page([row(3, name="Last Page", follow="2026-11-25", cre=OTHER)], 3, False))
+    assert wanted <= indexes()
+    assert names(store.worklist_page(OTHER, WorkList.OVERDUE, TODAY)) == ["Last Page", "Second Page"]
+    # The next pages (incremental) find them in place; a full resync drops them again.
+    store.apply_feed_page(page([row(4, name="Later", cre=OTHER)], 4, False))
+    assert wanted <= indexes()
+    store.clear_cache()
+    store.apply_feed_page(page([row(1, name="Again")], 1, True))
+    assert not wanted & indexes()

@@ -70,6 +70,54 @@ _MY_COLUMNS = ", ".join(_MY_COLUMN_NAMES)
 _NEW_MY_COLUMNS = ", ".join(f"new.{c}" for c in _MY_COLUMN_NAMES)
 _MY_COLUMNS_DDL = ", ".join(_MY_COLUMN_NAMES)  # types as in lead_cache do not matter to SQLite; values are copied
 
+# Indexes for lists read from lead_cache itself (migration 4). Each one takes a random insert per row of a sync, which
+# more than halved the first sync's rate (bench_client.py at 1M: 13.1k -> 5.8k rows/s); a first sync (pages applied
+# to an empty cache) therefore drops them and builds them once at its end, from sorted data (apply_feed_page).
+LIST_INDEXES: tuple[tuple[str, str], ...] = (
+    # Another CRE's lists: every list's condition and its natural order from this one index, so counting them and
+    # sorting a list's keys never read the table rows, which for one CRE are spread over the whole file (one in ~33
+    # at 1M; reading them took 0.7-1.2 s).
+    (
+        "lead_cache_cre_lists",
+        "CREATE INDEX IF NOT EXISTS lead_cache_cre_lists ON lead_cache (cre_id, final_status, follow_up_date, "
+        "follow_up_at, call_count, ps_name, ps_email)",
+    ),
+    # ... but for the two lists that need other columns: Fresh (newest first) and Won / Lost (decided in the last 30
+    # days, last call first), each a small partial index whose WHERE is the list's own condition (worklist.py _WHERE,
+    # word for word: SQLite uses a partial index only for a query that states its WHERE). They hold every column
+    # their list reads, the WHERE's too: SQLite 3.40 reads the row for a column the index lacks, even one its WHERE
+    # fixes, and cannot read a coalesce() from an expression index.
+    (
+        "lead_cache_cre_fresh",
+        "CREATE INDEX IF NOT EXISTS lead_cache_cre_fresh ON lead_cache (cre_id, created_at, call_count, final_status) "
+        "WHERE call_count = 0 AND final_status = 'Pending'",
+    ),
+    (
+        "lead_cache_cre_decided",
+        "CREATE INDEX IF NOT EXISTS lead_cache_cre_decided ON lead_cache (cre_id, final_status, won_at, lost_at, "
+        "updated_at, created_at, last_call_at) WHERE final_status IN ('Won', 'Lost')",
+    ),
+    # The drill-down: overdue / due today (all, per CRE name, per branch) read a small partial index in follow-up
+    # order, never the table for their ids; "new leads of the last N days" a range of created_at.
+    (
+        "lead_cache_pending_follow_up",
+        "CREATE INDEX IF NOT EXISTS lead_cache_pending_follow_up ON lead_cache (follow_up_date, lead_id) "
+        "WHERE final_status = 'Pending'",
+    ),
+    ("lead_cache_created", "CREATE INDEX IF NOT EXISTS lead_cache_created ON lead_cache (created_at)"),
+    (
+        "lead_cache_owner_follow_up",
+        "CREATE INDEX IF NOT EXISTS lead_cache_owner_follow_up ON lead_cache (cre_name, follow_up_date, lead_id) "
+        "WHERE final_status = 'Pending'",
+    ),
+    (
+        "lead_cache_branch_follow_up",
+        "CREATE INDEX IF NOT EXISTS lead_cache_branch_follow_up ON lead_cache (branch, follow_up_date, lead_id) "
+        "WHERE final_status = 'Pending'",
+    ),
+)
+_LIST_INDEX_NAMES = tuple(name for name, _ in LIST_INDEXES)
+
 # -- schema -------------------------------------------------------------------------------------------------------
 # Each migration is a tuple of statements, run in one transaction with the user_version bump. Statements, not a
 # script: sqlite3's executescript() commits first, which would break the all-or-nothing migration.
@@ -189,35 +237,12 @@ CACHE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         # 4: lists read from lead_cache itself — a team lead's view of another CRE's lists (worklist.py), and the
         # dashboard's drill-down (drill.py, bench/bench_lead_tab.py's SUGGESTED_INDEXES, kept under those names).
-        # Indexes cost the first sync: each one takes a random insert per row (README's performance table has the
-        # apply rate before and after).
-        #
-        # Another CRE's lists: every list's condition and its natural order come from this one index, so counting
-        # them and sorting a list's keys never read the table rows, which for one CRE are spread over the whole
-        # file (one in ~33 at 1M; reading them was ~1 s). It replaces migration 2's two owner indexes, both
-        # prefixes of what it answers (the cre_id + call_count one as a filter inside a final_status range).
+        # The new indexes are LIST_INDEXES below: a first sync drops and rebuilds them (apply_feed_page). Migration
+        # 2's two owner indexes go: both are prefixes of lead_cache_cre_lists (cre_id + call_count as a filter inside
+        # a final_status range).
         "DROP INDEX lead_cache_owner",
         "DROP INDEX lead_cache_fresh",
-        "CREATE INDEX lead_cache_cre_lists ON lead_cache (cre_id, final_status, follow_up_date, follow_up_at, "
-        "call_count, ps_name, ps_email)",
-        # ... but for the two lists that need other columns: Fresh (newest first) and Won / Lost (decided in the last
-        # 30 days, last call first), each a small partial index whose WHERE is the list's own condition (worklist.py
-        # _WHERE, word for word: SQLite uses a partial index only for a query that states its WHERE). They hold every
-        # column their list reads, the WHERE's too: SQLite 3.40 reads the row for a column the index lacks, even one
-        # its WHERE fixes, and cannot read a coalesce() from an expression index.
-        "CREATE INDEX lead_cache_cre_fresh ON lead_cache (cre_id, created_at, call_count, final_status) "
-        "WHERE call_count = 0 AND final_status = 'Pending'",
-        "CREATE INDEX lead_cache_cre_decided ON lead_cache (cre_id, final_status, won_at, lost_at, updated_at, "
-        "created_at, last_call_at) WHERE final_status IN ('Won', 'Lost')",
-        # The drill-down: overdue / due today (all, per CRE name, per branch) read a small partial index in
-        # follow-up order, never the table for their ids; "new leads of the last N days" a range of created_at.
-        "CREATE INDEX IF NOT EXISTS lead_cache_pending_follow_up ON lead_cache (follow_up_date, lead_id) "
-        "WHERE final_status = 'Pending'",
-        "CREATE INDEX IF NOT EXISTS lead_cache_created ON lead_cache (created_at)",
-        "CREATE INDEX IF NOT EXISTS lead_cache_owner_follow_up ON lead_cache (cre_name, follow_up_date, lead_id) "
-        "WHERE final_status = 'Pending'",
-        "CREATE INDEX IF NOT EXISTS lead_cache_branch_follow_up ON lead_cache (branch, follow_up_date, lead_id) "
-        "WHERE final_status = 'Pending'",
+        *(create for _name, create in LIST_INDEXES),
     ),
 )
 
@@ -503,6 +528,10 @@ class CacheStore(StoreBase):
         with self._blame("cache"):
             conn = self._cache_db()
             with write_txn(conn):
+                if head.more and conn.execute("SELECT NOT EXISTS (SELECT 1 FROM lead_cache)").fetchone()[0]:
+                    # The first page of a first sync (or of one after clear_cache): LIST_INDEXES are built at its end.
+                    for name in _LIST_INDEX_NAMES:
+                        conn.execute(f"DROP INDEX IF EXISTS {name}")  # names of ours, not input
                 count = conn.execute("SELECT json_array_length(:page, '$.rows')", {"page": text}).fetchone()[0]
                 try:
                     applied = conn.execute(upsert, {"page": text}).rowcount
@@ -511,7 +540,21 @@ class CacheStore(StoreBase):
                         f"a feed row is not an array of {len(head.columns)} values with every required one ({exc})"
                     ) from exc
                 conn.execute(_SET_CURSOR, {"cursor": head.next_since, "now": time.time()})
+                if not head.more:
+                    self._build_list_indexes(conn)
         return FeedPage(int(count), max(applied, 0), head.next_since, head.more, head.remaining)
+
+    def _build_list_indexes(self, conn: sqlite3.Connection) -> None:
+        """Build the LIST_INDEXES a first sync dropped, once the feed has caught up (also after a desk closed
+        mid-sync: the sync goes on from its cursor without them). A check of the schema when none is missing."""
+        have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        missing = [create for name, create in LIST_INDEXES if name not in have]
+        if not missing:
+            return
+        t0 = time.perf_counter()
+        for create in missing:
+            conn.execute(create)
+        log.info("built %d list index(es) after the first sync in %.1f s", len(missing), time.perf_counter() - t0)
 
     def desk_owner(self) -> str | None:
         """The CRE whose leads my_leads holds (the signed-in user), or None before the first sign-in."""
