@@ -355,6 +355,11 @@ class MyLeadsTab(QWidget):
         session.bridge.leads_changed.connect(self.schedule_refresh)
         session.bridge.item_changed.connect(self._on_sync_item_changed)
         self._select_after_reload: tuple[str | None, int] | None = None
+        self._counts_wanted = False
+        self._counts_timer = QTimer(self)
+        self._counts_timer.setSingleShot(True)
+        self._counts_timer.setInterval(250)  # a page that never comes (a failed read) does not hold the counts up
+        self._counts_timer.timeout.connect(self._load_counts)
         self.refresh()
 
     # -- data -----------------------------------------------------------------------------------------------------
@@ -413,8 +418,18 @@ class MyLeadsTab(QWidget):
         """Counts and the shown list again, keeping the selected lead selected when it is still listed."""
         current = self.current_lead()
         self._select_after_reload = (current.phone if current else None, self.table.currentIndex().row())
-        # The list first: on a two-thread reader pool the page must not start behind the counts.
         self.model.reload()
+        # The counts after the list's first page: on the two reader threads they competed with it for this 2-core
+        # PC (the page after Enter on the call form is what a CRE waits for). A timer asks for them in any case.
+        self._counts_wanted = True
+        self._counts_timer.start()
+
+    @Slot()
+    def _load_counts(self) -> None:
+        if not self._counts_wanted:
+            return
+        self._counts_wanted = False
+        self._counts_timer.stop()
         self.session.worklist_counts(self._cre_id, desk_today(), self._on_counts_loaded)
 
     def _on_counts_loaded(self, counts: dict[WorkList, int]) -> None:
@@ -443,6 +458,7 @@ class MyLeadsTab(QWidget):
 
     @Slot(int)
     def _on_model_page_loaded(self, rows: int) -> None:
+        self._load_counts()
         self.empty_label.setText("" if rows else f"No leads in {self.model.which.label}.")
         wanted = self._select_after_reload
         if wanted is None:
