@@ -487,8 +487,7 @@ class LeadView(QFrame):
         self.call_queued.emit(item)
 
     def _on_call_failed(self, item: OutboxItem, exc: BaseException) -> None:
-        if isinstance(exc, StoreError):
-            log.warning("call %s not saved to the outbox: %s", item.client_ref, exc)  # the ref, never the name
+        if isinstance(exc, StoreError):  # logged where This shift marks it (main_window)
             self.status.setText(f"The call to {item.label} was NOT saved: {exc} It is listed in This shift as "
                                 "Not saved: select it there and press Edit and resend.")  # fmt: skip
         self.call_not_saved.emit(item, exc)

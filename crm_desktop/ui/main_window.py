@@ -502,7 +502,8 @@ class MainWindow(QMainWindow):
 
     @Slot(object, object)
     def _on_call_not_saved(self, item: OutboxItem, exc: BaseException) -> None:
-        self._on_enqueue_failed(item.client_ref, item.payload, exc, label=item.label, call=True)
+        # The lead view raises a call's bug itself (after this): here only the row and the message.
+        self._on_enqueue_failed(item.client_ref, item.payload, exc, label=item.label, call=True, raise_bug=False)
 
     def _resend_unsaved_call(self, item: OutboxItem) -> None:
         """A "Not saved" call sent again as it was, under its client_ref: the same path as in the lead view."""
@@ -515,7 +516,14 @@ class MainWindow(QMainWindow):
         self._on_shift_selection_changed()
 
     def _on_enqueue_failed(
-        self, ref: str, body: dict[str, Any], exc: BaseException, *, label: str | None = None, call: bool = False
+        self,
+        ref: str,
+        body: dict[str, Any],
+        exc: BaseException,
+        *,
+        label: str | None = None,
+        call: bool = False,
+        raise_bug: bool = True,
     ) -> None:
         reason = str(exc) if isinstance(exc, StoreError) else "Something went wrong on this computer."
         label = label or outbox_label(body)
@@ -531,7 +539,7 @@ class MainWindow(QMainWindow):
             where = "Select it in This shift and press Edit and resend."
         self.message_bar.show_message("store", f"{label} was NOT saved: {reason} {where}", "error")
         self._on_shift_selection_changed()
-        if not isinstance(exc, StoreError) and not call:  # the lead view raises a call's bug itself
+        if not isinstance(exc, StoreError) and raise_bug:
             raise exc  # a bug, not the disk: the error dialog gets the details (the lead is safe above)
 
     def _on_items_requeued(self, items: list[OutboxItem]) -> None:
