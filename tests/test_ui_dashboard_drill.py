@@ -345,16 +345,17 @@ def test_drill_query_over_the_cache_file(tmp_path):
 
     columns = (*FEED_COLUMNS, "cre_id", "last_call_at")  # lead-life columns, as the feed (005) sends them
     meta = [{"source": "GOOGLE", "sub_source": "Google Know", "at": "x"}, {"source": "META", "sub_source": "Meta Know"}]
+    IST_10AM, UTC_7PM = "2026-11-30T10:00:00+05:30", "2026-11-30T19:00:00+00:00"  # two fixed instants
     rows = [
         # 23:59:59.5 on 29 Nov in Hyderabad (julianday: ms); last call 23:59 on 30 Nov there
         row(1, "2026-11-29T18:29:59.5+00:00", last_call_at="2026-11-30T18:29:00+00:00"),
         row(2, "2026-11-29T18:30:00+00:00", final_status="Won"),  # midnight: 30 Nov; never called
         # 30 Nov, desk offset; called on 30 Nov (desk offset too)
-        row(3, "2026-11-30T23:59:00+05:30", sources=meta, cre_name=IMRAN, cre_id="imran-id",
-            last_call_at="2026-11-30T10:00:00+05:30"),  # fmt: skip
+        row(3, "2026-11-30T23:59:00+05:30", sources=meta, cre_name=IMRAN, cre_id="imran-id", last_call_at=IST_10AM),
         # 1 Dec; called at 00:30 on 1 Dec in Hyderabad
-        row(4, "2026-12-01T00:10:00+05:30", lead_status="Interested", follow_up_date="2026-11-28",
-            last_call_at="2026-11-30T19:00:00+00:00"),  # fmt: skip
+        row(
+            4, "2026-12-01T00:10:00+05:30", lead_status="Interested", follow_up_date="2026-11-28", last_call_at=UTC_7PM
+        ),
         row(5, "2026-11-20T10:00:00+00:00", follow_up_date="2026-12-01", branch="ATTAPUR"),
     ]
     store = Store(tmp_path / "c.sqlite3")
@@ -481,8 +482,8 @@ def test_enter_on_a_drill_down_list_opens_the_lead_view(qtbot, server, api, desk
 
 
 def test_the_calls_tile_lists_the_leads_called(qtbot, server, api, lead_client, desk, tmp_path):
-    """"Calls made" opens the leads called in the range (from the cache: each lead's last call), per CRE from the
-    CRE row's Calls column; the list says what it cannot show (a lead called twice is one row)."""
+    """The "Calls made" tile opens the leads called in the range (from the cache: each lead's last call), per CRE
+    from the CRE row's Calls column; the list says what it cannot show (a lead called twice is one row)."""
     cache = tmp_path / "lead.sqlite3"
     sync(lead_client, cache)
     conn = open_cache_readonly(cache)

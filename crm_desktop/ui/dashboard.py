@@ -398,8 +398,8 @@ class DashboardTab(QWidget):
             "won_lost": Tile("Won / Lost", drillable=True),
         }
         self.tiles["calls"].setToolTip(
-            "Every call logged in the range (first calls and follow-up calls). Click (or Enter) to list the leads called"
-            " (by each lead's last call)"
+            "Every call logged in the range (first calls and follow-up calls). Click (or Enter) to list the leads"
+            " called (by each lead's last call)"
         )
         for key, tile in self.tiles.items():
             if tile.drillable:

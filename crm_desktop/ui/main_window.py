@@ -702,10 +702,10 @@ class MainWindow(QMainWindow):
         """A dashboard figure opened: its leads, from this desk's cache, in the My leads list with the lead view."""
         from crm_desktop.ui.reassign import LeadListDialog
 
-        cres = list(self._catalog.get("cres") or [])
-        dialog = LeadListDialog(
-            drill, self.session.store_path, self.session.api.rpc, cres, self, session=self.session, catalog=self._catalog
-        )
+        session, catalog = self.session, self._catalog
+        cres = list(catalog.get("cres") or [])
+        rpc = session.api.rpc
+        dialog = LeadListDialog(drill, session.store_path, rpc, cres, self, session=session, catalog=catalog)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
 

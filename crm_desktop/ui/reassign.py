@@ -133,9 +133,9 @@ class DrillListModel(WorklistModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         extra = section - len(LIST_COLUMNS)
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            if 0 <= extra < len(self.EXTRA_COLUMNS):
-                return self.EXTRA_COLUMNS[extra][0]
+        horizontal = orientation == Qt.Orientation.Horizontal
+        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= extra < len(self.EXTRA_COLUMNS):
+            return self.EXTRA_COLUMNS[extra][0]
         return super().headerData(section, orientation, role)
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -227,6 +227,7 @@ class LeadListDialog(QDialog):
         self._pending: tuple[list[int], dict[str, Any]] | None = None  # the reassignment awaiting confirmation
         self._count_generation = 0  # a count read for an older reload is dropped
         self._closed = False  # answers arriving after the dialog closed (it is deleted on close) are dropped
+        self._keep: str | None = None  # phone of the lead to keep current across a reload
         self.setWindowTitle(drill.describe())
         self.setObjectName("leadListDialog")
         self.resize(1200 if session is not None else 1100, 640)
@@ -339,13 +340,20 @@ class LeadListDialog(QDialog):
         then the count."""
         self._count_generation += 1
         self._first_page = True
+        current = self.current_lead()
+        self._keep = current.phone if current is not None else None  # the lead in hand stays current if still listed
         self.model.reload()
 
     @Slot(int)
     def _on_model_page_loaded(self, rows: int) -> None:
         self.empty_label.setText("" if rows else "No leads in this list.")
-        if rows and not self.view.currentIndex().isValid():
+        kept = self.model.row_of(self._keep) if self._keep else -1
+        if kept >= 0:
+            self.view.setCurrentIndex(self.model.index(kept, 0))
+        elif rows and not self.view.currentIndex().isValid():
             self.view.setCurrentIndex(self.model.index(0, 0))
+        if kept >= 0 or not self.model.canFetchMore():
+            self._keep = None
         self.page_shown.emit(rows)
         if not self._first_page:
             return
