@@ -452,6 +452,8 @@ def test_enter_on_a_drill_down_list_opens_the_lead_view(qtbot, server, api, desk
         dialog = window.findChildren(LeadListDialog)[0]
         qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
         assert dialog.model.total() == 9 and dialog.lead_view is not None
+        hint = dialog.minimumSizeHint()  # list, lead view and bars fit a 1280x720 laptop under a title bar and taskbar
+        assert hint.width() <= 1280 and hint.height() <= 660, hint
         dialog.activateWindow()
         qtbot.waitUntil(lambda: QApplication.focusWidget() is dialog.view, timeout=LOAD)
 
