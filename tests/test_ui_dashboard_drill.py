@@ -466,6 +466,10 @@ def test_enter_on_a_drill_down_list_opens_the_lead_view(qtbot, server, api, desk
         assert view.lead is not None and view.lead.phone == second.phone
         assert second.uid in view.title.text() and view.form.isEnabled()
         qtbot.waitUntil(lambda: view.form.isAncestorOf(QApplication.focusWidget()), timeout=LOAD)  # call form ready
+        with qtbot.waitSignal(dialog.loaded, timeout=LOAD):
+            dialog.reload()  # what each sync page does: the list is read again ...
+        assert view.form.isAncestorOf(QApplication.focusWidget())  # ... and the team lead's typing stays where it was
+        assert dialog.current_lead() == second  # on the same lead
 
         QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Escape)
         assert dialog.isVisible() and QApplication.focusWidget() is dialog.view

@@ -228,6 +228,7 @@ class LeadListDialog(QDialog):
         self._count_generation = 0  # a count read for an older reload is dropped
         self._closed = False  # answers arriving after the dialog closed (it is deleted on close) are dropped
         self._keep: str | None = None  # phone of the lead to keep current across a reload
+        self._focused_once = False
         self.setWindowTitle(drill.describe())
         self.setObjectName("leadListDialog")
         self.resize(1200 if session is not None else 1100, 640)
@@ -358,7 +359,9 @@ class LeadListDialog(QDialog):
         if not self._first_page:
             return
         self._first_page = False
-        self.view.setFocus()
+        if not self._focused_once:  # the list opens focused; a reload (each sync page) never moves the focus
+            self._focused_once = True
+            self.view.setFocus()
         if not self.model.canFetchMore() and not self.model.is_loading():
             self._on_counted(self._count_generation, rows)  # one page holds the whole list: it is the count
             return
