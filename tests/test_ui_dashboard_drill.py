@@ -383,7 +383,7 @@ def test_drill_query_over_the_cache_file(tmp_path):
         assert leads(called_from=date(2026, 11, 30), called_to=date(2026, 12, 1), cre_name=IMRAN) == [103]
         past = DrillFilter(called_from=date(2026, 11, 30), called_to=date(2026, 11, 30), cre_id="imran-id")
         notes = " ".join(drill_notes(past, today))
-        assert "tile counts every call" in notes and "called again after 30 Nov are not listed" in notes
+        assert "dashboard counts every call" in notes and "called again after 30 Nov are not listed" in notes
         assert "owner now" in notes
         assert drill_notes(DrillFilter(follow_up="overdue")) == []  # a follow-up list is what its tile counts
         three_days = DrillFilter(today=today, date_from=date(2026, 11, 29), date_to=date(2026, 12, 1))
@@ -515,7 +515,7 @@ def test_the_calls_tile_lists_the_leads_called(qtbot, server, api, lead_client, 
     dialog = wait_list(qtbot, opened, 1)
     assert dialog.model.total() == 13 == dialog.model.rowCount()  # the leads called today, each once
     assert dialog.windowTitle().startswith("Leads called, ")
-    assert dialog.notes_label.isVisibleTo(dialog) and "tile counts every call" in dialog.notes_label.text()
+    assert dialog.notes_label.isVisibleTo(dialog) and "dashboard counts every call" in dialog.notes_label.text()
     assert dialog.model.lead_at(0).phone == phone_for(1)  # the latest call first
 
     view, proxy = tab.cre_view, tab.cre_proxy

@@ -249,7 +249,7 @@ def drill_notes(f: DrillFilter, today: date | None = None) -> list[str]:
     if f.called_from is None and f.called_to is None:
         return []
     day = today or f.today or desk_today()
-    notes = ["Each lead called in the range once, by its last call (the tile counts every call)."]
+    notes = ["Each lead called in the range once, by its last call (the dashboard counts every call)."]
     if f.called_to is not None and f.called_to < day:
         notes.append(
             f"Leads called again after {f.called_to:%d %b} are not listed: this computer keeps each lead's last "
