@@ -1,19 +1,21 @@
 """Drill-down and reassign from the team lead's tab, driven as a person drives it (pytest-qt, offscreen), over the
-real reference server and real SQLite cache files: the overdue tile opens a list whose count is the tile's; five of
-a CRE's leads go to another CRE and, after a sync, the caches say so; "all overdue of a CRE" in one go; export of the
-list reads back."""
+real reference server and real SQLite cache files: the overdue tile opens a list (the My leads list) whose count is
+the tile's, and Enter on it opens the lead view; the Calls tile lists the leads called; five of a CRE's leads go to
+another CRE and, after a sync, the caches say so; "all overdue of a CRE" in one go; export of the list reads back."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
 from serverproc import Api, ServerProcess, new_lead, phone_for
 
 from crm_desktop.core.api import ApiClient
@@ -25,6 +27,8 @@ from crm_desktop.ui.dashboard import DashboardTab, desk_today, summary_fetcher
 from crm_desktop.ui.dashboard_models import ROW_ROLE, CreTableModel
 from crm_desktop.ui.reassign import LeadListDialog
 from crm_desktop.ui.workers import reader_pool
+from crm_desktop.ui.worklist import COL_PHONE
+from crm_desktop.ui.worklist import ROW_ROLE as LEAD_ROLE
 
 LOAD = 20_000
 ASHA, IMRAN = "Asha Reddy", "Imran Khan"
@@ -93,7 +97,7 @@ def wait_list(qtbot: Any, opened: list[LeadListDialog], n: int) -> LeadListDialo
     qtbot.waitUntil(lambda: len(opened) == n, timeout=LOAD)
     dialog = opened[-1]
     qtbot.addWidget(dialog)
-    qtbot.waitUntil(lambda: dialog.model.result is not None, timeout=LOAD)
+    qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
     return dialog
 
 
@@ -131,8 +135,8 @@ def test_overdue_tile_opens_the_list_and_the_counts_agree(qtbot, qtmodeltester, 
     assert dialog.model.total() == 9 == int(overdue.value_text())
     assert dialog.model.rowCount() == 9 and dialog.count_label.text() == "9 leads"
     assert dialog.windowTitle() == "Overdue follow-ups"
-    follow_ups = [dialog.model.data(dialog.model.index(r, 6)) for r in range(9)]
-    assert follow_ups == sorted(follow_ups)  # oldest promise first
+    follow_ups = [dialog.model.data(dialog.model.index(r, 0), LEAD_ROLE).follow_up_date for r in range(9)]
+    assert follow_ups == sorted(follow_ups) and follow_ups[0] < follow_ups[-1]  # oldest promise first
     qtmodeltester.check(dialog.model)
 
     # By keyboard too, and with a branch chosen: the tile and the list still agree.
@@ -170,7 +174,7 @@ def test_reassign_five_leads_from_cre1_to_cre2_follows_after_a_sync(qtbot, serve
     tab.drill_down_requested.emit(f)
     dialog = wait_list(qtbot, opened, 1)
     assert dialog.model.total() == 6
-    moved = [dialog.model.data(dialog.model.index(r, 2)) for r in range(5)]
+    moved = [dialog.model.data(dialog.model.index(r, COL_PHONE)) for r in range(5)]
 
     # Five rows by keyboard: the first, then Shift+Down four times.
     dialog.view.setFocus()
@@ -269,7 +273,7 @@ def test_export_of_a_drill_down_list_reads_back(qtbot, server, lead_client, desk
     sheet = read_sheet(target)
     assert sheet.headers[:3] == ("UID", "Customer", "Mobile")
     assert len(sheet.rows) == 9 == dialog.model.total()
-    shown = {dialog.model.data(dialog.model.index(r, 2)) for r in range(dialog.model.rowCount())}
+    shown = {dialog.model.data(dialog.model.index(r, COL_PHONE)) for r in range(dialog.model.rowCount())}
     assert {cells[2] for _n, cells in sheet.rows} == shown  # "+91 99000 00001" stays text, not 9.19E+11
     assert not dialog.assign_all_button.isVisible()  # no client: no reassign
 
@@ -314,7 +318,7 @@ def test_the_team_leads_window_fits_1280_and_a_tile_opens_its_list(qtbot, server
         qtbot.mouseClick(dashboard.tiles["overdue"], Qt.MouseButton.LeftButton)
         qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
         dialog = window.findChildren(LeadListDialog)[0]
-        qtbot.waitUntil(lambda: dialog.model.result is not None, timeout=LOAD)
+        qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
         assert dialog.model.total() == int(dashboard.tiles["overdue"].value_text()) == 9
         assert dialog.cre_combo.count() == 3  # the catalogue's active CREs
         dialog.close()
@@ -327,7 +331,7 @@ def test_drill_query_over_the_cache_file(tmp_path):
     a lead, status and final status, owner by name where the cache has no owner id, and rows in list order."""
     from datetime import date
 
-    from crm_desktop.core.drill import drill, drill_lead_ids, drill_page
+    from crm_desktop.core.drill import drill_lead_ids, drill_notes, drill_page
     from crm_desktop.core.store import FEED_COLUMNS
 
     def row(n: int, created: str, **kw: Any) -> list[Any]:
@@ -339,13 +343,19 @@ def test_drill_query_over_the_cache_file(tmp_path):
         }  # fmt: skip
         return [values.get(c) for c in columns]
 
-    columns = (*FEED_COLUMNS, "cre_id")  # the owner's id, as the lead-life feed (005) sends it
+    columns = (*FEED_COLUMNS, "cre_id", "last_call_at")  # lead-life columns, as the feed (005) sends them
     meta = [{"source": "GOOGLE", "sub_source": "Google Know", "at": "x"}, {"source": "META", "sub_source": "Meta Know"}]
+    IST_10AM, UTC_7PM = "2026-11-30T10:00:00+05:30", "2026-11-30T19:00:00+00:00"  # two fixed instants
     rows = [
-        row(1, "2026-11-29T18:29:59.5+00:00"),  # 23:59:59.5 on 29 Nov in Hyderabad (julianday: ms)
-        row(2, "2026-11-29T18:30:00+00:00", final_status="Won"),  # midnight: 30 Nov
-        row(3, "2026-11-30T23:59:00+05:30", sources=meta, cre_name=IMRAN, cre_id="imran-id"),  # 30 Nov, desk offset
-        row(4, "2026-12-01T00:10:00+05:30", lead_status="Interested", follow_up_date="2026-11-28"),  # 1 Dec
+        # 23:59:59.5 on 29 Nov in Hyderabad (julianday: ms); last call 23:59 on 30 Nov there
+        row(1, "2026-11-29T18:29:59.5+00:00", last_call_at="2026-11-30T18:29:00+00:00"),
+        row(2, "2026-11-29T18:30:00+00:00", final_status="Won"),  # midnight: 30 Nov; never called
+        # 30 Nov, desk offset; called on 30 Nov (desk offset too)
+        row(3, "2026-11-30T23:59:00+05:30", sources=meta, cre_name=IMRAN, cre_id="imran-id", last_call_at=IST_10AM),
+        # 1 Dec; called at 00:30 on 1 Dec in Hyderabad
+        row(
+            4, "2026-12-01T00:10:00+05:30", lead_status="Interested", follow_up_date="2026-11-28", last_call_at=UTC_7PM
+        ),
         row(5, "2026-11-20T10:00:00+00:00", follow_up_date="2026-12-01", branch="ATTAPUR"),
     ]
     store = Store(tmp_path / "c.sqlite3")
@@ -367,9 +377,18 @@ def test_drill_query_over_the_cache_file(tmp_path):
         assert leads(follow_up="overdue") == [104] and leads(follow_up="due_today") == [105]
         assert leads(follow_up="due_today", branch="SOMAJIGUDA") == []
         assert drill_count(conn, DrillFilter(today=today)) == 5
+        # The calls lists: by the last call's day on the desk's calendar, the latest call first.
+        assert leads(called_from=date(2026, 11, 30), called_to=date(2026, 11, 30)) == [101, 103]
+        assert leads(called_from=date(2026, 12, 1), called_to=date(2026, 12, 1)) == [104]
+        assert leads(called_from=date(2026, 11, 30), called_to=date(2026, 12, 1), cre_name=IMRAN) == [103]
+        past = DrillFilter(called_from=date(2026, 11, 30), called_to=date(2026, 11, 30), cre_id="imran-id")
+        notes = " ".join(drill_notes(past, today))
+        assert "dashboard counts every call" in notes and "called again after 30 Nov are not listed" in notes
+        assert "owner now" in notes
+        assert drill_notes(DrillFilter(follow_up="overdue")) == []  # a follow-up list is what its tile counts
         three_days = DrillFilter(today=today, date_from=date(2026, 11, 29), date_to=date(2026, 12, 1))
-        result = drill(conn, three_days, first_page=3)
-        assert result.count == 4 and [r.lead_id for r in result.first] == [104, 103, 102]
+        assert drill_count(conn, three_days) == 4
+        assert [r.lead_id for r in drill_page(conn, three_days, 0, 3)] == [104, 103, 102]
         assert [r.lead_id for r in drill_page(conn, three_days, 3)] == [101]  # the next page
         assert drill_page(conn, three_days, 4) == []
         with pytest.raises(sqlite3_error()):
@@ -413,4 +432,100 @@ def test_a_status_bar_and_a_source_row_open_their_leads(qtbot, server, lead_clie
     assert wait_list(qtbot, opened, 3).model.total() == int(tab.tiles["leads"].value_text()) == 13
     qtbot.mouseClick(tab.tiles["won_lost"], Qt.MouseButton.LeftButton)
     assert wait_list(qtbot, opened, 4).model.total() == int(tab.tiles["won_lost"].value_text().split(" / ")[0]) == 1
-    assert not tab.tiles["calls"].drillable  # calls are not in the cache: nothing to list
+
+
+def test_enter_on_a_drill_down_list_opens_the_lead_view(qtbot, server, api, desk, tmp_path):
+    """The app as wired: the overdue tile (Enter) opens the My leads list of its leads; Down and Enter, keys sent to
+    the focused widget, open the second lead in the lead view with its history from the server and the call form
+    ready; Esc there comes back to the list (the list stays open); a double-click opens a lead too."""
+    from test_ui_desk import close_desk, open_desk
+
+    window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
+    try:
+        dashboard = window.dashboard
+        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
+            dashboard.refresh()
+        tile = dashboard.tiles["overdue"]
+        tile.setFocus()
+        QTest.keyClick(tile, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
+        dialog = window.findChildren(LeadListDialog)[0]
+        qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
+        assert dialog.model.total() == 9 and dialog.lead_view is not None
+        hint = dialog.minimumSizeHint()  # list, lead view and bars fit a 1280x720 laptop under a title bar and taskbar
+        assert hint.width() <= 1280 and hint.height() <= 660, hint
+        dialog.activateWindow()
+        qtbot.waitUntil(lambda: QApplication.focusWidget() is dialog.view, timeout=LOAD)
+
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Down)
+        second = dialog.model.lead_at(1)
+        assert second is not None and dialog.current_lead() == second
+        view = dialog.lead_view
+        with qtbot.waitSignal(view.history_shown, timeout=LOAD, check_params_cb=lambda from_server: from_server):
+            QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+        assert view.lead is not None and view.lead.phone == second.phone
+        assert second.uid in view.title.text() and view.form.isEnabled()
+        qtbot.waitUntil(lambda: view.form.isAncestorOf(QApplication.focusWidget()), timeout=LOAD)  # call form ready
+        with qtbot.waitSignal(dialog.loaded, timeout=LOAD):
+            dialog.reload()  # what each sync page does: the list is read again ...
+        assert view.form.isAncestorOf(QApplication.focusWidget())  # ... and the team lead's typing stays where it was
+        assert dialog.current_lead() == second  # on the same lead
+
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Escape)
+        assert dialog.isVisible() and QApplication.focusWidget() is dialog.view
+
+        first = dialog.model.lead_at(0)
+        assert first is not None
+        rect = dialog.view.visualRect(dialog.model.index(0, 0))
+        # A click then a double-click, as a hand does it (an item view opens on a double-click of the row it pressed).
+        qtbot.mouseClick(dialog.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        with qtbot.waitSignal(dialog.lead_opened, timeout=LOAD) as opened:
+            qtbot.mouseDClick(dialog.view.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+        assert opened.args[0].phone == first.phone and view.lead is not None and view.lead.phone == first.phone
+        dialog.close()
+    finally:
+        close_desk(window)
+
+
+def test_the_calls_tile_lists_the_leads_called(qtbot, server, api, lead_client, desk, tmp_path):
+    """The "Calls made" tile opens the leads called in the range (from the cache: each lead's last call), per CRE
+    from the CRE row's Calls column; the list says what it cannot show (a lead called twice is one row)."""
+    cache = tmp_path / "lead.sqlite3"
+    sync(lead_client, cache)
+    conn = open_cache_readonly(cache)
+    try:
+        lead_id = conn.execute("SELECT lead_id FROM lead_cache WHERE phone = ?", (phone_for(1),)).fetchone()[0]
+    finally:
+        conn.close()
+    call = {
+        "client_ref": str(uuid.uuid4()), "lead_id": lead_id, "called_at": datetime.now(UTC).isoformat(),
+        "lead_status": "Interested", "final_status": "Pending",
+        "follow_up_at": (desk_today() + timedelta(days=3)).isoformat(),
+    }  # fmt: skip
+    r = api.rpc("log_call", api.token("cre1@demo.local"), call=call)  # a second call on one of Asha's leads
+    assert r.status_code == 200, r.text
+    sync(lead_client, cache)
+    opened: list[LeadListDialog] = []
+    tab = open_tab(qtbot, lead_client, opened, cache, [])
+
+    calls = tab.tiles["calls"]
+    assert calls.drillable and calls.value_text() == "14"  # 13 first calls (each lead made with a status) + 1
+    calls.setFocus()
+    QTest.keyClick(calls, Qt.Key.Key_Return)
+    dialog = wait_list(qtbot, opened, 1)
+    assert dialog.model.total() == 13 == dialog.model.rowCount()  # the leads called today, each once
+    assert dialog.windowTitle().startswith("Leads called, ")
+    assert dialog.notes_label.isVisibleTo(dialog) and "dashboard counts every call" in dialog.notes_label.text()
+    assert dialog.model.lead_at(0).phone == phone_for(1)  # the latest call first
+
+    view, proxy = tab.cre_view, tab.cre_proxy
+    row = next(r for r in range(proxy.rowCount()) if proxy.index(r, 0).data() == ASHA)
+    index = proxy.index(row, CreTableModel.CALLS)
+    assert proxy.data(index, ROW_ROLE)["calls"] == 10
+    view.setCurrentIndex(index)
+    view.setFocus()
+    QTest.keyClick(view, Qt.Key.Key_Return)
+    dialog = wait_list(qtbot, opened, 2)
+    assert dialog.model.total() == 9  # Asha's nine leads, one of them called twice
+    assert {dialog.model.lead_at(r).cre_name for r in range(9)} == {ASHA}
+    assert dialog.windowTitle().startswith(f"Leads called · {ASHA}") and "owner now" in dialog.notes_label.text()

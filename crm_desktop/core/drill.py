@@ -1,10 +1,13 @@
 """Drill-down: which cached leads a dashboard figure is made of, asked of the local lead cache (Qt-free).
 
-A tile, a bar or a table row of the team lead's dashboard names a set of leads with a `DrillFilter`; `drill` answers
-it from the cache (instant and offline, like the CRE's lists) with the count and the first page, `drill_page` reads
-the next pages as the list scrolls and `drill_lead_ids` every id, to act on all of them. The filter is data, not a
-query, so the list widget that shows it can change (the CRE's "My leads" list will take it over) without the
-dashboard knowing.
+A tile, a bar or a table row of the team lead's dashboard names a set of leads with a `DrillFilter`; the cache answers
+it (instant and offline, like the CRE's lists): `drill_page` reads a page of `LeadSummary` rows (what the My leads list
+shows and the lead view opens), `drill_count` how many there are, `drill_lead_ids` every id, to act on all of them.
+The filter is data, not a query, so the dashboard does not know which list widget shows it.
+
+Speed at 1M cached leads (bench/bench_lead_tab.py): a page is `ORDER BY ... LIMIT`, in an order an index of the cache
+holds, so SQLite walks that index and stops after the page instead of sorting the whole set; the count is a separate
+query (the list is painted before it is done: counting a 100k-lead date range reads every one of them).
 
 Every SQL fragment that knows the cache's table and columns is in this module, in `_CONDITIONS`, `_ORDER` and
 `_ROW_COLUMNS`: the cache's columns grow with the feed (owner id, last call, call count), and adapting the drill-down
@@ -25,6 +28,9 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from crm_desktop.core.cache import SUMMARY_COLUMNS, summary_from_row
+from crm_desktop.core.models import LeadSummary
+
 DESK_TZ = ZoneInfo("Asia/Kolkata")  # the server's desk_tz(): a lead's day is its day in Hyderabad
 TABLE_CANDIDATES = ("leads", "lead_cache")  # the cache's lead table: `lead_cache` today; `leads` if renamed
 PAGE_ROWS = 200  # rows read per page of the list: a screenful several times over, a few ms of SQLite
@@ -43,7 +49,9 @@ class DrillFilter:
     `title` is what the list is called on screen ("Overdue follow-ups · Asha Reddy"). `cre_name` is used only where
     the cache has no owner id (today's cache), and always as the label. `follow_up` is the server's overdue /
     due-today rule. `date_from`/`date_to` bound the lead's creation day (desk calendar). `today` pins the desk's day
-    for the follow-up rule (tests, and a list opened just before midnight keeps meaning what the tile meant)."""
+    for the follow-up rule (tests, and a list opened just before midnight keeps meaning what the tile meant).
+    `called_from`/`called_to` bound the day of the lead's last call (the "Calls made" tile): the cache keeps each
+    lead's last call only, so see `drill_notes` for what such a list cannot show."""
 
     title: str = ""
     cre_id: str | None = None
@@ -56,6 +64,8 @@ class DrillFilter:
     date_from: date | None = None
     date_to: date | None = None
     branch: str | None = None
+    called_from: date | None = None
+    called_to: date | None = None
     today: date | None = field(default=None, compare=False)
 
     def with_title(self, title: str) -> DrillFilter:
@@ -66,6 +76,8 @@ class DrillFilter:
         if self.title:
             return self.title
         parts: list[str] = []
+        if self.called_from or self.called_to:
+            parts.append("Leads called")
         if self.follow_up:
             parts.append("Overdue follow-ups" if self.follow_up == "overdue" else "Follow-ups due today")
         for value in (self.status, self.final_status, self.sub_source or self.source, self.cre_name, self.branch):
@@ -75,34 +87,6 @@ class DrillFilter:
             same = self.date_from == self.date_to
             parts.append(f"{self.date_from:%d %b}" if same else f"{self.date_from:%d %b}–{self.date_to:%d %b}")
         return " · ".join(parts) or "All leads"
-
-
-@dataclass(frozen=True, slots=True)
-class DrillRow:
-    """One lead of a drill-down list, as the cache has it."""
-
-    lead_id: int
-    uid: str
-    customer_name: str
-    phone: str
-    cre_name: str | None
-    lead_status: str | None
-    final_status: str
-    follow_up_date: str | None
-    created_at: str
-    branch: str | None
-    source: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class DrillResult:
-    """The answer to a filter as the list needs it first: how many leads, and the first page of them. Further pages
-    are read with `drill_page` as the list scrolls; every lead id (to act on all of them) with `drill_lead_ids`.
-    Counting reads an index at most; building 100k Python tuples for a list that shows 20 rows cost 10x more."""
-
-    filter: DrillFilter
-    count: int
-    first: tuple[DrillRow, ...]
 
 
 # -- the SQL, in one place ------------------------------------------------------------------------------------------
@@ -142,24 +126,30 @@ _CONDITIONS: tuple[tuple[str, str], ...] = (
         "created_at < :date_to_loose AND CASE WHEN substr(created_at, -6) = '+00:00'"
         " THEN created_at < :date_to ELSE julianday(created_at) < julianday(:date_to) END",
     ),
+    # The last call's day, the same way (the feed writes last_call_at in UTC too).
+    (
+        "called_from",
+        "last_call_at >= :called_from_loose AND CASE WHEN substr(last_call_at, -6) = '+00:00'"
+        " THEN last_call_at >= :called_from ELSE julianday(last_call_at) >= julianday(:called_from) END",
+    ),
+    (
+        "called_to",
+        "last_call_at < :called_to_loose AND CASE WHEN substr(last_call_at, -6) = '+00:00'"
+        " THEN last_call_at < :called_to ELSE julianday(last_call_at) < julianday(:called_to) END",
+    ),
 )
 _CRE_BY_NAME = ("cre_name", "cre_name = :cre_name")
 _FOLLOW_UP = {
     "overdue": "final_status = 'Pending' AND follow_up_date < :today",
     "due_today": "final_status = 'Pending' AND follow_up_date = :today",
 }
-# Overdue lists read oldest promise first (the most overdue is the most urgent); other lists newest lead first. The
-# orders are those of the indexes a 1M-lead cache needs (bench/bench_lead_tab.py SUGGESTED_INDEXES), so SQLite reads
-# an index in order instead of sorting 100k rows.
-_ORDER = {
-    "overdue": "follow_up_date, lead_id",
-    "due_today": "follow_up_date, lead_id",
-    None: "created_at DESC, rowid DESC",
-}
-_ROW_COLUMNS = (
-    "rowid, lead_id, uid, customer_name, phone, cre_name, lead_status, final_status, follow_up_date, created_at, "
-    "branch, json_extract(sources, '$[0].source')"
-)
+# Follow-up lists read oldest promise first (the most overdue is the most urgent); the calls list the latest call
+# first; other lists the newest lead first. Each order ends on a unique key (pages neither repeat nor skip a row) and
+# is one an index holds (the cache's own, or bench/bench_lead_tab.py SUGGESTED_INDEXES), so SQLite reads the index in
+# order and stops after the page instead of sorting 100k rows.
+_ORDER_FOLLOW_UP = "follow_up_date, lead_id"
+_ORDER_CALLED = "last_call_at DESC, rowid DESC"
+_ORDER_CREATED = "created_at DESC, rowid DESC"
 
 
 def lead_table(conn: sqlite3.Connection) -> str:
@@ -195,6 +185,10 @@ def _where(conn: sqlite3.Connection, table: str, f: DrillFilter) -> tuple[str, d
         "sub_source_json": json.dumps(f.sub_source, ensure_ascii=False) if f.sub_source is not None else None,
         "date_from_loose": (f.date_from - timedelta(days=1)).isoformat() if f.date_from else None,
         "date_to_loose": (f.date_to + timedelta(days=2)).isoformat() if f.date_to else None,
+        "called_from": _day_start_utc(f.called_from) if f.called_from else None,
+        "called_to": _day_start_utc(f.called_to + timedelta(days=1)) if f.called_to else None,
+        "called_from_loose": (f.called_from - timedelta(days=1)).isoformat() if f.called_from else None,
+        "called_to_loose": (f.called_to + timedelta(days=2)).isoformat() if f.called_to else None,
     }
     conditions = [sql for name, sql in _CONDITIONS if params[name] is not None and name != "cre_id"]
     if f.cre_id is not None and "cre_id" in _columns(conn, table):
@@ -210,10 +204,18 @@ def _where(conn: sqlite3.Connection, table: str, f: DrillFilter) -> tuple[str, d
     return (" AND ".join(conditions) or "1"), used
 
 
+def _order(f: DrillFilter) -> str:
+    if f.follow_up is not None:
+        return _ORDER_FOLLOW_UP
+    if f.called_from is not None or f.called_to is not None:
+        return _ORDER_CALLED
+    return _ORDER_CREATED
+
+
 def _select(conn: sqlite3.Connection, f: DrillFilter, what: str, *, ordered: bool) -> tuple[str, dict[str, Any]]:
     table = lead_table(conn)
     where, params = _where(conn, table, f)
-    order = f" ORDER BY {_ORDER[f.follow_up]}" if ordered else ""
+    order = f" ORDER BY {_order(f)}" if ordered else ""
     return f"SELECT {what} FROM {table} WHERE {where}{order}", params
 
 
@@ -222,23 +224,40 @@ def drill_count(conn: sqlite3.Connection, f: DrillFilter) -> int:
     return int(conn.execute(sql, params).fetchone()[0])
 
 
-def drill_page(conn: sqlite3.Connection, f: DrillFilter, offset: int, limit: int = PAGE_ROWS) -> list[DrillRow]:
-    """Rows `offset`..`offset + limit` of the list, in list order (the order has a unique last key, so pages neither
-    repeat nor skip a row while the cache stands still; the list is read afresh after each sync)."""
-    sql, params = _select(conn, f, _ROW_COLUMNS, ordered=True)
+def drill_page(conn: sqlite3.Connection, f: DrillFilter, offset: int, limit: int = PAGE_ROWS) -> list[LeadSummary]:
+    """Rows `offset`..`offset + limit` of the list, in list order, as the My leads list and the lead view take them
+    (the order has a unique last key, so pages neither repeat nor skip a row while the cache stands still; the list
+    is read afresh after each sync)."""
+    sql, params = _select(conn, f, SUMMARY_COLUMNS, ordered=True)
     rows = conn.execute(f"{sql} LIMIT :limit OFFSET :offset", {**params, "limit": limit, "offset": offset})
-    return [DrillRow(*r[1:]) for r in rows]
-
-
-def drill(conn: sqlite3.Connection, f: DrillFilter, first_page: int = PAGE_ROWS) -> DrillResult:
-    """What a list shows first: the count and the first page."""
-    return DrillResult(f, drill_count(conn, f), tuple(drill_page(conn, f, 0, first_page)))
+    return [summary_from_row(r) for r in rows]
 
 
 def drill_lead_ids(conn: sqlite3.Connection, f: DrillFilter) -> list[int]:
     """Every lead id the filter keeps, in list order: for acting on all of them ("all overdue of Asha")."""
     sql, params = _select(conn, f, "lead_id", ordered=True)
     return [r[0] for r in conn.execute(sql, params)]
+
+
+def drill_notes(f: DrillFilter, today: date | None = None) -> list[str]:
+    """What a list cannot show that its figure counts, in the desk's words (shown under the list's title).
+
+    Only the calls lists have such limits: the server counts calls (`stats_cre.calls`, by the CRE who made each), the
+    cache has one row per lead with its owner now and its last call. So a lead called three times is one row; a lead
+    called in a past range and again since is not in that range's list; a call made before a reassignment is listed
+    under the lead's owner now. The full answer needs the calls themselves in the feed (per call: when, by whom)."""
+    if f.called_from is None and f.called_to is None:
+        return []
+    day = today or f.today or desk_today()
+    notes = ["Each lead called in the range once, by its last call (the dashboard counts every call)."]
+    if f.called_to is not None and f.called_to < day:
+        notes.append(
+            f"Leads called again after {f.called_to:%d %b} are not listed: this computer keeps each lead's last "
+            "call only."
+        )
+    if f.cre_id is not None or f.cre_name is not None:
+        notes.append("Listed by the lead's owner now: a call on a lead since reassigned is under its new owner.")
+    return notes
 
 
 def open_cache_readonly(path: str | Path) -> sqlite3.Connection:

@@ -209,6 +209,7 @@ def _integer_axis(axis: QValueAxis, top: float) -> None:
 
 
 _CRE_COLUMN_DRILL: dict[int, str] = {
+    CreTableModel.CALLS: "cre_calls",
     CreTableModel.OVERDUE: "cre_overdue",
     CreTableModel.DUE_TODAY: "cre_due_today",
     CreTableModel.WON: "cre_won",
@@ -390,13 +391,16 @@ class DashboardTab(QWidget):
         # construction. Calls made is what a team lead can act on.
         self.tiles: dict[str, Tile] = {
             "leads": Tile("New leads", drillable=True),
-            "calls": Tile("Calls made"),
+            "calls": Tile("Calls made", drillable=True),
             "duplicate_rate": Tile("Duplicate rate"),
             "due_today": Tile("Follow-ups due today", drillable=True),
             "overdue": Tile("Overdue follow-ups", drillable=True),
             "won_lost": Tile("Won / Lost", drillable=True),
         }
-        self.tiles["calls"].setToolTip("Every call logged in the range (first calls and follow-up calls)")
+        self.tiles["calls"].setToolTip(
+            "Every call logged in the range (first calls and follow-up calls). Click (or Enter) to list the leads"
+            " called (by each lead's last call)"
+        )
         for key, tile in self.tiles.items():
             if tile.drillable:
                 tile.clicked.connect(partial(self._on_tile_clicked, key))
@@ -573,7 +577,7 @@ class DashboardTab(QWidget):
         self.source_view.activated.connect(self._on_source_view_activated)
         for view in (self.cre_view, self.source_view):
             view.setToolTip(
-                "Enter or double-click a row to list its leads (the Overdue, Due today, Won and Lost "
+                "Enter or double-click a row to list its leads (the Calls, Overdue, Due today, Won and Lost "
                 "columns list those leads of the CRE)"
             )
 
@@ -909,7 +913,9 @@ class DashboardTab(QWidget):
 
     def drill_filter(self, key: str, row: dict[str, Any] | None = None) -> DrillFilter | None:
         """The leads behind a figure on screen: `key` is a tile name, or for a CRE row (`row` = its per_cre dict)
-        one of "cre", "cre_overdue", "cre_due_today", "cre_won", "cre_lost". None before the first figures."""
+        one of "cre", "cre_calls", "cre_overdue", "cre_due_today", "cre_won", "cre_lost". None before the first
+        figures. The calls lists are the leads whose last call is in the range (what the cache holds; `drill_notes`
+        says what that leaves out)."""
         if self._shown is None:
             return None
         start, end, branch = self._shown
@@ -917,6 +923,7 @@ class DashboardTab(QWidget):
         span = self._span(start, end)
         in_range = DrillFilter(date_from=start, date_to=end, branch=branch)
         anytime = DrillFilter(branch=branch)  # the follow-up lists: the server's rule, whatever the range
+        called = DrillFilter(called_from=start, called_to=end, branch=branch)
         if key == "leads":
             return replace(in_range, title=f"New leads, {span}{where}")
         if key == "overdue":
@@ -925,6 +932,8 @@ class DashboardTab(QWidget):
             return replace(anytime, title=f"Follow-ups due today{where}", follow_up="due_today")
         if key == "won_lost":
             return replace(in_range, title=f"Won, {span}{where}", final_status="Won")
+        if key == "calls":
+            return replace(called, title=f"Leads called, {span}{where}")
         if row is not None and key.startswith("cre"):
             name = str(row.get("cre_name") or "(unknown CRE)")
             cre_id = str(row["cre_id"]) if row.get("cre_id") else None
@@ -932,6 +941,8 @@ class DashboardTab(QWidget):
                 f = replace(anytime, title=f"Overdue follow-ups · {name}{where}", follow_up="overdue")
             elif key == "cre_due_today":
                 f = replace(anytime, title=f"Due today · {name}{where}", follow_up="due_today")
+            elif key == "cre_calls":
+                f = replace(called, title=f"Leads called · {name}, {span}{where}")
             elif key in ("cre_won", "cre_lost"):
                 final = "Won" if key == "cre_won" else "Lost"
                 f = replace(in_range, title=f"{final} · {name}, {span}{where}", final_status=final)

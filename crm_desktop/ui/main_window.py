@@ -737,13 +737,13 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_dashboard_drill_down_requested(self, drill: Any) -> None:
-        """A dashboard figure opened: its leads, from this desk's cache. (The simple list for now; the CRE's
-        "My leads" list widget takes the filter once both branches are merged.)"""
+        """A dashboard figure opened: its leads, from this desk's cache, in the My leads list with the lead view."""
         from crm_desktop.ui.reassign import LeadListDialog
 
-        dialog = LeadListDialog(
-            drill, self.session.store_path, self.session.api.rpc, list(self._catalog.get("cres") or []), self
-        )
+        session, catalog = self.session, self._catalog
+        cres = list(catalog.get("cres") or [])
+        rpc = session.api.rpc
+        dialog = LeadListDialog(drill, session.store_path, rpc, cres, self, session=session, catalog=catalog)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
 

@@ -1,9 +1,10 @@
 """The drill-down list and the team lead's reassign action on it.
 
-A dashboard figure opened (`DrillFilter`) is listed here from the local cache: the whole answer is one scan on the
-reader pool (two integers per lead, so a 200k-lead list is cheap to hold), and rows are read a page at a time as the
-list scrolls. This is the simple list for now: the lead engineer swaps in the CRE's "My leads" list widget (issue 8)
-once both are merged; the reassign bar and the export stay.
+A dashboard figure opened (`DrillFilter`) is listed in the CRE's My leads list: the same model class (`WorklistModel`,
+pages of `LeadSummary` read on the reader pool as the list scrolls) and the same table set-up, with the owner, branch
+and creation day after the My leads columns, and the lead view beside it (Enter or a double-click opens the current
+lead; Esc in its call form comes back to the list). The first page is painted before the leads are counted: counting
+a 100k-lead date range reads every one of them, a page reads 200.
 
 Reassign: the selected leads, or all the list's leads ("all overdue of Asha"), go to one CRE through `assign_leads`,
 after an inline confirmation that says how many and to whom (Enter confirms, Esc goes back). The call runs on the
@@ -15,10 +16,11 @@ import logging
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal, Slot
+from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, Signal, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -29,6 +31,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QSplitter,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -37,24 +40,41 @@ from PySide6.QtWidgets import (
 from crm_desktop.core import phone as phones
 from crm_desktop.core.api import ApiError
 from crm_desktop.core.drill import (
-    PAGE_ROWS,
     DrillFilter,
-    DrillResult,
-    DrillRow,
-    drill,
+    drill_count,
     drill_lead_ids,
+    drill_notes,
     drill_page,
     open_cache_readonly,
 )
+from crm_desktop.core.models import LeadSummary, OutboxItem
+from crm_desktop.core.worklist import WorkList
 from crm_desktop.ui.export import ask_path, export_rows
 from crm_desktop.ui.workers import reader_pool, run_in
+from crm_desktop.ui.worklist import COLUMNS as LIST_COLUMNS
+from crm_desktop.ui.worklist import ROW_ROLE, EnterOpens, WorklistModel
 
 log = logging.getLogger(__name__)
 
-ROW_ROLE = Qt.ItemDataRole.UserRole + 1
 ASSIGN_MAX = 10_000  # assign_leads takes at most 10,000 ids a call
 Rpc = Callable[[str, dict[str, Any]], Any]
 AnyIndex = QModelIndex | QPersistentModelIndex
+
+# What an exported list holds (a team lead pastes it into the weekly report): the lead's fields as the cache has them.
+EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("UID", "uid"),
+    ("Customer", "customer_name"),
+    ("Mobile", "phone"),
+    ("CRE", "cre_name"),
+    ("Status", "lead_status"),
+    ("Final", "final_status"),
+    ("Follow-up", "follow_up_date"),
+    ("Created", "created_at"),
+    ("Last call", "last_call_at"),
+    ("Calls", "call_count"),
+    ("Branch", "branch"),
+    ("Source", "source"),
+)
 
 _local = threading.local()
 
@@ -69,121 +89,93 @@ def cache_connection(path: Path) -> Any:
     return conns[key]
 
 
-def load_drill(path: Path, f: DrillFilter) -> DrillResult:
-    """Runs on the reader pool: the count and the first page."""
-    return drill(cache_connection(path), f)
+def export_value(lead: LeadSummary, key: str) -> Any:
+    if key == "phone":
+        return phones.display(lead.phone)
+    if key == "source":
+        first = lead.original_source
+        return f"{first.source} / {first.sub_source}" if first else None
+    return getattr(lead, key)
 
 
-class DrillListModel(QAbstractTableModel):
-    """The leads of one drill-down answer; rows arrive a page at a time (canFetchMore/fetchMore read the next page
-    on the reader pool, never on the GUI thread). ROW_ROLE gives the `DrillRow`."""
+class DrillListModel(WorklistModel):
+    """The My leads model over a drill-down filter: the My leads columns, then the owner, branch and creation day a
+    team lead needs. Pages come from `drill_page` on the reader pool (the worklist's paging, generation and
+    page_loaded); `total()` is the count, read separately (None until it is in)."""
 
-    COLUMNS: tuple[tuple[str, str], ...] = (
-        ("UID", "uid"),
-        ("Customer", "customer_name"),
-        ("Mobile", "phone"),
-        ("CRE", "cre_name"),
-        ("Status", "lead_status"),
-        ("Final", "final_status"),
-        ("Follow-up", "follow_up_date"),
-        ("Created", "created_at"),
-        ("Branch", "branch"),
-        ("Source", "source"),
-    )
+    EXTRA_COLUMNS: tuple[tuple[str, str], ...] = (("CRE", "cre_name"), ("Branch", "branch"), ("Created", "created_at"))
 
-    def __init__(self, cache_path: Path, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, cache_path: Path, f: DrillFilter, parent: QObject | None = None) -> None:
+        super().__init__(self._load_page, parent)
         self._path = cache_path
-        self._result: DrillResult | None = None
-        self._rows: list[DrillRow] = []
-        self._fetching = False
-        self._generation = 0  # a page read for an older answer is dropped
+        self.filter = f
+        self._total: int | None = None
 
-    @property
-    def result(self) -> DrillResult | None:
-        return self._result
+    def _load_page(self, _which: WorkList, _sort: str | None, _descending: bool | None, offset: int,
+                   limit: int) -> list[LeadSummary]:  # fmt: skip
+        # Runs on the reader pool. The list's order is the filter's (drill.py), read in index order.
+        return drill_page(cache_connection(self._path), self.filter, offset, limit)
 
     def total(self) -> int:
-        return self._result.count if self._result is not None else 0
+        return self._total or 0
 
-    def set_result(self, result: DrillResult) -> None:
-        self.beginResetModel()
-        self._generation += 1
-        self._result = result
-        self._rows = list(result.first)
-        self._fetching = False
-        self.endResetModel()
+    def counted(self) -> bool:
+        return self._total is not None
 
-    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's own default
-        return 0 if parent.isValid() else len(self._rows)
+    def set_total(self, n: int | None) -> None:
+        self._total = n
 
-    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.COLUMNS)
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        """The list keeps its figure's order (the one an index serves); headers do not sort it."""
+
+    def columnCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's own default
+        return 0 if parent.isValid() else len(LIST_COLUMNS) + len(self.EXTRA_COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        extra = section - len(LIST_COLUMNS)
         horizontal = orientation == Qt.Orientation.Horizontal
-        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(self.COLUMNS):
-            return self.COLUMNS[section][0]
-        return None
-
-    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemNeverHasChildren
+        if horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= extra < len(self.EXTRA_COLUMNS):
+            return self.EXTRA_COLUMNS[extra][0]
+        return super().headerData(section, orientation, role)
 
     def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid() or not 0 <= index.row() < len(self._rows) or not 0 <= index.column() < len(self.COLUMNS):
-            return None
-        row = self._rows[index.row()]
-        if role == ROW_ROLE:
-            return row
-        if role == Qt.ItemDataRole.DisplayRole:
-            return display_value(row, self.COLUMNS[index.column()][1])
-        return None
-
-    def canFetchMore(self, parent: AnyIndex) -> bool:
-        return not parent.isValid() and not self._fetching and len(self._rows) < self.total()
-
-    def fetchMore(self, parent: AnyIndex) -> None:
-        if not self.canFetchMore(parent) or self._result is None:
-            return
-        self._fetching = True
-        path, generation, f, offset = self._path, self._generation, self._result.filter, len(self._rows)
-        run_in(
-            reader_pool(),
-            lambda: drill_page(cache_connection(path), f, offset, PAGE_ROWS),
-            lambda rows: self._on_page_loaded(generation, rows),
-            self._on_page_failed,
-        )
-
-    def _on_page_loaded(self, generation: int, rows: list[DrillRow]) -> None:
-        if generation != self._generation:
-            return
-        self._fetching = False
-        if not rows:
-            return
-        start = len(self._rows)
-        self.beginInsertRows(QModelIndex(), start, start + len(rows) - 1)
-        self._rows.extend(rows)
-        self.endInsertRows()
-
-    def _on_page_failed(self, exc: BaseException) -> None:
-        self._fetching = False
-        log.warning("drill-down page not read: %s", exc)
+        extra = index.column() - len(LIST_COLUMNS) if index.isValid() else -1
+        if extra >= 0 and role == Qt.ItemDataRole.DisplayRole:
+            lead = self.lead_at(index.row())
+            if lead is None or extra >= len(self.EXTRA_COLUMNS):
+                return None
+            value = getattr(lead, self.EXTRA_COLUMNS[extra][1])
+            if not value:
+                return "—"
+            return str(value)[:16].replace("T", " ") if self.EXTRA_COLUMNS[extra][1] == "created_at" else str(value)
+        return super().data(index, role)
 
     def lead_ids(self, rows: Sequence[int]) -> list[int]:
-        return [self._rows[r].lead_id for r in rows if 0 <= r < len(self._rows)]
+        leads = (self.lead_at(r) for r in rows)
+        return [lead.lead_id for lead in leads if lead is not None]
 
 
-def display_value(row: DrillRow, key: str) -> str:
-    value = getattr(row, key)
-    if value in (None, ""):
-        return "—"
-    if key == "phone":
-        return phones.display(str(value))
-    if key == "created_at":
-        return str(value)[:16].replace("T", " ")
-    return str(value)
+def lead_list_view(model: DrillListModel, on_open: Callable[[], None]) -> QTableView:
+    """The My leads table as the drill-down uses it: rows, no editing, Enter and double-click open the current lead;
+    several rows can be selected (to reassign them)."""
+    view = QTableView()
+    view.setObjectName("drillListView")
+    view.setModel(model)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+    view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    view.setSortingEnabled(False)
+    view.verticalHeader().hide()
+    view.setWordWrap(False)
+    view.setAlternatingRowColors(True)
+    header = view.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+    header.setStretchLastSection(True)
+    for col, width in enumerate((160, 125, 115, 150, 190, 100, 45, 150, 130, 120)):
+        view.setColumnWidth(col, width)
+    view.installEventFilter(EnterOpens(on_open, view))
+    view.doubleClicked.connect(lambda _index: on_open())
+    return view
 
 
 def assign(rpc: Rpc, lead_ids: Sequence[int], cre_email: str) -> dict[str, int]:
@@ -200,15 +192,20 @@ def assign(rpc: Rpc, lead_ids: Sequence[int], cre_email: str) -> dict[str, int]:
 
 
 class LeadListDialog(QDialog):
-    """A drill-down list with reassign and export.
+    """A drill-down list with the lead view, reassign and export.
 
-    Signals: loaded(int) with the number of leads once the answer is on screen; assigned(object) with the summed
-    `assign_leads` answer; failed(str) with the line shown when loading or assigning did not work.
+    Signals: loaded(int) with the number of leads once the first page is on screen and the leads are counted;
+    page_shown(int) with the rows on screen after each page; lead_opened(object LeadSummary) when Enter or a
+    double-click opened a lead; assigned(object) with the summed `assign_leads` answer; failed(str) with the line
+    shown when loading or assigning did not work.
 
     `cres` are the catalogue's active CREs ({id, email, name, branch}); without them (an older server) the reassign
-    bar is hidden. `rpc` is the signed-in client's `rpc`."""
+    bar is hidden. `rpc` is the signed-in client's `rpc`. `session` (the desk's) gives the lead view and its call
+    form; without one (a benchmark, an export) the list is shown alone. `catalog` fills the call form's choices."""
 
     loaded = Signal(int)
+    page_shown = Signal(int)
+    lead_opened = Signal(object)
     assigned = Signal(object)
     failed = Signal(str)
 
@@ -219,15 +216,22 @@ class LeadListDialog(QDialog):
         rpc: Rpc | None,
         cres: Sequence[dict[str, Any]] = (),
         parent: QWidget | None = None,
+        *,
+        session: Any = None,
+        catalog: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(parent)
         self.filter = drill
         self._path = cache_path
         self._rpc = rpc
         self._pending: tuple[list[int], dict[str, Any]] | None = None  # the reassignment awaiting confirmation
+        self._count_generation = 0  # a count read for an older reload is dropped
+        self._closed = False  # answers arriving after the dialog closed (it is deleted on close) are dropped
+        self._keep: str | None = None  # phone of the lead to keep current across a reload
+        self._focused_once = False
         self.setWindowTitle(drill.describe())
         self.setObjectName("leadListDialog")
-        self.resize(1100, 600)
+        self.resize(1200 if session is not None else 1100, 640)
 
         self.title_label = QLabel(drill.describe())
         font = self.title_label.font()
@@ -235,21 +239,23 @@ class LeadListDialog(QDialog):
         font.setBold(True)
         self.title_label.setFont(font)
         self.count_label = QLabel("Loading…")
-        self.model = DrillListModel(cache_path, self)
-        self.view = QTableView()
-        self.view.setModel(self.model)
-        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.view.setAlternatingRowColors(True)
-        self.view.verticalHeader().setVisible(False)
-        self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.view.horizontalHeader().setStretchLastSection(True)
-        self.view.setColumnWidth(0, 120)
-        self.view.setColumnWidth(1, 200)
-        self.view.setColumnWidth(2, 140)
-        self.view.setColumnWidth(3, 140)
-        self.view.setColumnWidth(4, 150)
+        self.notes_label = QLabel("\n".join(drill_notes(drill)))
+        self.notes_label.setObjectName("drillNotes")
+        self.notes_label.setWordWrap(True)
+        self.notes_label.setVisible(bool(self.notes_label.text()))
+        self.model = DrillListModel(cache_path, drill, self)
+        self.view = lead_list_view(self.model, self.open_current)
+        self.empty_label = QLabel("")
+
+        self.lead_view: Any = None
+        if session is not None:
+            from crm_desktop.ui.lead_view import LeadView  # the desk's lead view and call form, as in My leads
+
+            self.lead_view = LeadView(session)
+            if catalog:
+                self.lead_view.set_catalog(catalog)
+            self.lead_view.call_queued.connect(self._on_lead_view_call_queued)
+            self.lead_view.closed.connect(self._on_lead_view_closed)
 
         self.cre_combo = QComboBox()
         self.cre_combo.setAccessibleName("Assign to CRE")
@@ -261,6 +267,8 @@ class LeadListDialog(QDialog):
         self.assign_all_button = QPushButton("Assign &all…")
         self.export_button = QPushButton("&Export…")
         self.close_button = QPushButton("Close")
+        for button in (self.assign_selected_button, self.assign_all_button, self.export_button, self.close_button):
+            button.setAutoDefault(False)  # Enter belongs to the list (open the lead) and to the confirmation
         self.message_label = QLabel()
         self.message_label.setWordWrap(True)
 
@@ -274,6 +282,7 @@ class LeadListDialog(QDialog):
         self.confirm_button = QPushButton("Assign")
         self.confirm_button.setDefault(True)
         self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setAutoDefault(False)
         confirm = QHBoxLayout(self.confirm_frame)
         confirm.addWidget(self.confirm_label, 1)
         confirm.addWidget(self.confirm_button)
@@ -291,9 +300,21 @@ class LeadListDialog(QDialog):
         head = QHBoxLayout()
         head.addWidget(self.title_label, 1)
         head.addWidget(self.count_label)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.view, 1)
+        left_layout.addWidget(self.empty_label)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.addWidget(left)
+        if self.lead_view is not None:
+            self.splitter.addWidget(self.lead_view)
+            self.splitter.setStretchFactor(0, 3)
+            self.splitter.setStretchFactor(1, 2)
         root = QVBoxLayout(self)
         root.addLayout(head)
-        root.addWidget(self.view, 1)
+        root.addWidget(self.notes_label)
+        root.addWidget(self.splitter, 1)
         root.addWidget(self.confirm_frame)
         root.addWidget(self.message_label)
         root.addLayout(bar)
@@ -308,6 +329,7 @@ class LeadListDialog(QDialog):
         self.export_button.clicked.connect(self._on_export_clicked)
         self.close_button.clicked.connect(self.reject)
         self.view.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.model.page_loaded.connect(self._on_model_page_loaded)
         QShortcut(QKeySequence("Ctrl+E"), self, self._on_export_clicked)
         self._update_buttons()
         self.reload()
@@ -315,22 +337,94 @@ class LeadListDialog(QDialog):
     # -- loading --------------------------------------------------------------------------------------------------
 
     def reload(self) -> None:
-        """Ask the cache again (after a sync: a reassignment shows once the feed brought it back)."""
-        run_in(reader_pool(), lambda: load_drill(self._path, self.filter), self._on_loaded, self._on_load_failed)
+        """Ask the cache again (after a sync: a reassignment shows once the feed brought it back): the first page,
+        then the count."""
+        self._count_generation += 1
+        self._first_page = True
+        current = self.current_lead()
+        self._keep = current.phone if current is not None else None  # the lead in hand stays current if still listed
+        self.model.reload()
 
-    def _on_loaded(self, result: DrillResult) -> None:
-        self.model.set_result(result)
-        self.count_label.setText(f"{result.count:,} lead" + ("" if result.count == 1 else "s"))
-        self.assign_all_button.setText(f"Assign &all {result.count:,}…")
-        self._update_buttons()
-        if result.count and not self.view.currentIndex().isValid():
+    @Slot(int)
+    def _on_model_page_loaded(self, rows: int) -> None:
+        self.empty_label.setText("" if rows else "No leads in this list.")
+        kept = self.model.row_of(self._keep) if self._keep else -1
+        if kept >= 0:
+            self.view.setCurrentIndex(self.model.index(kept, 0))
+        elif rows and not self.view.currentIndex().isValid():
             self.view.setCurrentIndex(self.model.index(0, 0))
-        self.view.setFocus()
-        self.loaded.emit(result.count)
+        if kept >= 0 or not self.model.canFetchMore():
+            self._keep = None
+        self.page_shown.emit(rows)
+        if not self._first_page:
+            return
+        self._first_page = False
+        if not self._focused_once:  # the list opens focused; a reload (each sync page) never moves the focus
+            self._focused_once = True
+            self.view.setFocus()
+        if not self.model.canFetchMore() and not self.model.is_loading():
+            self._on_counted(self._count_generation, rows)  # one page holds the whole list: it is the count
+            return
+        if not self.model.counted():
+            self.count_label.setText(f"{rows:,}+ leads, counting…")
+        generation, path, f = self._count_generation, self._path, self.filter
+        run_in(
+            reader_pool(),
+            lambda: drill_count(cache_connection(path), f),
+            partial(self._on_counted, generation),  # a bound method: dropped if the dialog is gone (workers._alive)
+            self._on_load_failed,
+        )
+
+    def _on_counted(self, generation: int, n: int) -> None:
+        if generation != self._count_generation or self._closed:
+            return
+        self.model.set_total(n)
+        self.count_label.setText(f"{n:,} lead" + ("" if n == 1 else "s"))
+        self.assign_all_button.setText(f"Assign &all {n:,}…")
+        self._update_buttons()
+        self.loaded.emit(n)
 
     def _on_load_failed(self, exc: BaseException) -> None:
         self._say(f"The list could not be read from this computer's cache: {exc}")
         log.warning("drill-down list not loaded: %s", exc)
+
+    # -- the lead view --------------------------------------------------------------------------------------------
+
+    def current_lead(self) -> LeadSummary | None:
+        index = self.view.currentIndex()
+        lead = index.data(ROW_ROLE) if index.isValid() else None
+        return lead if isinstance(lead, LeadSummary) else None
+
+    def open_current(self) -> None:
+        """Enter or a double-click on the list: the current lead in the lead view, its call form ready."""
+        lead = self.current_lead()
+        if lead is None:
+            return
+        if self.lead_view is not None:
+            self.lead_view.show_lead(lead)
+            self.lead_view.focus_call_form()
+        self.lead_opened.emit(lead)
+
+    @Slot(object)
+    def _on_lead_view_call_queued(self, _item: OutboxItem) -> None:
+        row = self.view.currentIndex().row()
+        if self.model.lead_at(row + 1) is not None:
+            self.view.setCurrentIndex(self.model.index(row + 1, 0))
+        self.view.setFocus()
+
+    @Slot()
+    def _on_lead_view_closed(self) -> None:
+        self.view.setFocus()
+
+    def done(self, result: int) -> None:
+        """Closed (Close, Esc on the list, the window's X): the dialog is deleted soon after, so every answer still
+        on its way is dropped. The lead view's own requests call back through lambdas, which the workers cannot
+        check; a new generation makes them return before touching a widget (its callbacks compare it first)."""
+        self._closed = True
+        self._count_generation += 1
+        if self.lead_view is not None:
+            self.lead_view._generation += 1
+        super().done(result)
 
     # -- reassign -------------------------------------------------------------------------------------------------
 
@@ -340,6 +434,8 @@ class LeadListDialog(QDialog):
 
     @Slot()
     def _update_buttons(self, *_args: Any) -> None:
+        if self._closed:
+            return
         n = len(self.view.selectionModel().selectedRows())
         self.assign_selected_button.setText(f"Assign &selected ({n:,})…")
         self.assign_selected_button.setEnabled(n > 0)
@@ -403,7 +499,7 @@ class LeadListDialog(QDialog):
         run_in(
             reader_pool(),
             lambda: assign(rpc, lead_ids, email),
-            lambda answer: self._on_assigned(str(name), answer),
+            partial(self._on_assigned, str(name)),
             self._on_assign_failed,
         )
 
@@ -430,7 +526,8 @@ class LeadListDialog(QDialog):
         self.failed.emit(message)
 
     def _say(self, text: str) -> None:
-        self.message_label.setText(text)
+        if not self._closed:
+            self.message_label.setText(text)
 
     # -- export ---------------------------------------------------------------------------------------------------
 
@@ -442,20 +539,16 @@ class LeadListDialog(QDialog):
 
     def export_to(self, path: Path) -> None:
         """Every lead of the list (not only the rows read so far), read from the cache on the pool thread."""
-        if self.model.result is None:
-            return
-        keys = [key for _h, key in DrillListModel.COLUMNS]
-        headers = [h for h, _k in DrillListModel.COLUMNS]
+        keys = [key for _h, key in EXPORT_COLUMNS]
+        headers = [h for h, _k in EXPORT_COLUMNS]
         cache, f = self._path, self.filter
 
-        def rows() -> list[list[str]]:
+        def rows() -> list[list[Any]]:
             conn = cache_connection(cache)
-            out: list[list[str]] = []
+            out: list[list[Any]] = []
             while True:
                 page = drill_page(conn, f, len(out), 5000)
-                out.extend(
-                    [getattr(row, k) if k != "phone" else phones.display(row.phone) for k in keys] for row in page
-                )
+                out.extend([export_value(lead, k) for k in keys] for lead in page)
                 if len(page) < 5000:
                     return out
 

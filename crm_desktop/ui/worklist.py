@@ -263,6 +263,9 @@ class _EnterOpens(QObject):
         return False
 
 
+EnterOpens = _EnterOpens  # for the other lists of leads (the dashboard's drill-down) that open the lead view on Enter
+
+
 class MyLeadsTab(QWidget):
     """The tab. Signals: counts_loaded(object dict[WorkList, int]) each time the filter bar's counts are refreshed."""
 
