@@ -111,10 +111,11 @@ def build_cache(path: Path, leads: int) -> dict[str, Any]:
         store.close()
 
 
-# What the drill-down needs from the cache at 1M leads, beyond the cache's own indexes (cache.py). Each serves one
+# What the drill-down needs from the cache at 1M leads. Since cache migration 4 the cache makes these itself (cache.py
+# LIST_INDEXES); the bench's modes still drop and remake them to measure with and without. Each serves one
 # kind of list in the order drill.py reads it, so a page stops after 200 index entries, and its count is a range of
 # the same index. Partial on Pending: the follow-up lists read a small index and never the table for their ids.
-# One CRE's follow-ups need none: the cache's lead_cache_owner (cre_id, final_status, follow_up_date) serves them
+# One CRE's follow-ups need none: the cache's lead_cache_cre_lists (cre_id, final_status, follow_up_date, ...) serves them
 # (a CRE row gives the owner's id); a first version's lead_cache_owner_follow_up, by cre_name, served no list once
 # the feed sent owner ids. Measured without each: see bench/README.md.
 SUGGESTED_INDEXES = (
@@ -146,12 +147,15 @@ def migration_indexes() -> dict[str, str]:
 
 
 def set_indexes(path: Path, wanted: bool) -> list[str]:
-    """The cache's migration indexes always (made again if an older bench dropped them); SUGGESTED_INDEXES only
-    when `wanted`. Any other index is dropped, so an edit of SUGGESTED_INDEXES takes effect and the mode without them
-    is the cache as migrated."""
+    """The cache's migration indexes (made again if an older bench dropped them), with SUGGESTED_INDEXES only when
+    `wanted` (the cache as migrated) and without them otherwise (what they buy). Any other index is dropped, so an
+    edit of SUGGESTED_INDEXES takes effect."""
     import sqlite3
 
     keep = migration_indexes()
+    if not wanted:  # the cache makes them itself since migration 4: "without" takes them out to show what they buy
+        suggested_names = {sql.split(" ON ")[0].split()[-1] for sql in SUGGESTED_INDEXES}
+        keep = {name: sql for name, sql in keep.items() if name not in suggested_names}
     conn = sqlite3.connect(path)
     try:
         names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")]

@@ -415,8 +415,8 @@ def test_the_drill_down_and_list_indexes_come_with_the_cache(tmp_path: Path) -> 
         indexes = {r[0] for r in store._cache_db().execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     finally:
         store.close()
-    assert {"lead_cache_pending_follow_up", "lead_cache_created", "lead_cache_owner_follow_up",
-            "lead_cache_branch_follow_up", "lead_cache_cre_lists"} <= indexes  # fmt: skip
+    assert {"lead_cache_pending_follow_up", "lead_cache_created", "lead_cache_branch_follow_up",
+            "lead_cache_last_call", "lead_cache_owner_last_call", "lead_cache_cre_lists"} <= indexes  # fmt: skip
     assert not {"lead_cache_owner", "lead_cache_fresh"} & indexes  # prefixes of lead_cache_cre_lists
 
 

@@ -97,7 +97,7 @@ LIST_INDEXES: tuple[tuple[str, str], ...] = (
         "CREATE INDEX IF NOT EXISTS lead_cache_cre_decided ON lead_cache (cre_id, final_status, won_at, lost_at, "
         "updated_at, created_at, last_call_at) WHERE final_status IN ('Won', 'Lost')",
     ),
-    # The drill-down: overdue / due today (all, per CRE name, per branch) read a small partial index in follow-up
+    # The drill-down: overdue / due today (all, per branch) read a small partial index in follow-up
     # order, never the table for their ids; "new leads of the last N days" a range of created_at.
     (
         "lead_cache_pending_follow_up",
@@ -106,14 +106,16 @@ LIST_INDEXES: tuple[tuple[str, str], ...] = (
     ),
     ("lead_cache_created", "CREATE INDEX IF NOT EXISTS lead_cache_created ON lead_cache (created_at)"),
     (
-        "lead_cache_owner_follow_up",
-        "CREATE INDEX IF NOT EXISTS lead_cache_owner_follow_up ON lead_cache (cre_name, follow_up_date, lead_id) "
-        "WHERE final_status = 'Pending'",
-    ),
-    (
         "lead_cache_branch_follow_up",
         "CREATE INDEX IF NOT EXISTS lead_cache_branch_follow_up ON lead_cache (branch, follow_up_date, lead_id) "
         "WHERE final_status = 'Pending'",
+    ),
+    # The "Calls made" lists (drill.py): leads by their last call, newest first; one CRE's (a dashboard row's Calls
+    # column) by owner id. One CRE's follow-up lists need no index of their own: lead_cache_cre_lists serves them.
+    ("lead_cache_last_call", "CREATE INDEX IF NOT EXISTS lead_cache_last_call ON lead_cache (last_call_at)"),
+    (
+        "lead_cache_owner_last_call",
+        "CREATE INDEX IF NOT EXISTS lead_cache_owner_last_call ON lead_cache (cre_id, last_call_at)",
     ),
 )
 _LIST_INDEX_NAMES = tuple(name for name, _ in LIST_INDEXES)
