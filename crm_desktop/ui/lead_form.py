@@ -6,16 +6,18 @@ The key path, which this module owns whole (an event filter on every field and o
 - Enter: saves whenever the form is valid, from any field, list open or not (an open list gives its suggestion
   first). When something is missing, each field says what, once, and the cursor goes to the first.
 - Esc: closes an open list; only an Esc with no list open clears the form, and Ctrl+Z brings that caller back once.
-- F2: the known lead's view (open_lead_requested); Ctrl+K: forget the source/branch kept from the last lead.
+- F2: the known lead's view (open_lead_requested); Ctrl+K: forget the source, status and branch kept from the last
+  lead.
 
 The order follows the call: Mobile, Name, Source, Sub-source, Call status, Follow-up, Category, Model, Branch, PS,
 Remark, Final status, Test drive. For a known caller ("Call on GA-… — name") the name is the lead's, read-only, and
 Tab goes from Mobile to Call status (prefilled with the lead's status), Follow-up and Remark: what a call changes.
 
 The phone field says what the number normalises to (or why it is not a mobile) on every keystroke and asks for the
-duplicate lookup on the keystroke that completes a valid number. Carried-over source and branch are marked "kept
-from the last lead" (a CRE on a campaign line takes many calls from one source; a Google caller must not be credited
-to META unnoticed).
+duplicate lookup on the keystroke that completes a valid number. Carried-over source, call status and branch are
+marked "kept from the last lead" (a CRE on a campaign line takes many calls from one source with one outcome, so the
+next caller is the number, the name and Enter; a Google caller must not be credited to META unnoticed). A known
+caller's own status replaces a kept one while the banner shows that lead, and the kept one comes back after.
 
 Why one module over 700 lines: LeadForm owns the key path across every field — one event filter decides what Tab,
 Enter and Esc do wherever they land — and the rules that tie fields together (source -> sub-sources, final status ->
@@ -54,7 +56,9 @@ __all__ = ["NONE", "ChoiceBox", "DuplicateBanner", "LeadForm"]
 
 DEFAULT_FOLLOW_UP = "tomorrow"
 CLOSED = ("Won", "Lost")
-KEPT_NOTE = "Source and branch kept from the last lead — Ctrl+K clears them."
+KEPT_NOTE = "Source, call status and branch kept from the last lead — Ctrl+K clears them."
+#: What campaign mode carries to the next caller (tinted and named in KEPT_NOTE).
+KEPT = ("source", "sub_source", "lead_status", "branch")
 #: A time of day typed with the follow-up goes to the server as follow_up_at (migration 005); set False for a server
 #: still on 001–004, and the time goes into the remark ("Call back at 17:30.") instead.
 SEND_FOLLOW_UP_AT = True
@@ -361,11 +365,16 @@ class LeadForm(QWidget):
 
     def _prefill_from(self, lead: LeadSummary, first: bool) -> None:
         if first and self._editing_ref is None:
+            kept_status = bool(self.lead_status.property("kept"))
             self._prefilled = {"customer_name": self.name.text(), "lead_status": self.lead_status.currentText(),
-                               "source": None}  # fmt: skip
-            if lead.lead_status in self.lead_status.choices() and not self.lead_status.currentText().strip():
-                self.lead_status.set_value(lead.lead_status)
-                self._mark(self.lead_status, "prefilled", True)
+                               "source": None, "lead_status_kept": "1" if kept_status else None}  # fmt: skip
+            # The lead's own status, over a campaign's kept one (this caller's story is the lead's, not the campaign's).
+            own = lead.lead_status if lead.lead_status in self.lead_status.choices() else None
+            if kept_status or (own is not None and not self.lead_status.currentText().strip()):
+                self.lead_status.set_value(own)
+                self._mark(self.lead_status, "kept", False)
+                self._mark(self.lead_status, "prefilled", True)  # Esc, Backspace on the number: the kept one is back
+                self._update_kept_note()
             if self.source.value() is None and lead.sources:
                 latest = lead.sources[-1]
                 self._prefilled["source"] = ""
@@ -393,6 +402,8 @@ class LeadForm(QWidget):
         if self.lead_status.property("prefilled"):
             self.lead_status.set_value(self._prefilled.get("lead_status") or None)
             self._mark(self.lead_status, "prefilled", False)
+            self._mark(self.lead_status, "kept", bool(self._prefilled.get("lead_status_kept")))
+            self._update_kept_note()
         if self.source.property("prefilled"):
             self.source.set_value(None)
             self._on_source_changed("")
@@ -438,13 +449,16 @@ class LeadForm(QWidget):
         if changed:
             self._update_kept_note()
 
+    def _kept_boxes(self) -> list[ChoiceBox]:
+        return [b for b in (self._field(k) for k in KEPT) if isinstance(b, ChoiceBox)]
+
     def _update_kept_note(self) -> None:
-        self.kept_note.setVisible(any(b.property("kept") for b in (self.source, self.sub_source, self.branch)))
+        self.kept_note.setVisible(any(b.property("kept") for b in self._kept_boxes()))
 
     @Slot()
     def clear_kept(self) -> None:
-        """Ctrl+K: a new campaign (or none): forget the source and branch kept from the last lead."""
-        for box in (self.source, self.sub_source, self.branch):
+        """Ctrl+K: a new campaign (or none): forget the source, status and branch kept from the last lead."""
+        for box in self._kept_boxes():
             if box.property("kept"):
                 box.set_value(None)
                 self._mark(box, "kept", False)
@@ -680,7 +694,7 @@ class LeadForm(QWidget):
 
     def _load(self, payload: dict[str, Any], note: str) -> None:
         self.clear_for_next()
-        for box in (self.source, self.sub_source, self.branch):
+        for box in self._kept_boxes():
             self._mark(box, "kept", False)
         self._update_kept_note()
         self.edit_note.setText(note)
@@ -737,8 +751,15 @@ class LeadForm(QWidget):
 
     @Slot()
     def clear_for_next(self) -> None:
-        """Ready for the next caller: empty, defaults set, cursor in the phone field. Source and branch are kept,
-        and marked so: a CRE on a campaign line takes many calls from the same source."""
+        """Ready for the next caller: empty, defaults set, cursor in the phone field. Source, call status and branch
+        are kept, and marked so: a CRE on a campaign line takes many calls from the same source with one outcome. The
+        status kept after a call on a known lead is the one from before that call (the known lead's is its own)."""
+        if self._known is None:
+            kept_status = self.lead_status.value() if self.lead_status.is_valid() else None
+        elif self._prefilled.get("lead_status_kept"):  # a call on a known lead leaves the campaign's status alone
+            kept_status = self._prefilled.get("lead_status") or None
+        else:
+            kept_status = None
         self._editing_ref = None
         self._restoring_ref = None
         self.close_lists()
@@ -750,7 +771,8 @@ class LeadForm(QWidget):
         self._e164 = None
         self._leave_known_lead()
         self.name.clear()
-        self.lead_status.set_value(None)
+        self.lead_status.set_value(kept_status)
+        self._mark(self.lead_status, "prefilled", False)
         self.category.set_value(None)
         self.model_box.set_value(None)
         self.ps.set_value(None)
@@ -761,7 +783,7 @@ class LeadForm(QWidget):
         for key in self.errors:
             self._set_error(key, None)
         self._mark(self.phone, "invalid", False)
-        for box in (self.source, self.sub_source, self.branch):
+        for box in self._kept_boxes():
             self._mark(box, "kept", box.value() is not None)
         self._update_kept_note()
         self._on_rules_changed()
