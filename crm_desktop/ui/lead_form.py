@@ -31,8 +31,8 @@ import unicodedata
 from datetime import date
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
-from PySide6.QtGui import QFocusEvent, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal, Slot
+from PySide6.QtGui import QFocusEvent, QFont, QFontMetrics, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -80,6 +80,22 @@ def ascii_digits(text: str) -> str:
     return "".join(out)
 
 
+class _SecondLabel(QLabel):
+    """The label of a row's second field: as wide as the widest such label ("Sub-source *" in bold), measured with
+    the font the style sheet gave it, so the second fields of the rows line up."""
+
+    WIDEST = "Sub-source *"
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        bold = QFont(self.font())
+        bold.setWeight(QFont.Weight.DemiBold)
+        return QSize(max(hint.width(), QFontMetrics(bold).horizontalAdvance(self.WIDEST) + 8), hint.height())
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
+
+
 class LeadForm(QWidget):
     """Signals: submitted(dict payload) when Enter is pressed on a valid form; lookup_requested(str e164) on the
     keystroke that completes a valid mobile; phone_cleared() when the number stops being valid;
@@ -119,7 +135,7 @@ class LeadForm(QWidget):
         self.category = ChoiceBox(optional=True, placeholder="Hot / Warm / Cold")
         self.model_box = ChoiceBox(optional=True)
         self.branch = ChoiceBox(optional=True)
-        self.ps = ChoiceBox(optional=True, placeholder="PS of the branch (gets an e-mail)")
+        self.ps = ChoiceBox(optional=True, placeholder="Gets the e-mail")
         self.final_status = ChoiceBox()
         self.follow_up = FollowUpEdit()
         self.follow_up_hint = QLabel()
@@ -149,21 +165,19 @@ class LeadForm(QWidget):
         phone_box.addWidget(self.phone_status)  # the phone's one message line: its error label stays unused
         self._row(form, "&Mobile *", phone_box, "phone")
         form.addRow(self.banner)
+        # Fields that go together share a row (the second one with its label beside it), so the whole form fits a
+        # 1280×800 or a maximised 1366×768 screen without scrolling, error lines shown (tests/test_ui_intake_fit.py).
         self._row(form, "&Name *", self.name, "customer_name")
-        self._row(form, "&Source *", self.source, "source")
-        self._row(form, "S&ub-source *", self.sub_source, "sub_source")
+        self._pair(form, ("&Source *", self.source, "source"), ("S&ub-source *", self.sub_source, "sub_source"))
         self._row(form, "Call s&tatus", self.lead_status, "lead_status")
         follow = QHBoxLayout()
         follow.addWidget(self.follow_up, 1)
         follow.addWidget(self.follow_up_hint, 1)
         self._row(form, "Follo&w-up", follow, "follow_up_date")
-        self._row(form, "Cate&gory", self.category, "lead_category")
-        self._row(form, "M&odel", self.model_box, "model_interested")
-        self._row(form, "&Branch", self.branch, "branch")
-        self._row(form, "&PS", self.ps, "ps_email")
+        self._pair(form, ("Cate&gory", self.category, "lead_category"), ("M&odel", self.model_box, "model_interested"))
+        self._pair(form, ("&Branch", self.branch, "branch"), ("&PS", self.ps, "ps_email"))
         self._row(form, "&Remark", self.remark, "remark")
-        self._row(form, "Final st&atus", self.final_status, "final_status")
-        form.addRow("", self.test_drive)
+        self._pair(form, ("Final st&atus", self.final_status, "final_status"), ("", self.test_drive, ""))
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.edit_note, 1)
@@ -218,6 +232,29 @@ class LeadForm(QWidget):
         self.clear_for_next()
 
     def _row(self, form: QFormLayout, label: str, field: Any, key: str) -> None:
+        lbl = self._label(label, field, key, first=True)
+        form.addRow(lbl, self._with_error(field, key))
+
+    def _pair(self, form: QFormLayout, first: tuple[str, Any, str], second: tuple[str, Any, str]) -> None:
+        """Two fields on one row: the first under the form's labels, the second with its label beside it (labels
+        of a width, so the second fields line up). Each keeps its error line under it."""
+        label, field, key = first
+        lbl = self._label(label, field, key, first=True)
+        row = QHBoxLayout()
+        row.setSpacing(12)
+        row.addLayout(self._with_error(field, key), 1)
+        label2, field2, key2 = second
+        beside = QHBoxLayout()
+        if key2:
+            beside.addWidget(self._label(label2, field2, key2, first=False))
+            beside.addWidget(field2, 1)
+            row.addLayout(self._with_error(beside, key2), 1)
+        else:
+            beside.addWidget(field2, 1)
+            row.addLayout(beside, 1)
+        form.addRow(lbl, row)
+
+    def _with_error(self, field: Any, key: str) -> QVBoxLayout:
         box = QVBoxLayout()
         box.setSpacing(1)
         if isinstance(field, QWidget):
@@ -230,7 +267,10 @@ class LeadForm(QWidget):
         err.hide()
         box.addWidget(err)
         self.errors[key] = err
-        lbl = QLabel(label)
+        return box
+
+    def _label(self, label: str, field: Any, key: str, first: bool) -> QLabel:
+        lbl = QLabel(label) if first else _SecondLabel(label)
         if label.endswith("*"):
             lbl.setProperty("required", True)
             lbl.setToolTip("Required")
@@ -238,7 +278,7 @@ class LeadForm(QWidget):
         buddy = {"phone": self.phone, "follow_up_date": self.follow_up}.get(key, field)
         if isinstance(buddy, QWidget):
             lbl.setBuddy(buddy)
-        form.addRow(lbl, box)
+        return lbl
 
     def _apply_order(self, order: list[QWidget]) -> None:
         for a, b in itertools.pairwise(order):
