@@ -242,16 +242,17 @@ class LeadForm(QWidget):
         lbl = self._label(label, field, key, first=True)
         row = QHBoxLayout()
         row.setSpacing(12)
-        row.addLayout(self._with_error(field, key), 1)
+        # 2:3 — the second side holds its label too, and the longer values (sub-source, model, PS name).
+        row.addLayout(self._with_error(field, key), 2)
         label2, field2, key2 = second
         beside = QHBoxLayout()
         if key2:
             beside.addWidget(self._label(label2, field2, key2, first=False))
             beside.addWidget(field2, 1)
-            row.addLayout(self._with_error(beside, key2), 1)
+            row.addLayout(self._with_error(beside, key2), 3)
         else:
             beside.addWidget(field2, 1)
-            row.addLayout(beside, 1)
+            row.addLayout(beside, 3)
         form.addRow(lbl, row)
 
     def _with_error(self, field: Any, key: str) -> QVBoxLayout:
