@@ -158,6 +158,7 @@ def test_a_known_callers_own_status_replaces_the_campaigns_kept_one_which_comes_
     qtbot.waitUntil(lambda: form.banner.lead is not None, timeout=2000)
     assert form.lead_status.currentText() == "Interested"  # the lead's, not the campaign's
     assert not form.lead_status.property("kept") and form.lead_status.property("prefilled") is True
+    assert form.kept_note.text().startswith("Source kept from the last lead")  # the status shown is the lead's
     press(K.Key_Return)
     qtbot.waitUntil(lambda: known.shift_model.rowCount() == 2
                     and known.shift_model.items()[-1].state is OutboxState.DONE, timeout=10_000)  # fmt: skip
@@ -169,3 +170,4 @@ def test_a_known_callers_own_status_replaces_the_campaigns_kept_one_which_comes_
     press(K.Key_Backspace)  # not that number after all
     assert form.banner.lead is None
     assert form.lead_status.currentText() == "Call me Back" and form.lead_status.property("kept") is True
+    assert form.kept_note.text().startswith("Source and call status kept from the last lead")

@@ -494,7 +494,14 @@ class LeadForm(QWidget):
         return [b for b in (self._field(k) for k in KEPT) if isinstance(b, ChoiceBox)]
 
     def _update_kept_note(self) -> None:
-        self.kept_note.setVisible(any(b.property("kept") for b in self._kept_boxes()))
+        """Names what is kept now (a known caller's own status is not the campaign's)."""
+        words = {self.source: "source", self.sub_source: "source", self.lead_status: "call status",
+                 self.branch: "branch"}  # fmt: skip
+        kept = list(dict.fromkeys(words[b] for b in self._kept_boxes() if b.property("kept")))
+        if kept:
+            names = kept[0] if len(kept) == 1 else ", ".join(kept[:-1]) + " and " + kept[-1]
+            self.kept_note.setText(KEPT_NOTE.replace("Source, call status and branch", names.capitalize(), 1))
+        self.kept_note.setVisible(bool(kept))
 
     @Slot()
     def clear_kept(self) -> None:
