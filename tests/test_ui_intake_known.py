@@ -140,3 +140,34 @@ def test_f2_asks_for_the_known_lead_view(known: MainWindow, qtbot):
     with qtbot.waitSignal(form.open_lead_requested, timeout=1000) as blocker:
         press(K.Key_F2)
     assert blocker.args[0].phone == CALLER and blocker.args[0].customer_name == "Sravani Reddy"
+
+
+def test_a_known_callers_own_status_replaces_the_campaigns_kept_one_which_comes_back_after(known: MainWindow, qtbot):
+    form = known.form
+    type_text(national(phone_for(901)))  # a new caller on a campaign line: Call me Back, kept for the next one
+    press(K.Key_Tab)
+    type_text("Meena")
+    press(K.Key_Tab)
+    type_text("goo")
+    press(K.Key_Tab)
+    type_text("call m")
+    press(K.Key_Return)
+    qtbot.waitUntil(lambda: known.shift_model.rowCount() == 1, timeout=2000)
+    assert form.lead_status.currentText() == "Call me Back" and form.lead_status.property("kept") is True
+    type_text(national(CALLER))
+    qtbot.waitUntil(lambda: form.banner.lead is not None, timeout=2000)
+    assert form.lead_status.currentText() == "Interested"  # the lead's, not the campaign's
+    assert not form.lead_status.property("kept") and form.lead_status.property("prefilled") is True
+    assert form.kept_note.text().startswith("Source kept from the last lead")  # the status shown is the lead's
+    press(K.Key_Return)
+    qtbot.waitUntil(lambda: known.shift_model.rowCount() == 2
+                    and known.shift_model.items()[-1].state is OutboxState.DONE, timeout=10_000)  # fmt: skip
+    assert known.shift_model.items()[-1].payload["lead_status"] == "Interested"
+    # The call on the known lead did not change the campaign: its status is back, marked.
+    assert form.lead_status.currentText() == "Call me Back" and form.lead_status.property("kept") is True
+    type_text(national(CALLER))
+    qtbot.waitUntil(lambda: form.banner.lead is not None, timeout=2000)
+    press(K.Key_Backspace)  # not that number after all
+    assert form.banner.lead is None
+    assert form.lead_status.currentText() == "Call me Back" and form.lead_status.property("kept") is True
+    assert form.kept_note.text().startswith("Source and call status kept from the last lead")

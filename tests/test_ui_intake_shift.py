@@ -64,6 +64,40 @@ def test_9_source_and_branch_kept_from_the_last_lead_are_marked_and_one_key_clea
     assert focused() is form.phone
 
 
+def test_9_the_next_campaign_caller_is_number_name_enter_with_the_status_kept_and_marked(desk: MainWindow, qtbot):
+    """bench_keys' case B: the status is kept like source and branch, so the next caller on the line is the number,
+    Tab, the name and Enter (from the name field)."""
+    form = desk.form
+    new_caller("9845012363", "Meena", status="int")
+    qtbot.waitUntil(lambda: desk.shift_model.rowCount() == 1, timeout=2000)
+    assert form.lead_status.currentText() == "Interested" and form.lead_status.property("kept") is True
+    assert "call status" in form.kept_note.text() and form.kept_note.isVisible()
+    type_text("9845012364")
+    press(K.Key_Tab)
+    assert focused() is form.name
+    type_text("Gopal Raoo")
+    press(K.Key_Return)
+    qtbot.waitUntil(lambda: desk.shift_model.rowCount() == 2
+                    and desk.shift_model.items()[-1].state is OutboxState.DONE, timeout=10_000)  # fmt: skip
+    stored = desk.shift_model.items()[-1].payload
+    assert (stored["customer_name"], stored["source"], stored["lead_status"]) == ("Gopal Raoo", "GOOGLE", "Interested")
+    # A different outcome is typed over the kept one, which then stops being "kept".
+    type_text("9845012365")
+    press(K.Key_Tab)
+    type_text("Ravi")
+    for _ in range(2):  # source (kept), call status (the one sub-source is skipped)
+        press(K.Key_Tab)
+    assert focused() is form.lead_status
+    type_text("rnr")
+    assert not form.lead_status.property("kept")
+    press(K.Key_Return)
+    qtbot.waitUntil(lambda: desk.shift_model.rowCount() == 3, timeout=2000)
+    assert desk.shift_model.items()[-1].payload["lead_status"] == "RNR"
+    assert form.lead_status.currentText() == "RNR" and form.lead_status.property("kept") is True
+    press(K.Key_K, CTRL)
+    assert form.lead_status.currentText() == "" and not form.lead_status.property("kept")
+
+
 def test_9_choosing_the_source_again_removes_the_mark(desk: MainWindow, qtbot):
     form = desk.form
     new_caller("9845012361", "Meena")
@@ -76,7 +110,9 @@ def test_9_choosing_the_source_again_removes_the_mark(desk: MainWindow, qtbot):
     type_text("btl")
     press(K.Key_Tab)
     assert form.source.currentText() == "BTL" and not form.source.property("kept")
-    assert not form.kept_note.isVisible()
+    assert form.kept_note.isVisible() and form.lead_status.property("kept") is True  # the status still is
+    type_text("int")
+    assert not form.lead_status.property("kept") and not form.kept_note.isVisible()
 
 
 class SwitchableTransport(httpx.HTTPTransport):

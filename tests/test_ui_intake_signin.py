@@ -1,9 +1,9 @@
-"""Issue 9, item 13: start of shift. The server is setup (settings file, command line, IT's config file); the CRE
-gives e-mail and password; what the next start needs is remembered; settings take only what the desk can use."""
+"""Issue 9, item 13: start of shift. The server is setup (command line, IT's cre-desk.ini, this desk's settings);
+the CRE gives e-mail and password; what the next start needs is remembered; settings take only what the desk can
+use."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication, QComboBox
 from test_ui_desk import close_desk, open_desk
 
 from crm_desktop.core.api import ApiClient, KeyringTokenStore
+from crm_desktop.core.paths import machine_config
 from crm_desktop.ui.app import DeskApp, parse_args
 from crm_desktop.ui.dialogs import LoginDialog, SettingsDialog
 from crm_desktop.ui.server_config import resolve_server
@@ -34,6 +35,7 @@ def isolated_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "etc"))
     monkeypatch.delenv("CRE_DESK_CONFIG", raising=False)
+    monkeypatch.setenv("CRE_DESK_MACHINE_CONFIG", str(tmp_path / "no-machine.ini"))
     return tmp_path
 
 
@@ -87,8 +89,8 @@ def test_13_setup_gives_the_server_and_the_key_is_remembered_after_sign_in(
         args = parse_args(["--server", server.url, "--anon-key", server.anon_key])
         origin = "from the command line"
     else:
-        config = isolated_data / "it-server.json"
-        config.write_text(json.dumps({"server_url": server.url, "anon_key": server.anon_key}), encoding="utf-8")
+        config = isolated_data / "cre-desk.ini"  # IT's one setup file, here named on the command line
+        config.write_text(f"[desk]\nserver_url = {server.url}\nanon_key = {server.anon_key}\n", encoding="utf-8")
         args = parse_args(["--config", str(config)])
         origin = "from IT's config file"
     assert settings.get("server/anon_key") == ""
@@ -128,11 +130,15 @@ def test_13_a_region_is_chosen_from_a_list_and_a_bad_one_never_breaks_typing(ser
         close_desk(window)
 
 
-def test_13_the_machine_wide_file_is_named_as_it_s(tmp_path: Path, qtbot):
-    machine = {"server_url": "https://desk.example.supabase.co", "anon_key": "anon-from-it"}
-    settings = Settings(QSettings(str(tmp_path / "user.ini"), QSettings.Format.IniFormat), machine=machine)
+def test_13_the_machine_wide_file_is_named_as_it_s(tmp_path: Path, qtbot, monkeypatch):
+    machine_file = tmp_path / "cre-desk.ini"
+    machine_file.write_text("[desk]\nserver_url = https://desk.example.supabase.co\nanon_key = anon-from-it\n",
+                            encoding="utf-8")  # fmt: skip
+    monkeypatch.setenv("CRE_DESK_MACHINE_CONFIG", str(machine_file))
+    settings = Settings(QSettings(str(tmp_path / "user.ini"), QSettings.Format.IniFormat), machine=machine_config())
     dialog = LoginDialog(settings, lambda *a: None)
     qtbot.addWidget(dialog)
     dialog.show()
-    assert dialog.server_label.text() == "Server: https://desk.example.supabase.co (from IT's settings for this PC)"
+    expected = f"Server: https://desk.example.supabase.co (from IT's config file ({machine_file}))"
+    assert dialog.server_label.text() == expected
     assert not dialog.url.isVisible()

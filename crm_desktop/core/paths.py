@@ -5,14 +5,15 @@ right for a normal PC, but pooled/VDI and mandatory profiles wipe it at logoff, 
 point the root at a persistent place (an FSLogix container, a second disk), in this order of precedence:
 1. the environment variable `CRE_DESK_DATA_DIR` (a logon script, a GPO environment preference);
 2. `data_dir` in the machine-wide config file (`%PROGRAMDATA%\\CRE Desk\\cre-desk.ini`,
-   `/etc/xdg/cre-desk/cre-desk.ini`, or the file `CRE_DESK_MACHINE_CONFIG` names), which also gives every user of
-   the PC the server URL and anon key.
+   `/etc/xdg/cre-desk/cre-desk.ini`, the file `CRE_DESK_MACHINE_CONFIG` names, or `--config FILE`), which also
+   gives every user of the PC the server URL and anon key. It is the desk's one setup file (ui/server_config.py).
 
 Logs live under the same root (`logs/`), so support looks in one place. Qt-free."""
 
 from __future__ import annotations
 
 import configparser
+import json
 import logging
 import os
 import sys
@@ -48,18 +49,53 @@ def machine_config_path() -> Path:
 def machine_config() -> dict[str, str]:
     """The `[desk]` section of the machine-wide file; empty when there is none. A broken file is logged, not fatal:
     the desk must start, and its settings dialog still works."""
-    path = machine_config_path()
+    return read_config(machine_config_path())
+
+
+def read_config(path: Path) -> dict[str, str]:
+    """The `[desk]` section of a config file in cre-desk.ini's format (the machine-wide one, or `--config FILE`).
+
+    An old JSON server file (`{"server_url": ..., "anon_key": ...}`, the format `--config` took before the two files
+    became this one) is still read, with a warning, so a desk shortcut that names one keeps its server."""
     if not path.is_file():
         return {}
     parser = configparser.ConfigParser(interpolation=None)
     try:
         parser.read(path, encoding="utf-8")
+    except configparser.MissingSectionHeaderError:
+        return _read_old_json(path)
     except (OSError, UnicodeDecodeError, configparser.Error) as exc:
-        log.warning("machine config %s is unreadable (%s); ignored", path, exc)
+        log.warning("config file %s is unreadable (%s); ignored", path, exc)
         return {}
     if not parser.has_section(MACHINE_SECTION):
         return {}
     return {k: v.strip() for k, v in parser.items(MACHINE_SECTION) if k in MACHINE_KEYS and v.strip()}
+
+
+def read_old_server_json(path: Path) -> dict[str, str] | None:
+    """server_url and anon_key from an old-format server.json; None when there is no such file (or it is broken,
+    which is logged)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        log.warning("the old server file %s cannot be read: %s", path, exc)
+        return None
+    if not isinstance(data, dict):
+        log.warning("the old server file %s is not a JSON object", path)
+        return None
+    url, key = str(data.get("server_url") or data.get("url") or "").strip(), str(data.get("anon_key") or "").strip()
+    return {k: v for k, v in (("server_url", url), ("anon_key", key)) if v}
+
+
+def _read_old_json(path: Path) -> dict[str, str]:
+    found = read_old_server_json(path)
+    if found is None:
+        return {}
+    log.warning("%s is an old JSON server file: it still works, but write it as cre-desk.ini's [desk] section "
+                "(README: Installing on call-centre PCs)", path)  # fmt: skip
+    return found
 
 
 def _expand(value: str) -> Path:

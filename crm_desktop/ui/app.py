@@ -192,7 +192,7 @@ class DeskApp:
         self._ask_login(self.tokens.why_unavailable if not self.tokens.available else "")
 
     def _server(self) -> ServerConfig:
-        """Command line, then this desk's settings, then IT's config file (server_config.py)."""
+        """Command line, then IT's cre-desk.ini (or --config FILE), then this desk's settings (server_config.py)."""
         return resolve_server(self.settings, self.args.server, self.args.anon_key, getattr(self.args, "config", None))
 
     def _show_splash(self, text: str) -> None:
@@ -393,7 +393,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--demo-dir", help="with --demo: where the demo server keeps its data")
     p.add_argument("--server", help="server URL (overrides the saved setting)")
     p.add_argument("--anon-key", help="the server's anon key (overrides the saved setting)")
-    p.add_argument("--config", metavar="FILE", help="IT's server config file (JSON: server_url, anon_key)")
+    p.add_argument("--config", metavar="FILE",
+                   help="the setup file to use instead of the machine-wide cre-desk.ini (same format: [desk] "
+                   "server_url, anon_key, data_dir, proxy, allow_http)")  # fmt: skip
     p.add_argument("--screenshot", metavar="FILE", help="render the main window to a PNG once data has loaded, exit")
     p.add_argument("--screenshot-timeout", type=float, default=90.0, help=argparse.SUPPRESS)
     p.add_argument("--self-test", action="store_true", help="check this installation (resources, TLS, keyring, "
@@ -482,6 +484,8 @@ def _fail(why: str) -> Any:
 
 def run(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.config:  # one setup file: --config stands in for the machine-wide cre-desk.ini (data_dir, proxy too)
+        os.environ[paths.ENV_MACHINE_CONFIG] = str(Path(args.config).resolve())
     if os.name == "posix":
         os.umask(0o077)  # every file this process makes (logs, settings, demo data) is the user's alone
     log_path = setup_logging()

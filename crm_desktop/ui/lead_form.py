@@ -6,16 +6,18 @@ The key path, which this module owns whole (an event filter on every field and o
 - Enter: saves whenever the form is valid, from any field, list open or not (an open list gives its suggestion
   first). When something is missing, each field says what, once, and the cursor goes to the first.
 - Esc: closes an open list; only an Esc with no list open clears the form, and Ctrl+Z brings that caller back once.
-- F2: the known lead's view (open_lead_requested); Ctrl+K: forget the source/branch kept from the last lead.
+- F2: the known lead's view (open_lead_requested); Ctrl+K: forget the source, status and branch kept from the last
+  lead.
 
 The order follows the call: Mobile, Name, Source, Sub-source, Call status, Follow-up, Category, Model, Branch, PS,
 Remark, Final status, Test drive. For a known caller ("Call on GA-… — name") the name is the lead's, read-only, and
 Tab goes from Mobile to Call status (prefilled with the lead's status), Follow-up and Remark: what a call changes.
 
 The phone field says what the number normalises to (or why it is not a mobile) on every keystroke and asks for the
-duplicate lookup on the keystroke that completes a valid number. Carried-over source and branch are marked "kept
-from the last lead" (a CRE on a campaign line takes many calls from one source; a Google caller must not be credited
-to META unnoticed).
+duplicate lookup on the keystroke that completes a valid number. Carried-over source, call status and branch are
+marked "kept from the last lead" (a CRE on a campaign line takes many calls from one source with one outcome, so the
+next caller is the number, the name and Enter; a Google caller must not be credited to META unnoticed). A known
+caller's own status replaces a kept one while the banner shows that lead, and the kept one comes back after.
 
 Why one module over 700 lines: LeadForm owns the key path across every field — one event filter decides what Tab,
 Enter and Esc do wherever they land — and the rules that tie fields together (source -> sub-sources, final status ->
@@ -29,8 +31,8 @@ import unicodedata
 from datetime import date
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal, Slot
-from PySide6.QtGui import QFocusEvent, QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, QSize, Qt, Signal, Slot
+from PySide6.QtGui import QFocusEvent, QFont, QFontMetrics, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -54,7 +56,9 @@ __all__ = ["NONE", "ChoiceBox", "DuplicateBanner", "LeadForm"]
 
 DEFAULT_FOLLOW_UP = "tomorrow"
 CLOSED = ("Won", "Lost")
-KEPT_NOTE = "Source and branch kept from the last lead — Ctrl+K clears them."
+KEPT_NOTE = "Source, call status and branch kept from the last lead — Ctrl+K clears them."
+#: What campaign mode carries to the next caller (tinted and named in KEPT_NOTE).
+KEPT = ("source", "sub_source", "lead_status", "branch")
 #: A time of day typed with the follow-up goes to the server as follow_up_at (migration 005); set False for a server
 #: still on 001–004, and the time goes into the remark ("Call back at 17:30.") instead.
 SEND_FOLLOW_UP_AT = True
@@ -74,6 +78,22 @@ def ascii_digits(text: str) -> str:
                 pass
         out.append(ch)
     return "".join(out)
+
+
+class _SecondLabel(QLabel):
+    """The label of a row's second field: as wide as the widest such label ("Sub-source *" in bold), measured with
+    the font the style sheet gave it, so the second fields of the rows line up."""
+
+    WIDEST = "Sub-source *"
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        bold = QFont(self.font())
+        bold.setWeight(QFont.Weight.DemiBold)
+        return QSize(max(hint.width(), QFontMetrics(bold).horizontalAdvance(self.WIDEST) + 8), hint.height())
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
 
 
 class LeadForm(QWidget):
@@ -115,7 +135,7 @@ class LeadForm(QWidget):
         self.category = ChoiceBox(optional=True, placeholder="Hot / Warm / Cold")
         self.model_box = ChoiceBox(optional=True)
         self.branch = ChoiceBox(optional=True)
-        self.ps = ChoiceBox(optional=True, placeholder="PS of the branch (gets an e-mail)")
+        self.ps = ChoiceBox(optional=True, placeholder="Gets the e-mail")
         self.final_status = ChoiceBox()
         self.follow_up = FollowUpEdit()
         self.follow_up_hint = QLabel()
@@ -145,21 +165,19 @@ class LeadForm(QWidget):
         phone_box.addWidget(self.phone_status)  # the phone's one message line: its error label stays unused
         self._row(form, "&Mobile *", phone_box, "phone")
         form.addRow(self.banner)
+        # Fields that go together share a row (the second one with its label beside it), so the whole form fits a
+        # 1280×800 or a maximised 1366×768 screen without scrolling, error lines shown (tests/test_ui_intake_fit.py).
         self._row(form, "&Name *", self.name, "customer_name")
-        self._row(form, "&Source *", self.source, "source")
-        self._row(form, "S&ub-source *", self.sub_source, "sub_source")
+        self._pair(form, ("&Source *", self.source, "source"), ("S&ub-source *", self.sub_source, "sub_source"))
         self._row(form, "Call s&tatus", self.lead_status, "lead_status")
         follow = QHBoxLayout()
         follow.addWidget(self.follow_up, 1)
         follow.addWidget(self.follow_up_hint, 1)
         self._row(form, "Follo&w-up", follow, "follow_up_date")
-        self._row(form, "Cate&gory", self.category, "lead_category")
-        self._row(form, "M&odel", self.model_box, "model_interested")
-        self._row(form, "&Branch", self.branch, "branch")
-        self._row(form, "&PS", self.ps, "ps_email")
+        self._pair(form, ("Cate&gory", self.category, "lead_category"), ("M&odel", self.model_box, "model_interested"))
+        self._pair(form, ("&Branch", self.branch, "branch"), ("&PS", self.ps, "ps_email"))
         self._row(form, "&Remark", self.remark, "remark")
-        self._row(form, "Final st&atus", self.final_status, "final_status")
-        form.addRow("", self.test_drive)
+        self._pair(form, ("Final st&atus", self.final_status, "final_status"), ("", self.test_drive, ""))
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.edit_note, 1)
@@ -214,6 +232,30 @@ class LeadForm(QWidget):
         self.clear_for_next()
 
     def _row(self, form: QFormLayout, label: str, field: Any, key: str) -> None:
+        lbl = self._label(label, field, key, first=True)
+        form.addRow(lbl, self._with_error(field, key))
+
+    def _pair(self, form: QFormLayout, first: tuple[str, Any, str], second: tuple[str, Any, str]) -> None:
+        """Two fields on one row: the first under the form's labels, the second with its label beside it (labels
+        of a width, so the second fields line up). Each keeps its error line under it."""
+        label, field, key = first
+        lbl = self._label(label, field, key, first=True)
+        row = QHBoxLayout()
+        row.setSpacing(12)
+        # 2:3 — the second side holds its label too, and the longer values (sub-source, model, PS name).
+        row.addLayout(self._with_error(field, key), 2)
+        label2, field2, key2 = second
+        beside = QHBoxLayout()
+        if key2:
+            beside.addWidget(self._label(label2, field2, key2, first=False))
+            beside.addWidget(field2, 1)
+            row.addLayout(self._with_error(beside, key2), 3)
+        else:
+            beside.addWidget(field2, 1)
+            row.addLayout(beside, 3)
+        form.addRow(lbl, row)
+
+    def _with_error(self, field: Any, key: str) -> QVBoxLayout:
         box = QVBoxLayout()
         box.setSpacing(1)
         if isinstance(field, QWidget):
@@ -226,7 +268,10 @@ class LeadForm(QWidget):
         err.hide()
         box.addWidget(err)
         self.errors[key] = err
-        lbl = QLabel(label)
+        return box
+
+    def _label(self, label: str, field: Any, key: str, first: bool) -> QLabel:
+        lbl = QLabel(label) if first else _SecondLabel(label)
         if label.endswith("*"):
             lbl.setProperty("required", True)
             lbl.setToolTip("Required")
@@ -234,7 +279,7 @@ class LeadForm(QWidget):
         buddy = {"phone": self.phone, "follow_up_date": self.follow_up}.get(key, field)
         if isinstance(buddy, QWidget):
             lbl.setBuddy(buddy)
-        form.addRow(lbl, box)
+        return lbl
 
     def _apply_order(self, order: list[QWidget]) -> None:
         for a, b in itertools.pairwise(order):
@@ -361,11 +406,16 @@ class LeadForm(QWidget):
 
     def _prefill_from(self, lead: LeadSummary, first: bool) -> None:
         if first and self._editing_ref is None:
+            kept_status = bool(self.lead_status.property("kept"))
             self._prefilled = {"customer_name": self.name.text(), "lead_status": self.lead_status.currentText(),
-                               "source": None}  # fmt: skip
-            if lead.lead_status in self.lead_status.choices() and not self.lead_status.currentText().strip():
-                self.lead_status.set_value(lead.lead_status)
-                self._mark(self.lead_status, "prefilled", True)
+                               "source": None, "lead_status_kept": "1" if kept_status else None}  # fmt: skip
+            # The lead's own status, over a campaign's kept one (this caller's story is the lead's, not the campaign's).
+            own = lead.lead_status if lead.lead_status in self.lead_status.choices() else None
+            if kept_status or (own is not None and not self.lead_status.currentText().strip()):
+                self.lead_status.set_value(own)
+                self._mark(self.lead_status, "kept", False)
+                self._mark(self.lead_status, "prefilled", True)  # Esc, Backspace on the number: the kept one is back
+                self._update_kept_note()
             if self.source.value() is None and lead.sources:
                 latest = lead.sources[-1]
                 self._prefilled["source"] = ""
@@ -393,6 +443,8 @@ class LeadForm(QWidget):
         if self.lead_status.property("prefilled"):
             self.lead_status.set_value(self._prefilled.get("lead_status") or None)
             self._mark(self.lead_status, "prefilled", False)
+            self._mark(self.lead_status, "kept", bool(self._prefilled.get("lead_status_kept")))
+            self._update_kept_note()
         if self.source.property("prefilled"):
             self.source.set_value(None)
             self._on_source_changed("")
@@ -438,13 +490,23 @@ class LeadForm(QWidget):
         if changed:
             self._update_kept_note()
 
+    def _kept_boxes(self) -> list[ChoiceBox]:
+        return [b for b in (self._field(k) for k in KEPT) if isinstance(b, ChoiceBox)]
+
     def _update_kept_note(self) -> None:
-        self.kept_note.setVisible(any(b.property("kept") for b in (self.source, self.sub_source, self.branch)))
+        """Names what is kept now (a known caller's own status is not the campaign's)."""
+        words = {self.source: "source", self.sub_source: "source", self.lead_status: "call status",
+                 self.branch: "branch"}  # fmt: skip
+        kept = list(dict.fromkeys(words[b] for b in self._kept_boxes() if b.property("kept")))
+        if kept:
+            names = kept[0] if len(kept) == 1 else ", ".join(kept[:-1]) + " and " + kept[-1]
+            self.kept_note.setText(KEPT_NOTE.replace("Source, call status and branch", names.capitalize(), 1))
+        self.kept_note.setVisible(bool(kept))
 
     @Slot()
     def clear_kept(self) -> None:
-        """Ctrl+K: a new campaign (or none): forget the source and branch kept from the last lead."""
-        for box in (self.source, self.sub_source, self.branch):
+        """Ctrl+K: a new campaign (or none): forget the source, status and branch kept from the last lead."""
+        for box in self._kept_boxes():
             if box.property("kept"):
                 box.set_value(None)
                 self._mark(box, "kept", False)
@@ -680,7 +742,7 @@ class LeadForm(QWidget):
 
     def _load(self, payload: dict[str, Any], note: str) -> None:
         self.clear_for_next()
-        for box in (self.source, self.sub_source, self.branch):
+        for box in self._kept_boxes():
             self._mark(box, "kept", False)
         self._update_kept_note()
         self.edit_note.setText(note)
@@ -737,8 +799,15 @@ class LeadForm(QWidget):
 
     @Slot()
     def clear_for_next(self) -> None:
-        """Ready for the next caller: empty, defaults set, cursor in the phone field. Source and branch are kept,
-        and marked so: a CRE on a campaign line takes many calls from the same source."""
+        """Ready for the next caller: empty, defaults set, cursor in the phone field. Source, call status and branch
+        are kept, and marked so: a CRE on a campaign line takes many calls from the same source with one outcome. The
+        status kept after a call on a known lead is the one from before that call (the known lead's is its own)."""
+        if self._known is None:
+            kept_status = self.lead_status.value() if self.lead_status.is_valid() else None
+        elif self._prefilled.get("lead_status_kept"):  # a call on a known lead leaves the campaign's status alone
+            kept_status = self._prefilled.get("lead_status") or None
+        else:
+            kept_status = None
         self._editing_ref = None
         self._restoring_ref = None
         self.close_lists()
@@ -750,7 +819,8 @@ class LeadForm(QWidget):
         self._e164 = None
         self._leave_known_lead()
         self.name.clear()
-        self.lead_status.set_value(None)
+        self.lead_status.set_value(kept_status)
+        self._mark(self.lead_status, "prefilled", False)
         self.category.set_value(None)
         self.model_box.set_value(None)
         self.ps.set_value(None)
@@ -761,7 +831,7 @@ class LeadForm(QWidget):
         for key in self.errors:
             self._set_error(key, None)
         self._mark(self.phone, "invalid", False)
-        for box in (self.source, self.sub_source, self.branch):
+        for box in self._kept_boxes():
             self._mark(box, "kept", box.value() is not None)
         self._update_kept_note()
         self._on_rules_changed()

@@ -63,7 +63,7 @@ SHORTCUTS = [
     ("Esc", "Close the open list; with no list open, clear the form for the next caller"),
     ("Ctrl+Z", "Right after Esc: bring the cleared caller back"),
     ("F4 / Alt+Down", "In Follow-up: the calendar (or type 3, 3/12, +2, mon, tomorrow 5pm)"),
-    ("Ctrl+K", "Forget the source and branch kept from the last lead"),
+    ("Ctrl+K", "Forget the source, call status and branch kept from the last lead"),
     ("F2", "Open the known lead shown in the banner"),
     ("Alt+underlined letter", "Jump to that field"),
     ("Ctrl+1 / Ctrl+2 / Ctrl+3", "Lead desk / My leads / Dashboard tab"),

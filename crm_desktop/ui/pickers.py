@@ -68,7 +68,9 @@ class ChoiceBox(QComboBox):
         self.setEditable(True)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.setMinimumContentsLength(12)
+        # Room for 7 letters at the least: two pickers share a row of the form, and at 900 px the form still leaves
+        # "This shift" room for the owner's name; wider windows give them more.
+        self.setMinimumContentsLength(7)
         self.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
         self._choices: list[str] = []
         self._by_fold: dict[str, str] = {}

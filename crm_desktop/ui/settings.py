@@ -41,7 +41,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("network/proxy", str, "", "Proxy", "An HTTP proxy for the server (http://host:port); empty: the system's."),
     Setting("server/allow_http", bool, False, "Allow http://", "Allow an unencrypted server address (IT only)."),
 )
-# Machine-wide defaults IT sets once per PC (core/paths.py: cre-desk.ini); a user's own value wins.
+# Machine-wide defaults IT sets once per PC (core/paths.py: cre-desk.ini); a user's own value wins here. The server
+# is the exception: which one a desk uses is decided by ui/server_config.py, where IT's file wins over this desk's.
 _MACHINE_KEYS = {"server/url": "server_url", "server/anon_key": "anon_key", "network/proxy": "proxy",
                  "server/allow_http": "allow_http"}  # fmt: skip
 _BY_KEY = {s.key: s for s in SETTINGS}
@@ -81,6 +82,18 @@ class Settings:
     def is_own(self, key: str) -> bool:
         """True when this user's settings file holds the value (not a machine-wide default or the built-in one)."""
         return bool(self._q.contains(key))
+
+    @property
+    def machine(self) -> dict[str, str]:
+        """What IT's machine-wide file (cre-desk.ini, read at start) says; empty when there is none."""
+        return dict(self._machine)
+
+    def note(self, name: str) -> str:
+        """A fact the desk noted for itself (not a preference: never in the settings dialog), "" when none."""
+        return str(self._q.value(f"notes/{name}", "") or "")
+
+    def set_note(self, name: str, value: str) -> None:
+        self._q.setValue(f"notes/{name}", value)
 
     def window_state(self, name: str) -> QByteArray | None:
         value = self._q.value(f"window/{name}")
