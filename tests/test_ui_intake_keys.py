@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from intake_keys import ALT, CTRL, activate, catalog_ready, focused, press, type_text
 from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 from test_ui_desk import close_desk, open_desk
 
@@ -196,3 +197,34 @@ def test_a_follow_up_time_is_stored_as_a_time(desk: MainWindow, qtbot, clean_db)
         "select follow_up_date, to_char(follow_up_at at time zone 'Asia/Kolkata', 'HH24:MI'), remark from leads"
     ).fetchone()
     assert row[1] == "17:30" and row[2] is None
+
+
+def type_as_a_person(text: str) -> None:
+    """Each key to whatever has the focus when it is pressed (type_text sends a whole string to one widget)."""
+    for ch in text:
+        QTest.keyClicks(focused(), ch)
+        QApplication.processEvents()
+
+
+def test_a_letter_after_a_complete_mobile_starts_the_name(desk: MainWindow, qtbot):
+    """The next caller is digits, name, Enter: a letter typed at the end of a valid mobile goes to the empty name
+    (no letter belongs in a phone number), the number stays as it was."""
+    form = desk.form
+    type_as_a_person("9845012345Meena K")
+    assert form.phone.text().replace(" ", "") == "9845012345"
+    assert form.name.text() == "Meena K"
+    assert focused() is form.name
+    type_text("goo")  # the picker takes its suggestion on Tab, as before: the path after the name is unchanged
+    assert form.name.text() == "Meena Kgoo"
+
+
+def test_a_letter_in_an_incomplete_or_edited_mobile_stays_there(desk: MainWindow):
+    form = desk.form
+    type_as_a_person("98450a")  # not a number yet: the key is the CRE's to correct, not a name
+    assert form.name.text() == ""
+    assert focused() is form.phone
+    press(K.Key_Backspace)
+    type_as_a_person("12345")
+    press(K.Key_Home)  # correcting the number somewhere in the middle: keys stay in Mobile
+    type_as_a_person("x")
+    assert form.name.text() == "" and focused() is form.phone

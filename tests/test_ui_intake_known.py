@@ -171,3 +171,14 @@ def test_a_known_callers_own_status_replaces_the_campaigns_kept_one_which_comes_
     assert form.banner.lead is None
     assert form.lead_status.currentText() == "Call me Back" and form.lead_status.property("kept") is True
     assert form.kept_note.text().startswith("Source and call status kept from the last lead")
+
+
+def test_a_letter_after_a_known_callers_number_stays_out_of_the_name(known: MainWindow, qtbot):
+    """A letter at the end of a complete number starts a new caller's name (test_ui_intake_keys); a known caller's
+    name is the lead's, read-only, and never typed into."""
+    form = known.form
+    type_text(national(CALLER))
+    qtbot.waitUntil(lambda: form.banner.lead is not None, timeout=2000)
+    type_text("z")
+    assert form.name.text() == "Sravani Reddy" and form.name.isReadOnly()
+    assert focused() is form.phone

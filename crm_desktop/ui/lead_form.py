@@ -2,7 +2,8 @@
 
 The key path, which this module owns whole (an event filter on every field and on every picker's list):
 - Tab: the next field, each field one stop. A picker takes its suggestion on Tab (`goo` + Tab = GOOGLE); a
-  sub-source with one choice is filled and skipped; a known caller's name is not asked.
+  sub-source with one choice is filled and skipped; a known caller's name is not asked. A letter typed at the end of
+  a complete mobile starts a new caller's name without the Tab (no letter belongs in a phone number).
 - Enter: saves whenever the form is valid, from any field, list open or not (an open list gives its suggestion
   first). When something is missing, each field says what, once, and the cursor goes to the first.
 - Esc: closes an open list; only an Esc with no list open clears the form, and Ctrl+Z brings that caller back once.
@@ -615,11 +616,32 @@ class LeadForm(QWidget):
                 QApplication.sendEvent(box, QKeyEvent(QEvent.Type.KeyPress, key, event.modifiers()))
                 return True
             return False
+        if watched is self.phone and self._types_through_to_name(event):
+            self.name.setFocus(Qt.FocusReason.TabFocusReason)
+            QApplication.sendEvent(self.name, QKeyEvent(event.type(), key, event.modifiers(), event.text()))
+            return True
         if event.matches(QKeySequence.StandardKey.Undo) and self._undo is not None and self.is_pristine():
             self._restore(self._undo)
             self._undo = None
             return True
         return False
+
+    def _types_through_to_name(self, event: QKeyEvent) -> bool:
+        """A letter typed at the end of a complete, valid mobile starts the name: no letter belongs in a phone number
+        (it would only spoil the valid one), and the CRE saves the Tab between the two. Only into an empty name the
+        CRE could type (not a known caller's), only for plain or shifted letters: Ctrl/Alt chords keep their
+        meaning, and a number being corrected mid-text (cursor not at its end) keeps the key."""
+        text = event.text()
+        plain = not (event.modifiers() & ~Qt.KeyboardModifier.ShiftModifier & ~Qt.KeyboardModifier.KeypadModifier)
+        return (
+            plain
+            and len(text) == 1
+            and text.isalpha()
+            and self._e164 is not None
+            and self._known is None
+            and not self.name.text()
+            and self.phone.cursorPosition() == len(self.phone.text())
+        )
 
     def _on_field_left(self, w: QWidget, reason: Qt.FocusReason) -> None:
         if reason == Qt.FocusReason.PopupFocusReason or w is self.submit_button:

@@ -60,6 +60,7 @@ UNTRUSTED_TEXT = (
 SHORTCUTS = [
     ("Enter", "Save the lead (from any field, list open or not)"),
     ("Tab", "Next field; in a list, take the suggestion (goo + Tab = GOOGLE)"),
+    ("Letters after the mobile", "A new caller's name: a letter after a complete number starts Name (no Tab needed)"),
     ("Esc", "Close the open list; with no list open, clear the form for the next caller"),
     ("Ctrl+Z", "Right after Esc: bring the cleared caller back"),
     ("F4 / Alt+Down", "In Follow-up: the calendar (or type 3, 3/12, +2, mon, tomorrow 5pm)"),
