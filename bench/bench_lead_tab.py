@@ -116,8 +116,8 @@ def build_cache(path: Path, leads: int) -> dict[str, Any]:
 # kind of list in the order drill.py reads it, so a page stops after 200 index entries, and its count is a range of
 # the same index. Partial on Pending: the follow-up lists read a small index and never the table for their ids.
 # One CRE's follow-ups need none: the cache's lead_cache_cre_lists (cre_id, final_status, follow_up_date, ...)
-# serves them (a CRE row gives the owner's id); a first version's lead_cache_owner_follow_up, by cre_name, served no list once
-# the feed sent owner ids. Measured without each: see bench/README.md.
+# serves them (a CRE row gives the owner's id); a first version's lead_cache_owner_follow_up, by cre_name, served no
+# list once the feed sent owner ids. Measured without each: see bench/README.md.
 SUGGESTED_INDEXES = (
     "CREATE INDEX IF NOT EXISTS lead_cache_pending_follow_up ON lead_cache (follow_up_date, lead_id)"
     " WHERE final_status = 'Pending'",
