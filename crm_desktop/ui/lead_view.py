@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -366,10 +367,12 @@ class LeadView(QFrame):
                                   "Not on the server yet: queued on this desk.")  # fmt: skip
         self._local_items: list[OutboxItem] = []
         self._detail: dict[str, Any] | None = None
-        self.session.lead_local(lead.phone, lambda r: self._on_local(gen, r))
+        # Bound methods behind partial (not lambdas): the workers drop an answer for a lead view already deleted (a
+        # closed drill-down dialog), and a generation drops one for a lead no longer shown.
+        self.session.lead_local(lead.phone, partial(self._on_local, gen))
         if lead.on_server:
             self.session.fetch_lead_detail(
-                lead.lead_id, lambda d: self._on_detail(gen, d), lambda e: self._on_detail_failed(gen, e)
+                lead.lead_id, partial(self._on_detail, gen), partial(self._on_detail_failed, gen)
             )
 
     def focus_call_form(self) -> None:

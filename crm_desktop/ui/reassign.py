@@ -418,12 +418,10 @@ class LeadListDialog(QDialog):
 
     def done(self, result: int) -> None:
         """Closed (Close, Esc on the list, the window's X): the dialog is deleted soon after, so every answer still
-        on its way is dropped. The lead view's own requests call back through lambdas, which the workers cannot
-        check; a new generation makes them return before touching a widget (its callbacks compare it first)."""
+        on its way is dropped: this dialog's by its generation, the lead view's by the workers (its callbacks are
+        bound methods, skipped once it is deleted)."""
         self._closed = True
         self._count_generation += 1
-        if self.lead_view is not None:
-            self.lead_view._generation += 1
         super().done(result)
 
     # -- reassign -------------------------------------------------------------------------------------------------
