@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from crm_desktop.core.api import ApiClient, AuthExpired, CertificateNotTrusted, Rejected, Retry
-from crm_desktop.core.feed import decode_feed
 from crm_desktop.core.models import OutboxItem
 from crm_desktop.core.store import OutboxStateError, Store, StoreError
 
@@ -311,12 +310,11 @@ class SyncEngine:
         Listeners.emit(self.listeners.catalog, catalog)
         return dict(catalog)
 
-    def _fetch_page(self, since: int) -> tuple[str, tuple[int, ...]]:
-        """One feed page as plain-page JSON text, and where the pages after it start when the server said so.
+    def _fetch_page(self, since: int) -> str:
+        """One feed page as the JSON text the server sent (a compact lead_feed page, or a plain lead_changes one).
 
-        The page stays text: decoding it in Python held the GIL (and so the GUI) ~12 ms per 5,000 rows. A compact
-        lead_feed page is turned into a plain one by SQLite (core/feed.py), on the fetching thread, so pages fetched
-        ahead are decoded while the one before is applied."""
+        The page stays text: decoding it in Python held the GIL (and so the GUI) ~12 ms per 5,000 rows. The store
+        reads either kind in SQLite (a compact page is decoded straight into the cache: core/feed.py)."""
         params = {"since": since, "max_rows": self.page_size}
         if self._feed_rpc == "lead_feed":
             try:
@@ -327,12 +325,8 @@ class SyncEngine:
                 log.info("the server has no lead_feed (an older server): syncing with lead_changes")
                 self._feed_rpc = "lead_changes"
             else:
-                try:
-                    return decode_feed(text)
-                except ValueError as exc:
-                    log.warning("undecodable lead_feed page after %d: %s", since, exc)
-                    raise Retry("The server sent an unreadable answer. It will be retried.") from exc
-        return self.api.rpc_text("lead_changes", params), ()
+                return text
+        return self.api.rpc_text("lead_changes", params)
 
     def pull(self, store: Store) -> int:
         """Page the feed from the stored cursor until caught up; returns rows applied.
@@ -346,11 +340,11 @@ class SyncEngine:
         started = time.time()
         done = 0
         ahead: ThreadPoolExecutor | None = None
-        pending: deque[Future[tuple[str, tuple[int, ...]]]] = deque()
+        pending: deque[Future[str]] = deque()
         asked = since
         finished = False
         try:
-            text, plan = self._fetch_page(since)
+            text = self._fetch_page(since)
             while True:
                 try:
                     head = store.read_feed_head(text)
@@ -358,13 +352,13 @@ class SyncEngine:
                         ahead = ahead or ThreadPoolExecutor(max_workers=FETCH_DEPTH, thread_name_prefix="feed-ahead")
                         # Rows renumbered meanwhile only make a page reach further (overlap: newer wins) or leave a
                         # gap whose rows have moved above it, so a planned start never loses a lead.
-                        for start in (head.next_since, *plan):
+                        for start in (head.next_since, *head.ahead):
                             if len(pending) < FETCH_DEPTH and start > asked:
                                 pending.append(ahead.submit(self._fetch_page, start))
                                 asked = start
                     page = store.apply_feed_page(text, head)
                 except ValueError as exc:
-                    log.warning("unreadable lead_changes page after %d: %s", since, exc)
+                    log.warning("unreadable feed page after %d: %s", since, exc)
                     raise Retry("The server sent an unreadable answer. It will be retried.") from exc
                 done += page.rows
                 since = page.next_since
@@ -373,7 +367,7 @@ class SyncEngine:
                 Listeners.emit(self.listeners.progress, SyncProgress(done, done + page.remaining, started, False))
                 # Nothing fetched ahead reaches this far (the pages' plans ran out): ask for the next page now rather
                 # than end the pass early and report a first sync "finished" halfway through.
-                text, plan = pending.popleft().result() if pending else self._fetch_page(since)
+                text = pending.popleft().result() if pending else self._fetch_page(since)
             finished = True
         finally:
             if ahead is not None:
