@@ -203,6 +203,36 @@ CACHE_TUNING = """
     PRAGMA cache_size = -32768;
 """
 
+# -- bulk fill ----------------------------------------------------------------------------------------------------
+# A first sync writes ~1M rows into an empty cache. Keeping every secondary index of lead_cache and the name index
+# (FTS5) in step row by row cost about a third of the desk's work per row; built once at the end from the full table
+# they cost a fraction of that. So a large first sync drops them and builds them again when it has caught up. Which
+# objects: every index on lead_cache with SQL of its own (so indexes added by later migrations are included without
+# a change here; the phone key stays) and the name index's triggers (its content is rebuilt). What to build again is
+# read from the schema the migrations make (`_deferrable`), so nothing is recorded in the file: a desk closed halfway
+# continues the fill on its next pass and builds them when that pass catches up.
+_NAME_TRIGGERS = ("lead_names_insert", "lead_names_update")
+_REBUILD_NAMES = "INSERT INTO lead_names (lead_names) VALUES ('rebuild')"
+
+
+@lru_cache(maxsize=1)
+def _deferrable() -> tuple[tuple[str, str, str], ...]:
+    """(type, name, sql) of the objects a bulk fill may drop, as the cache migrations create them."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        for migration in CACHE_MIGRATIONS:
+            for statement in migration:
+                conn.execute(statement)
+        found = conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'lead_cache' AND sql IS NOT NULL"
+            " AND (type = 'index' OR (type = 'trigger' AND name IN (?, ?))) ORDER BY type, name",
+            _NAME_TRIGGERS,
+        ).fetchall()
+    finally:
+        conn.close()
+    return tuple((str(t), str(n), str(q)) for t, n, q in found)
+
+
 # -- statements ---------------------------------------------------------------------------------------------------
 
 _LOOKUP = f"SELECT {SUMMARY_COLUMNS} FROM lead_cache WHERE phone = :phone"
@@ -517,6 +547,43 @@ class CacheStore(StoreBase):
                     ) from exc
                 conn.execute(_SET_CURSOR, {"cursor": head.next_since, "now": time.time()})
         return FeedPage(int(count), max(applied, 0), head.next_since, head.more, head.remaining)
+
+    def begin_bulk_fill(self) -> bool:
+        """Before the first page of a large first sync: drop the secondary indexes of an *empty* cache and the name
+        index's triggers (see "bulk fill" above). True when the cache was empty (and they are dropped now)."""
+        with self._blame("cache"):
+            conn = self._cache_db()
+            with write_txn(conn):
+                if conn.execute("SELECT 1 FROM lead_cache LIMIT 1").fetchone() is not None:
+                    return False
+                present = {n for (n,) in conn.execute("SELECT name FROM sqlite_master").fetchall()}
+                for kind, name, _ in _deferrable():
+                    if name in present:
+                        conn.execute(f'DROP {kind.upper()} "{name}"')
+        log.info("first sync: cache indexes are built when it has caught up")
+        return True
+
+    def finish_bulk_fill(self) -> bool:
+        """Build whatever a bulk fill dropped (indexes; the name index from the cached rows, then its triggers), in
+        one transaction. Cheap when nothing is missing (one read of the schema). True when something was built."""
+        with self._blame("cache"):
+            conn = self._cache_db()
+            present = {n for (n,) in conn.execute("SELECT name FROM sqlite_master").fetchall()}
+            missing = [(kind, name, sql) for kind, name, sql in _deferrable() if name not in present]
+            if not missing:
+                return False
+            started = time.monotonic()
+            with write_txn(conn):
+                for kind, _name, sql in missing:
+                    if kind == "index":
+                        conn.execute(sql)
+                if any(name in _NAME_TRIGGERS for _, name, _ in missing):
+                    conn.execute(_REBUILD_NAMES)  # before the triggers: the rows are indexed once
+                    for kind, _name, sql in missing:
+                        if kind == "trigger":
+                            conn.execute(sql)
+        log.info("cache indexes built after the first sync in %.1f s", time.monotonic() - started)
+        return True
 
     def desk_owner(self) -> str | None:
         """The CRE whose leads my_leads holds (the signed-in user), or None before the first sign-in."""

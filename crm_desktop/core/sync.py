@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 ConnectionState = Literal["online", "offline", "untrusted", "auth_needed"]  # untrusted: the TLS certificate
 CATALOG_EVERY = 15 * 60.0  # seconds between catalogue refreshes
+BULK_FILL_MIN = 50_000  # rows; see SyncEngine.bulk_fill_min
 FETCH_DEPTH = 3  # feed pages in flight at most during a long sync (bench_link.py: 20 Mbit/s, 50 ms RTT)
 
 
@@ -130,6 +131,9 @@ class SyncEngine:
         self.store_path = Path(store_path)
         self.poll_interval = poll_interval
         self.page_size = page_size
+        # A first sync into an empty cache at least this large builds the cache's secondary indexes once at the end
+        # instead of row by row (Store.begin_bulk_fill): smaller ones are not worth the rebuild.
+        self.bulk_fill_min = BULK_FILL_MIN
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.listeners = Listeners()
@@ -345,9 +349,13 @@ class SyncEngine:
         finished = False
         try:
             text = self._fetch_page(since)
+            first = since == 0
             while True:
                 try:
                     head = store.read_feed_head(text)
+                    if first and head.more and head.remaining + self.page_size >= self.bulk_fill_min:
+                        store.begin_bulk_fill()
+                    first = False
                     if head.more and not self._stop.is_set():
                         ahead = ahead or ThreadPoolExecutor(max_workers=FETCH_DEPTH, thread_name_prefix="feed-ahead")
                         # Rows renumbered meanwhile only make a page reach further (overlap: newer wins) or leave a
@@ -369,6 +377,9 @@ class SyncEngine:
                 # than end the pass early and report a first sync "finished" halfway through.
                 text = pending.popleft().result() if pending else self._fetch_page(since)
             finished = True
+            if not self._stop.is_set():
+                # Caught up: a first sync's deferred indexes are built now (also when it was resumed after a close).
+                store.finish_bulk_fill()
         finally:
             if ahead is not None:
                 ahead.shutdown(wait=True, cancel_futures=True)
