@@ -93,7 +93,7 @@ _INSERT = """
                        last_call_at, call_count, test_drive_done)
     select %(uid)s, %(phone)s, %(name)s, 'GOOGLE', %(sub)s,
            jsonb_build_array(jsonb_build_object('source', 'GOOGLE', 'sub_source', %(sub)s::text,
-                                                'at', %(at)s::timestamptz)),
+                                                'at', %(at)s::timestamptz - interval '1 microsecond' * %(seen)s)),
            %(status)s, 'Warm', %(model)s, %(branch)s, id, 'Pending', %(follow)s::date, %(at)s::timestamptz,
            %(at)s::timestamptz + interval '1 microsecond' * %(later)s, null, %(calls)s, %(drive)s
       from profiles where email = 'cre1@demo.local'
@@ -121,7 +121,7 @@ def test_odd_text_and_any_microsecond_round_trip(
             {"uid": f"GA-{i:04d}-{texts[0][:8]}", "phone": phone_for(500 + i), "name": name, "sub": texts[1],
              "status": texts[2] or None, "model": texts[3], "branch": texts[i % 4], "follow": "2026-12-0" + str(i + 1),
              "at": f"2026-11-2{i}T0{i}:00:00+00:00", "later": micros * (i + 1) % 10**12, "calls": i,
-             "drive": [None, True, False][i % 3]},
+             "drive": [None, True, False][i % 3], "seen": [0, micros, 10**12 - micros][i % 3]},
         )  # fmt: skip
     cre = api.token("cre1@demo.local")
     plain, compact = both_pages(api, cre, 0, 100)
