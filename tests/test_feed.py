@@ -46,10 +46,17 @@ def assert_same_pages(plain: str, compact: str, tmp: Path) -> None:
         ids = sorted(r[0] for r in json.loads(plain)["rows"])
         assert page["ahead"] and page["ahead"][0] > ids[-1]
     assert json.loads(decoded) == json.loads(plain)
-    with Store(tmp / "plain.sqlite3") as a, Store(tmp / "compact.sqlite3") as b:
+    with Store(tmp / "plain.sqlite3") as a, Store(tmp / "compact.sqlite3") as b, Store(tmp / "direct.sqlite3") as c:
         a.apply_feed_page(plain)
         b.apply_feed_page(decoded)
-    assert cache_rows(tmp / "plain.sqlite3") == cache_rows(tmp / "compact.sqlite3")
+        # What the sync does: the compact page decoded by SQLite straight into the cache, no plain page between.
+        head = c.read_feed_head(compact)
+        assert head.encoding == "compact-1" and head.codecs == tuple(page["codecs"])
+        assert head.ahead == tuple(page.get("ahead", ()))
+        applied = c.apply_feed_page(compact, head)
+        assert (applied.rows, applied.next_since, applied.more) == (len(page["rows"]), page["next_since"], page["more"])
+    rows = cache_rows(tmp / "plain.sqlite3")
+    assert rows == cache_rows(tmp / "compact.sqlite3") == cache_rows(tmp / "direct.sqlite3")
 
 
 def test_every_column_of_a_compact_page_decodes_to_what_lead_changes_sends(api: Api, clean_db, tmp_path: Path):
@@ -86,7 +93,7 @@ _INSERT = """
                        last_call_at, call_count, test_drive_done)
     select %(uid)s, %(phone)s, %(name)s, 'GOOGLE', %(sub)s,
            jsonb_build_array(jsonb_build_object('source', 'GOOGLE', 'sub_source', %(sub)s::text,
-                                                'at', %(at)s::timestamptz)),
+                                                'at', %(at)s::timestamptz - interval '1 microsecond' * %(seen)s)),
            %(status)s, 'Warm', %(model)s, %(branch)s, id, 'Pending', %(follow)s::date, %(at)s::timestamptz,
            %(at)s::timestamptz + interval '1 microsecond' * %(later)s, null, %(calls)s, %(drive)s
       from profiles where email = 'cre1@demo.local'
@@ -114,7 +121,7 @@ def test_odd_text_and_any_microsecond_round_trip(
             {"uid": f"GA-{i:04d}-{texts[0][:8]}", "phone": phone_for(500 + i), "name": name, "sub": texts[1],
              "status": texts[2] or None, "model": texts[3], "branch": texts[i % 4], "follow": "2026-12-0" + str(i + 1),
              "at": f"2026-11-2{i}T0{i}:00:00+00:00", "later": micros * (i + 1) % 10**12, "calls": i,
-             "drive": [None, True, False][i % 3]},
+             "drive": [None, True, False][i % 3], "seen": [0, micros, 10**12 - micros][i % 3]},
         )  # fmt: skip
     cre = api.token("cre1@demo.local")
     plain, compact = both_pages(api, cre, 0, 100)
@@ -132,6 +139,36 @@ def test_a_plain_page_passes_the_decoder_unchanged_and_unknown_encodings_are_ref
         )
     with pytest.raises(ValueError, match="not JSON"):
         decode_page('{"encoding": "compact-1", "rows": [')
+
+
+def test_a_compact_page_the_store_cannot_read_changes_nothing(tmp_path: Path):
+    """The store applies compact pages itself: an unknown encoding or codec, or a row of the wrong width, is refused
+    and leaves the cache and its cursor as they were (the sync retries the page)."""
+    good = {"encoding": "compact-1", "columns": ["change_id", "lead_id", "phone", "uid", "customer_name", "sources",
+            "lead_status", "final_status", "cre_name", "ps_name", "branch", "created_at", "follow_up_date"],
+            "codecs": ["delta", "delta", "raw", "raw", "raw", "sources", "dict", "dict", "dict", "dict", "dict",
+                       "created", "day"],
+            "dicts": {"final_status": ["Pending"], "source": ["WALK-IN"], "sub_source": ["Showroom"]},
+            "rows": [[5, 7, "+919800000001", "WI-1", "Asha", [[0, 0, 0]], None, 0, None, None, None,
+                      1764000000000000, 3]],
+            "next_since": 5, "more": False, "remaining": 0}  # fmt: skip
+    with Store(tmp_path / "c.sqlite3") as store:
+        page = store.apply_feed_page(json.dumps(good))
+        assert (page.rows, page.applied, store.sync_cursor()) == (1, 1, 5)
+        before = cache_rows(tmp_path / "c.sqlite3")
+        assert before[0][:5] == ("+919800000001", 5, 7, "WI-1", "Asha")
+        assert json.loads(before[0][5]) == [{"at": "2025-11-24T16:00:00+00:00", "source": "WALK-IN",
+                                             "sub_source": "Showroom"}]  # fmt: skip
+        bad = [
+            good | {"encoding": "compact-9"},
+            good | {"codecs": [*good["codecs"][:-1], "zip"]},
+            good | {"rows": [[6, 1, "+919800000002", "WI-2", "Ravi"]], "next_since": 6},  # a short row
+            good | {"codecs": good["codecs"][:-1]},
+        ]
+        for page_ in bad:
+            with pytest.raises(ValueError):
+                store.apply_feed_page(json.dumps(page_))
+        assert cache_rows(tmp_path / "c.sqlite3") == before and store.sync_cursor() == 5
 
 
 class EdgeTransport(httpx.HTTPTransport):

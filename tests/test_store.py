@@ -867,3 +867,27 @@ def test_json_in_the_outbox_is_readable_by_other_tools(store: Store) -> None:
     finally:
         conn.close()
     assert "ಕನ್ನಡ ಹೆಸರು" in stored and json.loads(stored) == item.payload
+
+
+def test_a_bulk_fill_drops_indexes_only_of_an_empty_cache_and_builds_them_back(store: Store, path: Path) -> None:
+    def objects() -> set[str]:
+        with raw(path) as conn:
+            return {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE sql IS NOT NULL").fetchall()}
+
+    full = objects()
+    assert {"lead_cache_uid", "lead_cache_cre_lists", "lead_names_insert"} <= full
+    assert store.begin_bulk_fill() is True
+    assert {"lead_cache_uid", "lead_cache_cre_lists", "lead_names_insert", "lead_names_update"}.isdisjoint(objects())
+    rows = [feed_row(i, f"+9163000{i:05d}", name=f"Bulk Name {i}") for i in range(1, 40)]
+    store.apply_feed_page(feed_page(rows, 39))
+    assert store.finish_bulk_fill() is True
+    assert objects() == full and store.finish_bulk_fill() is False
+    with raw(path) as conn:  # the name index holds the rows filled meanwhile, and follows changes again
+        assert conn.execute("SELECT count(*) FROM lead_names WHERE lead_names MATCH 'bulk'").fetchone()[0] == 39
+        plan = conn.execute("EXPLAIN QUERY PLAN SELECT phone FROM lead_cache WHERE uid = 'x'").fetchall()
+        assert "lead_cache_uid" in str(plan)
+    store.apply_feed_page(feed_page([feed_row(40, "+916300000001", name="Other Person")], 40))
+    with raw(path) as conn:
+        assert conn.execute("SELECT count(*) FROM lead_names WHERE lead_names MATCH 'bulk'").fetchone()[0] == 38
+    # A cache that holds leads is never bulk-filled: its indexes stay.
+    assert store.begin_bulk_fill() is False and objects() == full

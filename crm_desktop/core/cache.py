@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from crm_desktop.core import fileops
+from crm_desktop.core import feed, fileops
 from crm_desktop.core.db import NewerSchema, StoreBase, StoreError, classify_error, sidecars, write_txn
 from crm_desktop.core.models import LeadSummary, SourceSeen
 
@@ -71,8 +71,8 @@ _NEW_MY_COLUMNS = ", ".join(f"new.{c}" for c in _MY_COLUMN_NAMES)
 _MY_COLUMNS_DDL = ", ".join(_MY_COLUMN_NAMES)  # types as in lead_cache do not matter to SQLite; values are copied
 
 # Indexes for lists read from lead_cache itself (migration 4). Each one takes a random insert per row of a sync, which
-# more than halved the first sync's rate (bench_client.py at 1M: 13.1k -> 5.8k rows/s); a first sync (pages applied
-# to an empty cache) therefore drops them and builds them once at its end, from sorted data (apply_feed_page).
+# more than halved the first sync's rate (bench_client.py at 1M: 13.1k -> 5.8k rows/s) when kept row by row; a large
+# first sync drops them with the other secondary indexes and builds them once at its end ("bulk fill" below).
 LIST_INDEXES: tuple[tuple[str, str], ...] = (
     # Another CRE's lists: every list's condition and its natural order from this one index, so counting them and
     # sorting a list's keys never read the table rows, which for one CRE are spread over the whole file (one in ~33
@@ -118,7 +118,6 @@ LIST_INDEXES: tuple[tuple[str, str], ...] = (
         "CREATE INDEX IF NOT EXISTS lead_cache_owner_last_call ON lead_cache (cre_id, last_call_at)",
     ),
 )
-_LIST_INDEX_NAMES = tuple(name for name, _ in LIST_INDEXES)
 
 # -- schema -------------------------------------------------------------------------------------------------------
 # Each migration is a tuple of statements, run in one transaction with the user_version bump. Statements, not a
@@ -239,11 +238,11 @@ CACHE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
         # 4: lists read from lead_cache itself — a team lead's view of another CRE's lists (worklist.py), and the
         # dashboard's drill-down (drill.py, bench/bench_lead_tab.py's SUGGESTED_INDEXES, kept under those names).
-        # The new indexes are LIST_INDEXES below: a first sync drops and rebuilds them (apply_feed_page). Migration
+        # The new indexes are LIST_INDEXES above: a large first sync drops and rebuilds them (bulk fill). Migration
         # 2's two owner indexes go: both are prefixes of lead_cache_cre_lists (cre_id + call_count as a filter inside
         # a final_status range).
-        "DROP INDEX lead_cache_owner",
-        "DROP INDEX lead_cache_fresh",
+        "DROP INDEX IF EXISTS lead_cache_owner",  # IF EXISTS: a bulk fill may have dropped them (see below)
+        "DROP INDEX IF EXISTS lead_cache_fresh",
         *(create for _name, create in LIST_INDEXES),
     ),
 )
@@ -262,6 +261,36 @@ CACHE_TUNING = """
     PRAGMA journal_size_limit = 67108864;
     PRAGMA cache_size = -32768;
 """
+
+# -- bulk fill ----------------------------------------------------------------------------------------------------
+# A first sync writes ~1M rows into an empty cache. Keeping every secondary index of lead_cache and the name index
+# (FTS5) in step row by row cost about a third of the desk's work per row; built once at the end from the full table
+# they cost a fraction of that. So a large first sync drops them and builds them again when it has caught up. Which
+# objects: every index on lead_cache with SQL of its own (so indexes added by later migrations are included without
+# a change here; the phone key stays) and the name index's triggers (its content is rebuilt). What to build again is
+# read from the schema the migrations make (`_deferrable`), so nothing is recorded in the file: a desk closed halfway
+# continues the fill on its next pass and builds them when that pass catches up.
+_NAME_TRIGGERS = ("lead_names_insert", "lead_names_update")
+_REBUILD_NAMES = "INSERT INTO lead_names (lead_names) VALUES ('rebuild')"
+
+
+@lru_cache(maxsize=1)
+def _deferrable() -> tuple[tuple[str, str, str], ...]:
+    """(type, name, sql) of the objects a bulk fill may drop, as the cache migrations create them."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        for migration in CACHE_MIGRATIONS:
+            for statement in migration:
+                conn.execute(statement)
+        found = conn.execute(
+            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'lead_cache' AND sql IS NOT NULL"
+            " AND (type = 'index' OR (type = 'trigger' AND name IN (?, ?))) ORDER BY type, name",
+            _NAME_TRIGGERS,
+        ).fetchall()
+    finally:
+        conn.close()
+    return tuple((str(t), str(n), str(q)) for t, n, q in found)
+
 
 # -- statements ---------------------------------------------------------------------------------------------------
 
@@ -303,6 +332,12 @@ class FeedHead:
     next_since: int
     more: bool
     remaining: int
+    # A compact page (`lead_feed`, core/feed.py) says its encoding, a codec per column and its dictionaries (JSON
+    # text), and where the pages after the next one start; a plain `lead_changes` page has none of these.
+    encoding: str | None = None
+    codecs: tuple[str, ...] = ()
+    dicts: str | None = None
+    ahead: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +380,19 @@ def _page_upsert(columns: tuple[str, ...]) -> str:
     return (
         f"INSERT INTO lead_cache ({', '.join(_STORED_COLUMNS)}, refill) "
         f"SELECT {values}, 0 FROM json_each(:page, '$.rows') AS r WHERE true {_CONFLICT}"
+    )
+
+
+@lru_cache(maxsize=8)
+def _compact_upsert(columns: tuple[str, ...], codecs: tuple[str, ...]) -> str:
+    """The one-statement upsert of a compact page (`lead_feed`): its rows decoded by SQLite straight into the cache
+    (core/feed.py), the same values a plain page of the same rows gives. Decoding it into a plain page first and
+    parsing that again cost twice the SQLite work per row (~35 us per row each at 24 columns on the dev VM)."""
+    _require_feed_columns(columns)
+    select = feed.compact_select(columns, codecs, _STORED_COLUMNS)
+    return (
+        f"INSERT INTO lead_cache ({', '.join(_STORED_COLUMNS)}, refill) "
+        f"SELECT *, 0 FROM ({select}) WHERE true {_CONFLICT}"
     )
 
 
@@ -514,7 +562,24 @@ class CacheStore(StoreBase):
         if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
             raise ValueError("the feed page's columns are not a list of names")
         remaining = int(head["remaining"]) if kind.get("remaining") == "integer" else 0
-        return FeedHead(tuple(cols), next_since, kind.get("more") == "true", remaining)
+        more = kind.get("more") == "true"
+        if "encoding" not in head:
+            return FeedHead(tuple(cols), next_since, more, remaining)
+        codecs = json.loads(head["codecs"]) if kind.get("codecs") == "array" else None
+        if not isinstance(codecs, list) or not all(isinstance(c, str) for c in codecs):
+            raise ValueError("the compact feed page's codecs are not a list of names")
+        feed.check_compact(head["encoding"], tuple(cols), tuple(codecs))
+        ahead = json.loads(head["ahead"]) if kind.get("ahead") == "array" else []
+        return FeedHead(
+            tuple(cols),
+            next_since,
+            more,
+            remaining,
+            encoding=str(head["encoding"]),
+            codecs=tuple(codecs),
+            dicts=head["dicts"] if kind.get("dicts") == "object" else None,
+            ahead=tuple(int(x) for x in ahead if isinstance(x, int)),
+        )
 
     def apply_feed_page(self, text: str, head: FeedHead | None = None) -> FeedPage:
         """Apply one `lead_changes` answer as the server sent it (JSON text), in one transaction, like `apply_changes`.
@@ -526,15 +591,13 @@ class CacheStore(StoreBase):
         """
         if head is None:
             head = self.read_feed_head(text)
-        upsert = _page_upsert(head.columns)
+        upsert = _page_upsert(head.columns) if head.encoding is None else _compact_upsert(head.columns, head.codecs)
         with self._blame("cache"):
             conn = self._cache_db()
             with write_txn(conn):
-                if head.more and conn.execute("SELECT NOT EXISTS (SELECT 1 FROM lead_cache)").fetchone()[0]:
-                    # The first page of a first sync (or of one after clear_cache): LIST_INDEXES are built at its end.
-                    for name in _LIST_INDEX_NAMES:
-                        conn.execute(f"DROP INDEX IF EXISTS {name}")  # names of ours, not input
                 count = conn.execute("SELECT json_array_length(:page, '$.rows')", {"page": text}).fetchone()[0]
+                if head.encoding is not None:
+                    feed.load_dicts(conn, head.dicts)
                 try:
                     applied = conn.execute(upsert, {"page": text}).rowcount
                 except sqlite3.IntegrityError as exc:  # a short row, or one without phone, UID or created_at
@@ -542,21 +605,44 @@ class CacheStore(StoreBase):
                         f"a feed row is not an array of {len(head.columns)} values with every required one ({exc})"
                     ) from exc
                 conn.execute(_SET_CURSOR, {"cursor": head.next_since, "now": time.time()})
-                if not head.more:
-                    self._build_list_indexes(conn)
         return FeedPage(int(count), max(applied, 0), head.next_since, head.more, head.remaining)
 
-    def _build_list_indexes(self, conn: sqlite3.Connection) -> None:
-        """Build the LIST_INDEXES a first sync dropped, once the feed has caught up (also after a desk closed
-        mid-sync: the sync goes on from its cursor without them). A check of the schema when none is missing."""
-        have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        missing = [create for name, create in LIST_INDEXES if name not in have]
-        if not missing:
-            return
-        t0 = time.perf_counter()
-        for create in missing:
-            conn.execute(create)
-        log.info("built %d list index(es) after the first sync in %.1f s", len(missing), time.perf_counter() - t0)
+    def begin_bulk_fill(self) -> bool:
+        """Before the first page of a large first sync: drop the secondary indexes of an *empty* cache and the name
+        index's triggers (see "bulk fill" above). True when the cache was empty (and they are dropped now)."""
+        with self._blame("cache"):
+            conn = self._cache_db()
+            with write_txn(conn):
+                if conn.execute("SELECT 1 FROM lead_cache LIMIT 1").fetchone() is not None:
+                    return False
+                present = {n for (n,) in conn.execute("SELECT name FROM sqlite_master").fetchall()}
+                for kind, name, _ in _deferrable():
+                    if name in present:
+                        conn.execute(f'DROP {kind.upper()} "{name}"')
+        log.info("first sync: cache indexes are built when it has caught up")
+        return True
+
+    def finish_bulk_fill(self) -> bool:
+        """Build whatever a bulk fill dropped (indexes; the name index from the cached rows, then its triggers), in
+        one transaction. Cheap when nothing is missing (one read of the schema). True when something was built."""
+        with self._blame("cache"):
+            conn = self._cache_db()
+            present = {n for (n,) in conn.execute("SELECT name FROM sqlite_master").fetchall()}
+            missing = [(kind, name, sql) for kind, name, sql in _deferrable() if name not in present]
+            if not missing:
+                return False
+            started = time.monotonic()
+            with write_txn(conn):
+                for kind, _name, sql in missing:
+                    if kind == "index":
+                        conn.execute(sql)
+                if any(name in _NAME_TRIGGERS for _, name, _ in missing):
+                    conn.execute(_REBUILD_NAMES)  # before the triggers: the rows are indexed once
+                    for kind, _name, sql in missing:
+                        if kind == "trigger":
+                            conn.execute(sql)
+        log.info("cache indexes built after the first sync in %.1f s", time.monotonic() - started)
+        return True
 
     def desk_owner(self) -> str | None:
         """The CRE whose leads my_leads holds (the signed-in user), or None before the first sign-in."""

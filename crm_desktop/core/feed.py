@@ -5,15 +5,13 @@ share one office link, so a first sync of a million leads was ~270 MB per desk. 
 with repeated values as indexes into a per-page dictionary, growing numbers and timestamps as differences, and
 nothing rounded (see 006_compact_feed.sql for the codecs).
 
-Why decode into the *plain* page (``{"columns", "rows", "next_since", "more", "remaining"}`` as JSON text) rather
-than into the cache: the store already applies a plain page in one SQLite statement (`Store.apply_feed_page`) and
-reads its columns by name, so the cache's schema stays the store's business and an old server's `lead_changes` page
-and a new server's `lead_feed` page meet the cache the same way.
-
-Why in SQLite: the decoding runs as one statement on an in-memory SQLite database (``json_each`` + window sums),
-with the interpreter lock released, like the store's apply. Decoding 5,000 rows with `json.loads` and Python loops
-would hold the lock ~10+ ms per page, and the GUI thread with it (README, "longest GUI-thread stall"). It runs on the
-sync's threads (the page fetched ahead is decoded on the fetch-ahead thread, beside the apply of the one before).
+How a desk reads it: the store decodes a compact page straight into the cache, in the same one-statement upsert it
+uses for a plain page (`compact_select` + `load_dicts`, called by `Store.apply_feed_page`): SQLite does the work
+(``json_each`` + window sums, dictionaries as a temp table), with the interpreter lock released. Decoding it into a
+plain page first (`decode_page`) and parsing that again made SQLite read every cell twice: ~35 us per row each way
+at 24 columns on the dev VM, and the first sync was CPU-bound on it (issue 12). `decode_page` stays for tests and
+tools: the plain page it gives is what `lead_changes` sends for the same rows, value for value, and the cache rows
+either way are the same (tests/test_feed.py).
 
 A page without ``"encoding"`` is a plain page and is returned as is; an encoding or codec this desk does not know
 raises ValueError (the sync retries; it never misreads a newer server's page).
@@ -66,11 +64,13 @@ def _ts(us: str) -> str:
     """SQL for an ISO 8601 UTC timestamp from integer microseconds since the epoch, spelled as PostgreSQL's JSON
     spells a timestamptz in a UTC session: ``2026-11-28T10:00:00.12345+00:00`` (fraction without trailing zeros,
     none when whole). Integer arithmetic only: SQLite's date functions keep milliseconds, not microseconds."""
+    # datetime() + replace() take half the time of strftime(); the fraction's six digits are the text of
+    # 1000000 + fraction without its leading 1 rather than printf('%06d'): ~1 us a value on the dev VM, not ~2.
     frac = f"((({us}) % 1000000 + 1000000) % 1000000)"
     secs = f"((({us}) - {frac}) / 1000000)"
     return (
-        f"CASE WHEN ({us}) IS NULL THEN NULL ELSE strftime('%Y-%m-%dT%H:%M:%S', {secs}, 'unixepoch')"
-        f" || CASE WHEN {frac} = 0 THEN '' ELSE '.' || rtrim(printf('%06d', {frac}), '0') END || '+00:00' END"
+        f"CASE WHEN ({us}) IS NULL THEN NULL ELSE replace(datetime({secs}, 'unixepoch'), ' ', 'T')"
+        f" || CASE WHEN {frac} = 0 THEN '' ELSE '.' || rtrim(substr(1000000 + {frac}, 2), '0') END || '+00:00' END"
     )
 
 
@@ -79,14 +79,12 @@ def _dict_value(alias: str) -> str:
     return f"CASE {alias}.t WHEN 'true' THEN json('true') WHEN 'false' THEN json('false') ELSE {alias}.v END"
 
 
-def _dict_lookup(name: str, index: str) -> str:
+def _dict_lookup(table: str, name: str, index: str) -> str:
     """SQL for one dictionary entry by (name, index), for the few lookups that cannot be a join (sources)."""
-    return f"(SELECT {_dict_value('x')} FROM feed_dict AS x WHERE x.name = '{name}' AND x.i = ({index}))"
+    return f"(SELECT {_dict_value('x')} FROM {table} AS x WHERE x.name = '{name}' AND x.i = ({index}))"
 
 
-@lru_cache(maxsize=8)
-def _decoder(columns: tuple[str, ...], codecs: tuple[str, ...]) -> str:
-    """The one statement that turns a compact page into a plain one (after the page's dictionaries are loaded)."""
+def _check(columns: tuple[str, ...], codecs: tuple[str, ...]) -> None:
     if len(columns) != len(codecs):
         raise ValueError("the feed page has a codec per column")
     unknown = sorted(set(codecs) - CODECS)
@@ -94,6 +92,17 @@ def _decoder(columns: tuple[str, ...], codecs: tuple[str, ...]) -> str:
         raise ValueError(f"the feed page uses codec(s) {unknown} this desk does not know")
     if codecs.count("created") != 1:
         raise ValueError("a compact feed page has exactly one 'created' column")
+    for col, codec in zip(columns, codecs, strict=True):
+        if codec == "dict" and not _NAME.fullmatch(col):  # it is spelled into the statement
+            raise ValueError(f"the feed column name {col!r} is not a plain name")
+
+
+def _rows_sql(columns: tuple[str, ...], codecs: tuple[str, ...], table: str, *, as_json: bool) -> tuple[list[str], str]:
+    """The value of every column of a compact page's rows as SQL, and the FROM clause they read (one row per page row,
+    in page order as `q.k`; `q.v` is the row). `as_json`: values for a JSON array (true/false as JSON, sources as
+    JSON); otherwise the SQL values `json_extract` gives for the same cell of a plain page (true/false as 1/0,
+    sources as JSON text), which is what the cache stores. `table` holds the page's dictionaries (feed_dict)."""
+    _check(columns, codecs)
     sums: list[str] = []  # running sums over the page, in row order: the delta and created codecs
     cells: list[str] = []  # cells read once below, because their SQL uses them several times (no CSE in SQLite)
     ci = codecs.index("created")
@@ -113,7 +122,7 @@ def _decoder(columns: tuple[str, ...], codecs: tuple[str, ...]) -> str:
         if codec == "raw":
             out.append(cell)
         elif codec == "bool":
-            out.append(f"CASE {cell} WHEN 1 THEN json('true') WHEN 0 THEN json('false') END")
+            out.append(f"CASE {cell} WHEN 1 THEN json('true') WHEN 0 THEN json('false') END" if as_json else cell)
         elif codec == "delta":
             out.append(f"q.s{i}")
         elif codec == "created":
@@ -123,34 +132,90 @@ def _decoder(columns: tuple[str, ...], codecs: tuple[str, ...]) -> str:
         elif codec == "day":
             out.append(f"CASE WHEN q.c{i} IS NULL THEN NULL ELSE date((q.day + q.c{i}) * 86400, 'unixepoch') END")
         elif codec == "dict":
-            if not _NAME.fullmatch(col):  # it is spelled into the statement
-                raise ValueError(f"the feed column name {col!r} is not a plain name")
-            joins.append(f"LEFT JOIN feed_dict AS d{i} ON d{i}.name = '{col}' AND d{i}.i = {cell}")
-            out.append(_dict_value(f"d{i}"))
+            joins.append(f"LEFT JOIN {table} AS d{i} ON d{i}.name = '{col}' AND d{i}.i = {cell}")
+            out.append(_dict_value(f"d{i}") if as_json else f"d{i}.v")
         else:  # sources: [[source id, sub_source id, microseconds after created_at], ...]
-            source = _dict_lookup("source", "json_extract(s.value, '$[0]')")
-            sub_source = _dict_lookup("sub_source", "json_extract(s.value, '$[1]')")
+            source = _dict_lookup(table, "source", "json_extract(s.value, '$[0]')")
+            sub_source = _dict_lookup(table, "sub_source", "json_extract(s.value, '$[1]')")
             delta = "json_extract(s.value, '$[2]')"
             seen_at = f"CASE {delta} WHEN 0 THEN q.created ELSE {_ts(f'{created_us} + {delta}')} END"
-            out.append(
-                f"(SELECT json(json_group_array(json_object('at', {seen_at}, 'source', {source},"
-                f" 'sub_source', {sub_source}))) FROM json_each(q.v, '$[{i}]') AS s)"
+            agg = f"json_group_array(json_object('at', {seen_at}, 'source', {source}, 'sub_source', {sub_source}))"
+            many = f"(SELECT {agg} FROM json_each(q.v, '$[{i}]') AS s)"
+            # Nearly every lead has one source: the same text spelled out, without json_each and an aggregate per
+            # row (~7 us of ~30 per row). json_quote spells a value as json_object does.
+            first_delta = f"json_extract(q.v, '$[{i}][0][2]')"
+            first_at = f"CASE {first_delta} WHEN 0 THEN q.created ELSE {_ts(f'{created_us} + {first_delta}')} END"
+            first_source = _dict_lookup(table, "source", f"json_extract(q.v, '$[{i}][0][0]')")
+            first_sub_source = _dict_lookup(table, "sub_source", f"json_extract(q.v, '$[{i}][0][1]')")
+            single = (
+                f"""'[{{"at":' || json_quote({first_at}) || ',"source":' || json_quote({first_source})"""
+                f""" || ',"sub_source":' || json_quote({first_sub_source}) || '}}]'"""
             )
+            one = f"json_array_length(q.v, '$[{i}]') = 1 AND json_type(q.v, '$[{i}][0]') = 'array'"
+            text = f"CASE WHEN {one} THEN {single} ELSE {many} END"
+            out.append(f"json({text})" if as_json else text)
     window = ", ".join([*sums, *cells])
     passed = [f"s{i}" for i, c in enumerate(codecs) if c in ("delta", "created")]
     passed += [f"c{i}" for i, c in enumerate(codecs) if c in ("at", "day")]
     passed += [f"s{ci} + c{i} AS a{i}" for i, c in enumerate(codecs) if c == "at"]
     day = f"((s{ci} - ((s{ci} % 86400000000 + 86400000000) % 86400000000)) / 86400000000)"
-    sql = (
-        "SELECT json_object('columns', json(:columns), 'rows', json_group_array(json_array("
-        + ", ".join(out)
-        + ")), 'next_since', :next_since, 'more', json(:more), 'remaining', :remaining) FROM ("
-        f" SELECT k, v, {', '.join(passed)}, {_ts(f's{ci}')} AS created, {day} AS day FROM ("
+    source = (
+        f"(SELECT k, v, {', '.join(passed)}, {_ts(f's{ci}')} AS created, {day} AS day FROM ("
         f" SELECT r.key AS k, r.value AS v, {window} FROM json_each(:page, '$.rows') AS r"
         " WINDOW w AS (ORDER BY r.key ROWS UNBOUNDED PRECEDING))"
-        " ORDER BY k) AS q " + " ".join(joins)
+        # The plain page lists rows in page order; the cache does not care (no sort of a 5,000-row page then).
+        f"{' ORDER BY k' if as_json else ''}) AS q " + " ".join(joins)
     )
-    return sql
+    return out, source
+
+
+@lru_cache(maxsize=8)
+def _decoder(columns: tuple[str, ...], codecs: tuple[str, ...]) -> str:
+    """The one statement that turns a compact page into a plain one (after the page's dictionaries are loaded)."""
+    out, source = _rows_sql(columns, codecs, "feed_dict", as_json=True)
+    return (
+        "SELECT json_object('columns', json(:columns), 'rows', json_group_array(json_array("
+        + ", ".join(out)
+        + ")), 'next_since', :next_since, 'more', json(:more), 'remaining', :remaining) FROM "
+        + source
+    )
+
+
+@lru_cache(maxsize=8)
+def compact_select(columns: tuple[str, ...], codecs: tuple[str, ...], wanted: tuple[str, ...]) -> str:
+    """A SELECT of a compact page's rows (`:page`) as the SQL values a plain page's rows give (see `_rows_sql`), the
+    columns in `wanted` order (a column the page lacks is NULL; call_count 0), after the page's dictionaries are in
+    temp.feed_dict (`load_dicts`). For the store, which inserts them into the cache in the same statement: no plain
+    page is built and parsed again. A row that is not an array of the page's width has no phone (NULL)."""
+    out, source = _rows_sql(columns, codecs, "temp.feed_dict", as_json=False)
+    at = {c: i for i, c in enumerate(columns)}
+    values = []
+    for c in wanted:
+        if c not in at:
+            values.append("0" if c == "call_count" else "NULL")
+        elif c == "phone":
+            values.append(f"CASE WHEN json_array_length(q.v) = {len(columns)} THEN {out[at[c]]} END")
+        elif c == "call_count":
+            values.append(f"coalesce({out[at[c]]}, 0)")
+        else:
+            values.append(out[at[c]])
+    return f"SELECT {', '.join(values)} FROM {source}"
+
+
+def load_dicts(conn: sqlite3.Connection, dicts: str | None) -> None:
+    """Put a compact page's dictionaries (its "dicts" object as JSON text, or None) into temp.feed_dict of `conn`,
+    for `compact_select`. A temp table: per connection, never in the cache file or its schema."""
+    conn.execute(_DICT_TABLE.replace("CREATE TABLE feed_dict", "CREATE TEMP TABLE IF NOT EXISTS feed_dict"))
+    conn.execute("DELETE FROM temp.feed_dict")
+    if dicts is not None:
+        conn.execute(_LOAD_DICTS.replace("INTO feed_dict", "INTO temp.feed_dict"), {"dicts": dicts})
+
+
+def check_compact(encoding: object, columns: tuple[str, ...], codecs: tuple[str, ...]) -> None:
+    """Raise ValueError for a compact page this desk cannot read (encoding, codecs)."""
+    if encoding != ENCODING:
+        raise ValueError(f"the feed page's encoding {encoding!r} is not one this desk reads")
+    _check(columns, codecs)
 
 
 def decode_page(text: str) -> str:

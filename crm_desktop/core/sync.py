@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from crm_desktop.core.api import ApiClient, AuthExpired, CertificateNotTrusted, Rejected, Retry
-from crm_desktop.core.feed import decode_feed
 from crm_desktop.core.models import OutboxItem
 from crm_desktop.core.store import OutboxStateError, Store, StoreError
 
@@ -39,6 +38,7 @@ log = logging.getLogger(__name__)
 
 ConnectionState = Literal["online", "offline", "untrusted", "auth_needed"]  # untrusted: the TLS certificate
 CATALOG_EVERY = 15 * 60.0  # seconds between catalogue refreshes
+BULK_FILL_MIN = 50_000  # rows; see SyncEngine.bulk_fill_min
 FETCH_DEPTH = 3  # feed pages in flight at most during a long sync (bench_link.py: 20 Mbit/s, 50 ms RTT)
 
 
@@ -131,6 +131,9 @@ class SyncEngine:
         self.store_path = Path(store_path)
         self.poll_interval = poll_interval
         self.page_size = page_size
+        # A first sync into an empty cache at least this large builds the cache's secondary indexes once at the end
+        # instead of row by row (Store.begin_bulk_fill): smaller ones are not worth the rebuild.
+        self.bulk_fill_min = BULK_FILL_MIN
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.listeners = Listeners()
@@ -311,12 +314,11 @@ class SyncEngine:
         Listeners.emit(self.listeners.catalog, catalog)
         return dict(catalog)
 
-    def _fetch_page(self, since: int) -> tuple[str, tuple[int, ...]]:
-        """One feed page as plain-page JSON text, and where the pages after it start when the server said so.
+    def _fetch_page(self, since: int) -> str:
+        """One feed page as the JSON text the server sent (a compact lead_feed page, or a plain lead_changes one).
 
-        The page stays text: decoding it in Python held the GIL (and so the GUI) ~12 ms per 5,000 rows. A compact
-        lead_feed page is turned into a plain one by SQLite (core/feed.py), on the fetching thread, so pages fetched
-        ahead are decoded while the one before is applied."""
+        The page stays text: decoding it in Python held the GIL (and so the GUI) ~12 ms per 5,000 rows. The store
+        reads either kind in SQLite (a compact page is decoded straight into the cache: core/feed.py)."""
         params = {"since": since, "max_rows": self.page_size}
         if self._feed_rpc == "lead_feed":
             try:
@@ -327,12 +329,8 @@ class SyncEngine:
                 log.info("the server has no lead_feed (an older server): syncing with lead_changes")
                 self._feed_rpc = "lead_changes"
             else:
-                try:
-                    return decode_feed(text)
-                except ValueError as exc:
-                    log.warning("undecodable lead_feed page after %d: %s", since, exc)
-                    raise Retry("The server sent an unreadable answer. It will be retried.") from exc
-        return self.api.rpc_text("lead_changes", params), ()
+                return text
+        return self.api.rpc_text("lead_changes", params)
 
     def pull(self, store: Store) -> int:
         """Page the feed from the stored cursor until caught up; returns rows applied.
@@ -346,25 +344,29 @@ class SyncEngine:
         started = time.time()
         done = 0
         ahead: ThreadPoolExecutor | None = None
-        pending: deque[Future[tuple[str, tuple[int, ...]]]] = deque()
+        pending: deque[Future[str]] = deque()
         asked = since
         finished = False
         try:
-            text, plan = self._fetch_page(since)
+            text = self._fetch_page(since)
+            first = since == 0
             while True:
                 try:
                     head = store.read_feed_head(text)
+                    if first and head.more and head.remaining + self.page_size >= self.bulk_fill_min:
+                        store.begin_bulk_fill()
+                    first = False
                     if head.more and not self._stop.is_set():
                         ahead = ahead or ThreadPoolExecutor(max_workers=FETCH_DEPTH, thread_name_prefix="feed-ahead")
                         # Rows renumbered meanwhile only make a page reach further (overlap: newer wins) or leave a
                         # gap whose rows have moved above it, so a planned start never loses a lead.
-                        for start in (head.next_since, *plan):
+                        for start in (head.next_since, *head.ahead):
                             if len(pending) < FETCH_DEPTH and start > asked:
                                 pending.append(ahead.submit(self._fetch_page, start))
                                 asked = start
                     page = store.apply_feed_page(text, head)
                 except ValueError as exc:
-                    log.warning("unreadable lead_changes page after %d: %s", since, exc)
+                    log.warning("unreadable feed page after %d: %s", since, exc)
                     raise Retry("The server sent an unreadable answer. It will be retried.") from exc
                 done += page.rows
                 since = page.next_since
@@ -373,8 +375,11 @@ class SyncEngine:
                 Listeners.emit(self.listeners.progress, SyncProgress(done, done + page.remaining, started, False))
                 # Nothing fetched ahead reaches this far (the pages' plans ran out): ask for the next page now rather
                 # than end the pass early and report a first sync "finished" halfway through.
-                text, plan = pending.popleft().result() if pending else self._fetch_page(since)
+                text = pending.popleft().result() if pending else self._fetch_page(since)
             finished = True
+            if not self._stop.is_set():
+                # Caught up: a first sync's deferred indexes are built now (also when it was resumed after a close).
+                store.finish_bulk_fill()
         finally:
             if ahead is not None:
                 ahead.shutdown(wait=True, cancel_futures=True)
