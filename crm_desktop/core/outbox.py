@@ -7,6 +7,7 @@ renamed aside and whatever rows are readable are carried into a new file.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -124,11 +125,12 @@ def unsaved_item(
     lead_key: str | None,
     lead_ref: str | None = None,
     meta: Mapping[str, Any] | None = None,
+    now: float | None = None,
 ) -> OutboxItem:
     """An operation as the desk shows it between Enter and its commit (seq 0: not stored yet): the "Saving…" row
     of This shift and, for a call, what the lists lay over the cache meanwhile. `payload` holds its client_ref, the
-    one it will be stored under."""
-    now = time.time()
+    one it will be stored under. `enqueue` returns the same item with its seq once stored."""
+    now = time.time() if now is None else now
     extra = dict(meta or {})
     return OutboxItem(
         seq=0,
@@ -311,22 +313,8 @@ class OutboxStore(StoreBase):
                 )
         log.info("queued %s %s", op.value, ref)  # no customer name at INFO
         assert cur.lastrowid is not None
-        return OutboxItem(
-            seq=cur.lastrowid,
-            client_ref=ref,
-            payload=body,
-            state=OutboxState.QUEUED,
-            attempts=0,
-            last_error=None,
-            answer=None,
-            created_at=now,
-            updated_at=now,
-            next_attempt_at=now,
-            label=label,
-            op=op,
-            lead_key=lead_key,
-            lead_ref=lead_ref,
-            meta=extra,
+        return dataclasses.replace(
+            unsaved_item(op, body, lead_key=lead_key, lead_ref=lead_ref, meta=extra, now=now), seq=cur.lastrowid
         )
 
     def rpc_params(self, item: OutboxItem) -> dict[str, Any]:
