@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from serverproc import phone_for
 from test_ui_desk import close_desk, open_desk
 
+from crm_desktop.ui.app import style_sheet
 from crm_desktop.ui.main_window import UNTRUSTED_TEXT
 
 MAX_MIN_HEIGHT = 680
@@ -95,5 +96,41 @@ def test_quitting_with_unsent_leads_while_offline_warns_that_they_stay_on_this_p
         _answer_next_question(QMessageBox.StandardButton.Yes, seen)
         window.close()
         assert len(seen) == 2 and not window.isVisible()
+    finally:
+        close_desk(window)
+
+
+@pytest.mark.parametrize("width", [800, 900])
+def test_the_status_bar_shows_who_is_signed_in_whole_on_a_narrow_window(
+    qapp, server, clean_db, tmp_path: Path, qtbot: Any, width: int
+):
+    """Who is signed in (name · role · branch), the queue and Send now stay whole; the sync line gives up its room
+    first, elided, with its full text in the tooltip (at 800 px the branch was cut to "SOMAJIGUD")."""
+    qapp.setStyleSheet(style_sheet())  # its paddings and bold decide what fits
+    try:
+        _status_bar_at(server, tmp_path, qtbot, width)
+    finally:
+        qapp.setStyleSheet("")
+
+
+def _status_bar_at(server: Any, tmp_path: Path, qtbot: Any, width: int) -> None:
+    window = open_desk(server, tmp_path, qtbot, "cre1@demo.local")
+    try:
+        window.resize(width, 760)
+        qtbot.waitUntil(lambda: "synced" in window.sync_label.text(), timeout=10_000)
+        window.sync_label.setText("1,024,827 leads cached · synced 07:58:55")  # what a desk at 1M leads says
+        QApplication.processEvents()
+        bar = window.statusBar()
+        right_edge = -1
+        for label in (window.identity_label, window.queue_label, window.send_now_button):
+            box = label.geometry()  # the status bar's children: in its coordinates
+            assert label.width() >= label.sizeHint().width(), (label.text(), label.width(), label.sizeHint())
+            assert box.left() > right_edge and box.right() <= bar.width(), (label.text(), box, right_edge)
+            right_edge = box.right()
+        sync = window.sync_label.geometry()
+        assert sync.right() < window.identity_label.geometry().left(), (sync, window.identity_label.geometry())
+        assert window.identity_label.text().endswith("SOMAJIGUDA")
+        shown = window.sync_label.shown_text()
+        assert shown == window.sync_label.toolTip() or shown.endswith("…")
     finally:
         close_desk(window)

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QItemSelectionModel, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtCore import QCoreApplication, QItemSelectionModel, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence, QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSplitter,
     QStackedWidget,
     QSystemTrayIcon,
@@ -249,7 +250,7 @@ class MainWindow(QMainWindow):
         # -- status bar
         self.conn_label = QLabel()
         self.conn_label.setObjectName("connLabel")
-        self.sync_label = QLabel("Not synced yet")
+        self.sync_label = ElidedLabel("Not synced yet")  # gives up its room first on a narrow window
         self.sync_bar = QProgressBar()
         self.sync_bar.setMaximumWidth(320)
         self.sync_bar.setTextVisible(True)
@@ -261,7 +262,7 @@ class MainWindow(QMainWindow):
         self.send_now_button.setObjectName("sendNow")
         sb = self.statusBar()
         sb.addWidget(self.conn_label)
-        sb.addWidget(self.sync_label)
+        sb.addWidget(self.sync_label, 1)  # the room left over; elided when there is little
         sb.addWidget(self.sync_bar)
         sb.addPermanentWidget(self.identity_label)
         sb.addPermanentWidget(self.queue_label)
@@ -804,6 +805,31 @@ class MainWindow(QMainWindow):
     def _on_send_now_clicked(self) -> None:
         self.session.engine.send_now()
         self.session.engine.pull_now()
+
+
+class ElidedLabel(QLabel):
+    """A one-line label that shrinks before its neighbours: its text elided with "…" when short of room, the whole
+    text in the tooltip."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.setToolTip(text)
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(0, super().minimumSizeHint().height())
+
+    def shown_text(self) -> str:
+        return self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        painter.setPen(self.palette().color(self.foregroundRole()))
+        painter.drawText(self.contentsRect(), int(self.alignment()), self.shown_text())
 
 
 def identity_text(profile: dict[str, Any]) -> str:
