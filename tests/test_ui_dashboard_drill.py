@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel, QPushButton
 from serverproc import Api, ServerProcess, new_lead, phone_for
 
 from crm_desktop.core.api import ApiClient
@@ -529,3 +529,62 @@ def test_the_calls_tile_lists_the_leads_called(qtbot, server, api, lead_client, 
     assert dialog.model.total() == 9  # Asha's nine leads, one of them called twice
     assert {dialog.model.lead_at(r).cre_name for r in range(9)} == {ASHA}
     assert dialog.windowTitle().startswith(f"Leads called · {ASHA}") and "owner now" in dialog.notes_label.text()
+
+
+def _mnemonic(text: str) -> str:
+    at = text.replace("&&", "").index("&")
+    return text.replace("&&", "")[at + 1].upper()
+
+
+def test_reassign_by_keys_beside_the_lead_view(qtbot, server, api, db, desk, tmp_path):
+    """The app as wired (the lead view beside the list): the reassign bar's Alt keys are its own. "Assign &selected"
+    once shared Alt+S with the call form's "&Status": Alt+S went to Status, and the team lead's Enter for the
+    confirmation logged a call on the open lead instead of reassigning. Keys go to the focused widget."""
+    from test_ui_desk import close_desk, open_desk
+
+    window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
+    try:
+        dashboard = window.dashboard
+        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
+            dashboard.refresh()
+        tile = dashboard.tiles["overdue"]
+        tile.setFocus()
+        QTest.keyClick(tile, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
+        dialog = window.findChildren(LeadListDialog)[0]
+        qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
+        dialog.activateWindow()
+        qtbot.waitUntil(lambda: QApplication.focusWidget() is dialog.view, timeout=LOAD)
+        view = dialog.lead_view
+        with qtbot.waitSignal(view.history_shown, timeout=LOAD, check_params_cb=lambda from_server: from_server):
+            QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)  # a lead open beside the list
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Escape)
+        assert QApplication.focusWidget() is dialog.view
+        calls_before = db.execute("select count(*) from call_attempts").fetchone()[0]
+
+        alt = Qt.KeyboardModifier.AltModifier
+        labels = [w.text() for w in dialog.findChildren(QLabel) + dialog.findChildren(QPushButton) if w.isVisible()]
+        letters = [_mnemonic(t) for t in labels if "&" in t.replace("&&", "")]
+        assert len(letters) == len(set(letters)), sorted(letters)  # no Alt key means two things in this window
+
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Down, Qt.KeyboardModifier.ShiftModifier)
+        assert len(dialog.selected_lead_ids()) == 2
+        to = next(w for w in dialog.findChildren(QLabel) if w.buddy() is dialog.cre_combo)  # Alt+letter: the CRE
+        QTest.keyClick(QApplication.focusWidget(), getattr(Qt.Key, f"Key_{_mnemonic(to.text())}"), alt)
+        assert QApplication.focusWidget() is dialog.cre_combo
+        QTest.keyClicks(QApplication.focusWidget(), "Imran")
+        assert IMRAN in dialog.cre_combo.currentText()
+        letter = _mnemonic(dialog.assign_selected_button.text())
+        QTest.keyClick(QApplication.focusWidget(), getattr(Qt.Key, f"Key_{letter}"), alt)
+        qtbot.waitUntil(dialog.confirm_frame.isVisible, timeout=2000)  # a button's Alt key clicks it (animated)
+        assert QApplication.focusWidget() is dialog.confirm_button
+        assert dialog.confirm_label.text() == f"Assign 2 leads to {IMRAN} (cre2@demo.local)?"
+        with qtbot.waitSignal(dialog.assigned, timeout=LOAD) as answer:
+            QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+        assert answer.args[0] == {"assigned": 2, "unchanged": 0, "missing": 0}
+        qtbot.wait(500)  # a call logged by mistake would be on its way to the server by now
+        assert db.execute("select count(*) from call_attempts").fetchone()[0] == calls_before
+        assert QApplication.focusWidget() is dialog.view  # the list again, for the next selection or Esc
+        dialog.close()
+    finally:
+        close_desk(window)

@@ -263,7 +263,9 @@ class LeadListDialog(QDialog):
             email = str(cre.get("email") or "")
             if email:
                 self.cre_combo.addItem(f"{cre.get('name') or email} ({cre.get('branch') or 'no branch'})", dict(cre))
-        self.assign_selected_button = QPushButton("Assign &selected…")
+        # Alt keys of their own: beside the lead view, Alt+S is the call form's "&Status" (a shared letter only
+        # cycles the focus, so Enter for the confirmation logged a call instead); Alt+I picks the CRE.
+        self.assign_selected_button = QPushButton("Assign se&lected…")
         self.assign_all_button = QPushButton("Assign &all…")
         self.export_button = QPushButton("&Export…")
         self.close_button = QPushButton("Close")
@@ -290,7 +292,9 @@ class LeadListDialog(QDialog):
         self.confirm_frame.setVisible(False)
 
         bar = QHBoxLayout()
-        bar.addWidget(QLabel("Assign to:"))
+        assign_to = QLabel("Ass&ign to:")
+        assign_to.setBuddy(self.cre_combo)
+        bar.addWidget(assign_to)
         bar.addWidget(self.cre_combo, 1)
         bar.addWidget(self.assign_selected_button)
         bar.addWidget(self.assign_all_button)
@@ -435,7 +439,7 @@ class LeadListDialog(QDialog):
         if self._closed:
             return
         n = len(self.view.selectionModel().selectedRows())
-        self.assign_selected_button.setText(f"Assign &selected ({n:,})…")
+        self.assign_selected_button.setText(f"Assign se&lected ({n:,})…")
         self.assign_selected_button.setEnabled(n > 0)
         self.assign_all_button.setEnabled(self.model.total() > 0)
 
@@ -489,6 +493,7 @@ class LeadListDialog(QDialog):
         lead_ids, cre = self._pending
         self._pending = None
         self.confirm_frame.setVisible(False)
+        self.view.setFocus()  # as after Cancel: not the next widget of the hidden question (Down would change the CRE)
         for widget in (self.assign_selected_button, self.assign_all_button, self.confirm_button):
             widget.setEnabled(False)
         name = cre.get("name") or cre.get("email")
