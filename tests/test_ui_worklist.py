@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from PySide6.QtCore import QDate, QEvent, Qt
 from PySide6.QtGui import QKeyEvent
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox
 from serverproc import Api, new_lead, phone_for
 from test_ui_desk import close_desk, open_desk, outbox_held
@@ -465,3 +466,29 @@ def test_the_new_models_pass_the_model_tester(window: MainWindow, api: Api, qtbo
     assert search.rowCount() == 10
     qtmodeltester.check(search)
     QApplication.processEvents()
+
+
+def test_ctrl_2_puts_the_keys_on_the_list(window: MainWindow, api: Api, qtbot: Any) -> None:
+    """Ctrl+2 from the desk, then Down and Enter, keys to the focused widget: the second lead opens with its call
+    form ready. The focus once stayed on the tab page's first widget, the Fresh button: Down and Enter did nothing
+    and the letters a CRE typed next for the call went nowhere."""
+    import_for(api, "cre1@demo.local", ["Anil Fresh", "Bina Fresh", "Chandra Fresh"], 600)
+    synced(window, qtbot, lambda s: s.lookup(phone_for(602)) is not None)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    assert QApplication.focusWidget() is window.form.phone
+    tab = window.my_leads
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentWidget() is tab
+    assert QApplication.focusWidget() is tab.table
+    wait_counts(window, qtbot, WorkList.FRESH, 3)
+    qtbot.waitUntil(lambda: tab.current_lead() is not None, timeout=5000)
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Down)
+    second = tab.model.lead_at(1)
+    assert second is not None and tab.current_lead() == second
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+    view = tab.lead_view
+    qtbot.waitUntil(lambda: view.lead is not None and view.lead.phone == second.phone, timeout=3000)
+    assert view.form.isAncestorOf(QApplication.focusWidget())
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
+    assert QApplication.focusWidget() is window.form.phone

@@ -455,6 +455,8 @@ class MainWindow(QMainWindow):
     def _on_tabs_current_changed(self, index: int) -> None:
         if index == 0:  # Ctrl+1 back from the dashboard: ready for the next caller's digits
             self.form.phone.setFocus(Qt.FocusReason.OtherFocusReason)
+        elif self.tabs.widget(index) is self.my_leads:  # Ctrl+2: arrows and Enter on the list, not its first button
+            self.my_leads.table.setFocus(Qt.FocusReason.OtherFocusReason)
 
     @Slot()
     def _on_shift_rows_changed(self, *_: Any) -> None:
