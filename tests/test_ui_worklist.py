@@ -492,3 +492,48 @@ def test_ctrl_2_puts_the_keys_on_the_list(window: MainWindow, api: Api, qtbot: A
     assert view.form.isAncestorOf(QApplication.focusWidget())
     QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
     assert QApplication.focusWidget() is window.form.phone
+
+
+def test_the_phone_and_overdue_by_show_whole_in_the_apps_font(
+    server: Any, clean_db: Any, api: Api, tmp_path: Path, qtbot: Any
+) -> None:
+    """With the app's style sheet (10.5 pt, set by app.py before the window opens), the number a CRE dials and
+    "overdue by N days" are not cut: the columns had pixel widths made for a smaller font, so at 1366 px My leads
+    showed "+91 60028 27…" and "27 Nov — overdue by 3 d…"; the team lead's drill list cut them the same way."""
+    from crm_desktop.ui.app import style_sheet
+    from crm_desktop.ui.reassign import lead_list_view
+    from crm_desktop.ui.worklist import COL_PHONE
+
+    token = api.token("cre1@demo.local")
+    for n, days in ((700, 3), (701, 12)):
+        lead = new_lead(phone_for(n), follow_up_date=(desk_today() - timedelta(days=days)).isoformat())
+        assert api.rpc("create_lead", token, lead=lead).status_code == 200
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    app.setStyleSheet(style_sheet())
+    window = open_desk(server, tmp_path, qtbot, "cre1@demo.local")
+    try:
+        window.resize(1366, 768)
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+        tab = window.my_leads
+        synced(window, qtbot, lambda s: s.lookup(phone_for(701)) is not None)
+        show_list(window, qtbot, WorkList.OVERDUE)
+        qtbot.waitUntil(lambda: tab.model.rowCount() == 2, timeout=5000)
+        table = tab.table
+        fm = table.fontMetrics()
+        assert fm.height() > 14  # the style sheet's font, not the default one
+        for col in (COL_PHONE, COL_FOLLOW):
+            for row in range(2):
+                text = tab.model.index(row, col).data()
+                assert fm.horizontalAdvance(text) + 8 <= table.columnWidth(col), (text, table.columnWidth(col))
+        drill = lead_list_view(tab.model, lambda: None)  # the drill list's table, same columns first
+        drill.ensurePolished()
+        for col in (COL_PHONE, COL_FOLLOW):
+            text = tab.model.index(1, col).data()
+            assert drill.fontMetrics().horizontalAdvance(text) + 8 <= drill.columnWidth(col), text
+        drill.deleteLater()
+    finally:
+        close_desk(window)
+        app.setStyleSheet("")

@@ -52,7 +52,7 @@ from crm_desktop.core.worklist import WorkList
 from crm_desktop.ui.export import ask_path, export_rows
 from crm_desktop.ui.workers import reader_pool, run_in
 from crm_desktop.ui.worklist import COLUMNS as LIST_COLUMNS
-from crm_desktop.ui.worklist import ROW_ROLE, EnterOpens, WorklistModel
+from crm_desktop.ui.worklist import ROW_ROLE, EnterOpens, WorklistModel, fit_whole_columns
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,7 @@ def lead_list_view(model: DrillListModel, on_open: Callable[[], None]) -> QTable
     header.setStretchLastSection(True)
     for col, width in enumerate((160, 125, 115, 150, 190, 100, 45, 150, 130, 120)):
         view.setColumnWidth(col, width)
+    fit_whole_columns(view)
     view.installEventFilter(EnterOpens(on_open, view))
     view.doubleClicked.connect(lambda _index: on_open())
     return view

@@ -82,6 +82,19 @@ def _when(text: str | None) -> str:
         return text
 
 
+#: What must show whole in whatever font the style sheet sets (it applies after the pixel widths below are chosen):
+#: the number a CRE dials and a follow-up "overdue by N days". The other columns elide.
+WHOLE_SAMPLES = {COL_PHONE: "+91 99999 99999", COL_FOLLOW: "30 Nov — overdue by 99 days"}
+
+
+def fit_whole_columns(table: QTableView) -> None:
+    """Widen the phone and follow-up columns of a lead table to their samples in the table's own (polished) font."""
+    table.ensurePolished()
+    fm = table.fontMetrics()
+    for col, sample in WHOLE_SAMPLES.items():
+        table.setColumnWidth(col, max(table.columnWidth(col), fm.horizontalAdvance(sample) + 16))
+
+
 def follow_up_text(lead: LeadSummary, today: date) -> str:
     """'02 Dec 17:30' for a call-back, '02 Dec' for a day, and 'overdue by N days' for a Pending lead past it."""
     days = overdue_days(lead, today)
@@ -322,6 +335,7 @@ class MyLeadsTab(QWidget):
         for col, width in ((COL_NAME, 170), (COL_PHONE, 125), (COL_UID, 115), (COL_STATUS, 150), (COL_FOLLOW, 200),
                            (COL_LAST, 100), (COL_CALLS, 45)):  # fmt: skip
             self.table.setColumnWidth(col, width)
+        fit_whole_columns(self.table)
         header.sectionClicked.connect(self._on_header_clicked)
         self.table.installEventFilter(_EnterOpens(self.open_current, self.table))
         self.table.doubleClicked.connect(lambda _i: self.open_current())
