@@ -588,3 +588,41 @@ def test_reassign_by_keys_beside_the_lead_view(qtbot, server, api, db, desk, tmp
         dialog.close()
     finally:
         close_desk(window)
+
+
+def test_the_drill_list_shows_its_follow_up_column_beside_the_lead_view(qtbot, server, api, desk, tmp_path):
+    """The app as wired, in the app's style sheet: the overdue list opened from the tile shows each lead's follow-up
+    ("overdue by N days") without scrolling, at the dialog's own size and on a 1280 px laptop. The splitter once
+    split by size hints: the empty lead view took half the dialog and the Follow-up column was out of sight."""
+    from test_ui_desk import close_desk, open_desk
+
+    from crm_desktop.ui.app import style_sheet
+    from crm_desktop.ui.worklist import COL_FOLLOW
+
+    app = QApplication.instance()
+    app.setStyleSheet(style_sheet())
+    window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
+    try:
+        dashboard = window.dashboard
+        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
+            dashboard.refresh()
+        tile = dashboard.tiles["overdue"]
+        tile.setFocus()
+        QTest.keyClick(tile, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
+        dialog = window.findChildren(LeadListDialog)[0]
+        qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
+        view = dialog.view
+        for size in (None, (1280, 660)):
+            if size is not None:
+                dialog.resize(*size)
+            qtbot.waitUntil(lambda: view.viewport().width() > 100)
+            QApplication.processEvents()
+            right = view.columnViewportPosition(COL_FOLLOW) + view.columnWidth(COL_FOLLOW)
+            assert right <= view.viewport().width(), (size, dialog.width(), dialog.splitter.sizes())
+            assert dialog.lead_view.width() >= dialog.lead_view.minimumSizeHint().width()
+        assert dialog.width() <= 1280
+        dialog.close()
+    finally:
+        close_desk(window)
+        app.setStyleSheet("")

@@ -51,8 +51,8 @@ from crm_desktop.core.models import LeadSummary, OutboxItem
 from crm_desktop.core.worklist import WorkList
 from crm_desktop.ui.export import ask_path, export_rows
 from crm_desktop.ui.workers import reader_pool, run_in
+from crm_desktop.ui.worklist import COL_FOLLOW, ROW_ROLE, EnterOpens, WorklistModel, fit_whole_columns
 from crm_desktop.ui.worklist import COLUMNS as LIST_COLUMNS
-from crm_desktop.ui.worklist import ROW_ROLE, EnterOpens, WorklistModel, fit_whole_columns
 
 log = logging.getLogger(__name__)
 
@@ -230,9 +230,11 @@ class LeadListDialog(QDialog):
         self._closed = False  # answers arriving after the dialog closed (it is deleted on close) are dropped
         self._keep: str | None = None  # phone of the lead to keep current across a reload
         self._focused_once = False
+        self._split_once = False
         self.setWindowTitle(drill.describe())
         self.setObjectName("leadListDialog")
-        self.resize(1200 if session is not None else 1100, 640)
+        # Beside the lead view: the list up to its Follow-up column plus the lead view's minimum (see showEvent).
+        self.resize(1260 if session is not None else 1100, 640)
 
         self.title_label = QLabel(drill.describe())
         font = self.title_label.font()
@@ -338,6 +340,20 @@ class LeadListDialog(QDialog):
         QShortcut(QKeySequence("Ctrl+E"), self, self._on_export_clicked)
         self._update_buttons()
         self.reload()
+
+    def showEvent(self, event: Any) -> None:
+        """First shown: the list gets its columns up to the follow-up ("overdue by N days"), the lead view the rest
+        (at least its minimum). The splitter's own split follows size hints: the empty lead view took half."""
+        super().showEvent(event)
+        if self.lead_view is None or self._split_once:
+            return
+        self._split_once = True
+        total = sum(self.splitter.sizes())
+        view = self.view
+        need = sum(view.columnWidth(c) for c in range(COL_FOLLOW + 1))
+        need += view.verticalScrollBar().sizeHint().width() + 2 * view.frameWidth() + 2
+        least = self.lead_view.minimumSizeHint().width()
+        self.splitter.setSizes([min(need, max(total - least, 0)), max(total - need, least)])
 
     # -- loading --------------------------------------------------------------------------------------------------
 
