@@ -626,3 +626,50 @@ def test_the_drill_list_shows_its_follow_up_column_beside_the_lead_view(qtbot, s
     finally:
         close_desk(window)
         app.setStyleSheet("")
+
+
+def test_a_lead_opened_in_the_calls_list_fits_a_laptop_and_its_call_form_is_whole(qtbot, server, api, desk, tmp_path):
+    """The app as wired, in the app's style sheet: the Calls-made list (a notes line over it) with a lead opened by
+    Enter stays within a 1280x720 laptop's 660 px, and the call form keeps its rows' height (the lead view scrolls).
+    The lead's summary once grew the dialog to 741 px and still squeezed the form: its fields were cut."""
+    from test_ui_desk import close_desk, open_desk
+
+    from crm_desktop.ui.app import style_sheet
+
+    app = QApplication.instance()
+    app.setStyleSheet(style_sheet())
+    window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
+    try:
+        dashboard = window.dashboard
+        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
+            dashboard.refresh()
+        tile = dashboard.tiles["calls"]
+        tile.setFocus()
+        QTest.keyClick(tile, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
+        dialog = window.findChildren(LeadListDialog)[0]
+        qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
+        dialog.resize(1280, 660)
+        dialog.activateWindow()
+        qtbot.waitUntil(lambda: QApplication.focusWidget() is dialog.view, timeout=LOAD)
+        view = dialog.lead_view
+        with qtbot.waitSignal(view.history_shown, timeout=LOAD):
+            QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+        QApplication.processEvents()
+        assert dialog.minimumSizeHint().height() <= 660 and dialog.height() <= 660, dialog.size()
+        form = view.form
+        assert form.height() >= form.minimumSizeHint().height(), (form.height(), form.minimumSizeHint())
+        assert form.isAncestorOf(QApplication.focusWidget())
+        for _ in range(12):  # Tab through the form: each field it reaches is in sight
+            QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+            focused = QApplication.focusWidget()
+            if not form.isAncestorOf(focused):
+                break
+            port = dialog.lead_scroll.viewport()
+            top = focused.mapTo(port, focused.rect().topLeft()).y()
+            bottom = focused.mapTo(port, focused.rect().bottomLeft()).y()
+            assert top >= 0 and bottom <= port.height(), (type(focused).__name__, top, bottom, port.height())
+        dialog.close()
+    finally:
+        close_desk(window)
+        app.setStyleSheet("")

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from PySide6.QtCore import QDate, QEvent, QObject, Qt, Signal, Slot
+from PySide6.QtCore import QDate, QEvent, QObject, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -299,6 +299,14 @@ class CallForm(QWidget):
         self.submitted.emit(call, meta)
 
 
+class _Timeline(QListWidget):
+    """The history list: it takes the room left over and asks for no more than its minimum. Where the lead view
+    scrolls (beside the drill-down list) its usual wish for 190 px pushed the call form out of sight."""
+
+    def sizeHint(self) -> QSize:
+        return QSize(super().sizeHint().width(), self.minimumSizeHint().height())
+
+
 class LeadView(QFrame):
     """Signals: call_submitted(OutboxItem, seq 0) on Enter, before the call is on disk (the lists show it at once;
     the form is ready for the next lead); call_queued(OutboxItem) once it is on disk; call_not_saved(OutboxItem,
@@ -328,7 +336,7 @@ class LeadView(QFrame):
         self.history_note = QLabel()
         self.history_note.setObjectName("historyNote")
         self.history_note.setWordWrap(True)
-        self.timeline = QListWidget()
+        self.timeline = _Timeline()
         self.timeline.setObjectName("timeline")
         self.timeline.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.form = CallForm()

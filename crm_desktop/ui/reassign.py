@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
+    QScrollArea,
     QSplitter,
     QTableView,
     QVBoxLayout,
@@ -315,7 +316,16 @@ class LeadListDialog(QDialog):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         if self.lead_view is not None:
-            self.splitter.addWidget(self.lead_view)
+            # Scrolls rather than squeezes: a lead's wrapped summary made the dialog taller than a 720 px laptop and
+            # still cut the call form's fields; Tab scrolls the next field into sight.
+            self.lead_scroll = QScrollArea()
+            self.lead_scroll.setWidgetResizable(True)
+            self.lead_scroll.setFrameShape(QFrame.Shape.NoFrame)
+            self.lead_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            self.lead_scroll.setWidget(self.lead_view)
+            bar_width = self.lead_scroll.verticalScrollBar().sizeHint().width()
+            self.lead_scroll.setMinimumWidth(self.lead_view.minimumSizeHint().width() + bar_width)
+            self.splitter.addWidget(self.lead_scroll)
             self.splitter.setStretchFactor(0, 3)
             self.splitter.setStretchFactor(1, 2)
         root = QVBoxLayout(self)
@@ -352,7 +362,7 @@ class LeadListDialog(QDialog):
         view = self.view
         need = sum(view.columnWidth(c) for c in range(COL_FOLLOW + 1))
         need += view.verticalScrollBar().sizeHint().width() + 2 * view.frameWidth() + 2
-        least = self.lead_view.minimumSizeHint().width()
+        least = self.lead_view.minimumSizeHint().width() + self.lead_scroll.verticalScrollBar().sizeHint().width()
         self.splitter.setSizes([min(need, max(total - least, 0)), max(total - need, least)])
 
     # -- loading --------------------------------------------------------------------------------------------------
