@@ -673,3 +673,32 @@ def test_a_lead_opened_in_the_calls_list_fits_a_laptop_and_its_call_form_is_whol
     finally:
         close_desk(window)
         app.setStyleSheet("")
+
+
+def test_the_dashboard_tab_puts_the_keys_on_its_first_tile(qtbot, server, api, desk, tmp_path):
+    """A team lead's window opens on the dashboard, and Ctrl+3 comes back to it, with the keys on the first tile
+    (Tab walks the tiles, Enter opens one): they were on the tab bar or the page's scroll area, where Enter did
+    nothing and arrows switched tabs or scrolled. Keys go to the focused widget."""
+    from test_ui_desk import close_desk, open_desk
+
+    window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
+    try:
+        dashboard = window.dashboard
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+        first = dashboard.tiles["leads"]
+        assert QApplication.focusWidget() is first
+        ctrl = Qt.KeyboardModifier.ControlModifier
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_1, ctrl)
+        assert QApplication.focusWidget() is window.form.phone
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_3, ctrl)
+        assert QApplication.focusWidget() is first
+        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
+            dashboard.refresh()
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
+        dialog = window.findChildren(LeadListDialog)[0]
+        assert dialog.windowTitle().startswith("New leads")
+        dialog.close()
+    finally:
+        close_desk(window)
