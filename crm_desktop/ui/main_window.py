@@ -457,7 +457,7 @@ class MainWindow(QMainWindow):
             self.form.phone.setFocus(Qt.FocusReason.OtherFocusReason)
         elif self.tabs.widget(index) is self.my_leads:  # Ctrl+2: arrows and Enter on the list, not its first button
             self.my_leads.table.setFocus(Qt.FocusReason.OtherFocusReason)
-        elif self.dashboard is not None and self.tabs.widget(index).isAncestorOf(self.dashboard):
+        elif self.dashboard is not None and (page := self.tabs.widget(index)) and page.isAncestorOf(self.dashboard):
             # Ctrl+3: Tab walks the tiles, Enter opens one (not the page's scroll area, where keys only scroll)
             first = next((t for t in self.dashboard.tiles.values() if t.drillable), None)
             if first is not None:
