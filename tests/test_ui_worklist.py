@@ -537,3 +537,37 @@ def test_the_phone_and_overdue_by_show_whole_in_the_apps_font(
     finally:
         close_desk(window)
         app.setStyleSheet("")
+
+
+def test_a_lead_opened_in_my_leads_keeps_the_window_within_a_laptop(
+    server: Any, clean_db: Any, api: Api, tmp_path: Path, qtbot: Any
+) -> None:
+    """In the app's style sheet at 1280x720: Ctrl+2, Enter opens a lead, and the window's minimum height stays within
+    the 680 px of test_ui_fit (the lead view scrolls, its call form keeps its rows' height). A lead's wrapped summary
+    once made the window 747 px tall, past a 1280x720 laptop's screen."""
+    from crm_desktop.ui.app import style_sheet
+
+    import_for(api, "cre1@demo.local", ["Anil Fresh", "Bina Fresh"], 600)
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    app.setStyleSheet(style_sheet())
+    window = open_desk(server, tmp_path, qtbot, "cre1@demo.local")
+    try:
+        window.resize(1280, 720)
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+        synced(window, qtbot, lambda s: s.lookup(phone_for(601)) is not None)
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+        tab = window.my_leads
+        wait_counts(window, qtbot, WorkList.FRESH, 2)
+        qtbot.waitUntil(lambda: tab.current_lead() is not None, timeout=5000)
+        view = tab.lead_view
+        with qtbot.waitSignal(view.history_shown, timeout=10_000):
+            QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+        QApplication.processEvents()
+        assert window.minimumSizeHint().height() <= 680 and window.height() <= 720, window.minimumSizeHint()
+        assert view.form.height() >= view.form.minimumSizeHint().height()
+        assert view.form.isAncestorOf(QApplication.focusWidget())
+    finally:
+        close_desk(window)
+        app.setStyleSheet("")

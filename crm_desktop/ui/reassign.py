@@ -31,7 +31,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QTableView,
     QVBoxLayout,
@@ -253,7 +252,7 @@ class LeadListDialog(QDialog):
 
         self.lead_view: Any = None
         if session is not None:
-            from crm_desktop.ui.lead_view import LeadView  # the desk's lead view and call form, as in My leads
+            from crm_desktop.ui.lead_view import LeadView, scrolling_pane  # the desk's lead view, as in My leads
 
             self.lead_view = LeadView(session)
             if catalog:
@@ -316,15 +315,7 @@ class LeadListDialog(QDialog):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         if self.lead_view is not None:
-            # Scrolls rather than squeezes: a lead's wrapped summary made the dialog taller than a 720 px laptop and
-            # still cut the call form's fields; Tab scrolls the next field into sight.
-            self.lead_scroll = QScrollArea()
-            self.lead_scroll.setWidgetResizable(True)
-            self.lead_scroll.setFrameShape(QFrame.Shape.NoFrame)
-            self.lead_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-            self.lead_scroll.setWidget(self.lead_view)
-            bar_width = self.lead_scroll.verticalScrollBar().sizeHint().width()
-            self.lead_scroll.setMinimumWidth(self.lead_view.minimumSizeHint().width() + bar_width)
+            self.lead_scroll = scrolling_pane(self.lead_view)
             self.splitter.addWidget(self.lead_scroll)
             self.splitter.setStretchFactor(0, 3)
             self.splitter.setStretchFactor(1, 2)

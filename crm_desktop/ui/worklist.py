@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
 from crm_desktop.core import phone as phones
 from crm_desktop.core.models import LeadSummary, OutboxItem, OutboxState
 from crm_desktop.core.worklist import SORT_KEYS, WorkList, desk_today, overdue_days
-from crm_desktop.ui.lead_view import LeadView
+from crm_desktop.ui.lead_view import LeadView, scrolling_pane
 from crm_desktop.ui.session import DeskSession
 from crm_desktop.ui.workers import reader_pool, run_in
 
@@ -354,7 +354,7 @@ class MyLeadsTab(QWidget):
         left_layout.addWidget(self.table, 1)
         left_layout.addWidget(self.empty_label)
         self.splitter.addWidget(left)
-        self.splitter.addWidget(self.lead_view)
+        self.splitter.addWidget(scrolling_pane(self.lead_view))
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
 
