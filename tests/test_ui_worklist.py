@@ -571,3 +571,38 @@ def test_a_lead_opened_in_my_leads_keeps_the_window_within_a_laptop(
     finally:
         close_desk(window)
         app.setStyleSheet("")
+
+
+def test_the_call_forms_alt_keys_are_its_own(window: MainWindow, api: Api, qtbot: Any) -> None:
+    """My leads with a lead open: each Alt key of the tab and the menu bar means one thing. The call form's
+    "&Final status" shared Alt+F with the File menu (Alt+N now). Keys go to the focused widget."""
+    from PySide6.QtWidgets import QLabel, QMenuBar, QPushButton
+
+    import_for(api, "cre1@demo.local", ["Anil Fresh"], 600)
+    synced(window, qtbot, lambda s: s.lookup(phone_for(600)) is not None)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    tab = window.my_leads
+    wait_counts(window, qtbot, WorkList.FRESH, 1)
+    qtbot.waitUntil(lambda: tab.current_lead() is not None, timeout=5000)
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+    form = tab.lead_view.form
+    qtbot.waitUntil(lambda: form.isAncestorOf(QApplication.focusWidget()), timeout=5000)
+
+    def letter(text: str) -> str | None:
+        text = text.replace("&&", "")
+        return text[text.index("&") + 1].upper() if "&" in text[:-1] else None
+
+    texts = [w.text() for w in tab.findChildren(QLabel) + tab.findChildren(QPushButton) if w.isVisible()]
+    menu_bar = window.findChild(QMenuBar)
+    assert menu_bar is not None
+    texts += [a.text() for a in menu_bar.actions()]
+    letters = [x for x in map(letter, texts) if x]
+    assert len(letters) == len(set(letters)), sorted(letters)
+
+    final_label = next(w for w in tab.findChildren(QLabel) if w.buddy() is form.final_status)
+    key = getattr(Qt.Key, f"Key_{letter(final_label.text())}")
+    QTest.keyClick(QApplication.focusWidget(), key, Qt.KeyboardModifier.AltModifier)
+    assert QApplication.activePopupWidget() is None  # no menu opened
+    assert QApplication.focusWidget() in (form.final_status, form.final_status.lineEdit())

@@ -153,7 +153,7 @@ class CallForm(QWidget):
         form.setContentsMargins(0, 0, 0, 0)
         for label, field in (
             ("&Status", self.lead_status), ("Cate&gory", self.category), ("&Model", self.model_box),
-            ("&Final status", self.final_status), ("Follow-&up date", self.follow_date),
+            ("Fi&nal status", self.final_status), ("Follow-&up date", self.follow_date),
             ("Call-back &time", self.follow_time), ("&Remark", self.remark), ("&PS hand-off", self.ps),
         ):  # fmt: skip
             lbl = QLabel(label)
