@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QLabel, QPushButton
 from serverproc import Api, ServerProcess, new_lead, phone_for
 
 from crm_desktop.core.api import ApiClient
@@ -529,3 +529,176 @@ def test_the_calls_tile_lists_the_leads_called(qtbot, server, api, lead_client, 
     assert dialog.model.total() == 9  # Asha's nine leads, one of them called twice
     assert {dialog.model.lead_at(r).cre_name for r in range(9)} == {ASHA}
     assert dialog.windowTitle().startswith(f"Leads called · {ASHA}") and "owner now" in dialog.notes_label.text()
+
+
+def _mnemonic(text: str) -> str:
+    at = text.replace("&&", "").index("&")
+    return text.replace("&&", "")[at + 1].upper()
+
+
+def test_reassign_by_keys_beside_the_lead_view(qtbot, server, api, db, desk, tmp_path):
+    """The app as wired (the lead view beside the list): the reassign bar's Alt keys are its own. "Assign &selected"
+    once shared Alt+S with the call form's "&Status": Alt+S went to Status, and the team lead's Enter for the
+    confirmation logged a call on the open lead instead of reassigning. Keys go to the focused widget."""
+    from test_ui_desk import close_desk, open_desk
+
+    window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
+    try:
+        dashboard = window.dashboard
+        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
+            dashboard.refresh()
+        tile = dashboard.tiles["overdue"]
+        tile.setFocus()
+        QTest.keyClick(tile, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
+        dialog = window.findChildren(LeadListDialog)[0]
+        qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
+        dialog.activateWindow()
+        qtbot.waitUntil(lambda: QApplication.focusWidget() is dialog.view, timeout=LOAD)
+        view = dialog.lead_view
+        with qtbot.waitSignal(view.history_shown, timeout=LOAD, check_params_cb=lambda from_server: from_server):
+            QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)  # a lead open beside the list
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Escape)
+        assert QApplication.focusWidget() is dialog.view
+        calls_before = db.execute("select count(*) from call_attempts").fetchone()[0]
+
+        alt = Qt.KeyboardModifier.AltModifier
+        labels = [w.text() for w in dialog.findChildren(QLabel) + dialog.findChildren(QPushButton) if w.isVisible()]
+        letters = [_mnemonic(t) for t in labels if "&" in t.replace("&&", "")]
+        assert len(letters) == len(set(letters)), sorted(letters)  # no Alt key means two things in this window
+
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Down, Qt.KeyboardModifier.ShiftModifier)
+        assert len(dialog.selected_lead_ids()) == 2
+        to = next(w for w in dialog.findChildren(QLabel) if w.buddy() is dialog.cre_combo)  # Alt+letter: the CRE
+        QTest.keyClick(QApplication.focusWidget(), getattr(Qt.Key, f"Key_{_mnemonic(to.text())}"), alt)
+        assert QApplication.focusWidget() is dialog.cre_combo
+        QTest.keyClicks(QApplication.focusWidget(), "Imran")
+        assert IMRAN in dialog.cre_combo.currentText()
+        letter = _mnemonic(dialog.assign_selected_button.text())
+        QTest.keyClick(QApplication.focusWidget(), getattr(Qt.Key, f"Key_{letter}"), alt)
+        qtbot.waitUntil(dialog.confirm_frame.isVisible, timeout=2000)  # a button's Alt key clicks it (animated)
+        assert QApplication.focusWidget() is dialog.confirm_button
+        assert dialog.confirm_label.text() == f"Assign 2 leads to {IMRAN} (cre2@demo.local)?"
+        with qtbot.waitSignal(dialog.assigned, timeout=LOAD) as answer:
+            QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+        assert answer.args[0] == {"assigned": 2, "unchanged": 0, "missing": 0}
+        qtbot.wait(500)  # a call logged by mistake would be on its way to the server by now
+        assert db.execute("select count(*) from call_attempts").fetchone()[0] == calls_before
+        assert QApplication.focusWidget() is dialog.view  # the list again, for the next selection or Esc
+        dialog.close()
+    finally:
+        close_desk(window)
+
+
+def test_the_drill_list_shows_its_follow_up_column_beside_the_lead_view(qtbot, server, api, desk, tmp_path):
+    """The app as wired, in the app's style sheet: the overdue list opened from the tile shows each lead's follow-up
+    ("overdue by N days") without scrolling, at the dialog's own size and on a 1280 px laptop. The splitter once
+    split by size hints: the empty lead view took half the dialog and the Follow-up column was out of sight."""
+    from test_ui_desk import close_desk, open_desk
+
+    from crm_desktop.ui.app import style_sheet
+    from crm_desktop.ui.worklist import COL_FOLLOW
+
+    app = QApplication.instance()
+    app.setStyleSheet(style_sheet())
+    window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
+    try:
+        dashboard = window.dashboard
+        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
+            dashboard.refresh()
+        tile = dashboard.tiles["overdue"]
+        tile.setFocus()
+        QTest.keyClick(tile, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
+        dialog = window.findChildren(LeadListDialog)[0]
+        qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
+        view = dialog.view
+        for size in (None, (1280, 660)):
+            if size is not None:
+                dialog.resize(*size)
+            qtbot.waitUntil(lambda: view.viewport().width() > 100)
+            QApplication.processEvents()
+            right = view.columnViewportPosition(COL_FOLLOW) + view.columnWidth(COL_FOLLOW)
+            assert right <= view.viewport().width(), (size, dialog.width(), dialog.splitter.sizes())
+            assert dialog.lead_view.width() >= dialog.lead_view.minimumSizeHint().width()
+        assert dialog.width() <= 1280
+        dialog.close()
+    finally:
+        close_desk(window)
+        app.setStyleSheet("")
+
+
+def test_a_lead_opened_in_the_calls_list_fits_a_laptop_and_its_call_form_is_whole(qtbot, server, api, desk, tmp_path):
+    """The app as wired, in the app's style sheet: the Calls-made list (a notes line over it) with a lead opened by
+    Enter stays within a 1280x720 laptop's 660 px, and the call form keeps its rows' height (the lead view scrolls).
+    The lead's summary once grew the dialog to 741 px and still squeezed the form: its fields were cut."""
+    from test_ui_desk import close_desk, open_desk
+
+    from crm_desktop.ui.app import style_sheet
+
+    app = QApplication.instance()
+    app.setStyleSheet(style_sheet())
+    window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
+    try:
+        dashboard = window.dashboard
+        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
+            dashboard.refresh()
+        tile = dashboard.tiles["calls"]
+        tile.setFocus()
+        QTest.keyClick(tile, Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
+        dialog = window.findChildren(LeadListDialog)[0]
+        qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
+        dialog.resize(1280, 660)
+        dialog.activateWindow()
+        qtbot.waitUntil(lambda: QApplication.focusWidget() is dialog.view, timeout=LOAD)
+        view = dialog.lead_view
+        with qtbot.waitSignal(view.history_shown, timeout=LOAD):
+            QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+        QApplication.processEvents()
+        assert dialog.minimumSizeHint().height() <= 660 and dialog.height() <= 660, dialog.size()
+        form = view.form
+        assert form.height() >= form.minimumSizeHint().height(), (form.height(), form.minimumSizeHint())
+        assert form.isAncestorOf(QApplication.focusWidget())
+        for _ in range(12):  # Tab through the form: each field it reaches is in sight
+            QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+            focused = QApplication.focusWidget()
+            if not form.isAncestorOf(focused):
+                break
+            port = dialog.lead_scroll.viewport()
+            top = focused.mapTo(port, focused.rect().topLeft()).y()
+            bottom = focused.mapTo(port, focused.rect().bottomLeft()).y()
+            assert top >= 0 and bottom <= port.height(), (type(focused).__name__, top, bottom, port.height())
+        dialog.close()
+    finally:
+        close_desk(window)
+        app.setStyleSheet("")
+
+
+def test_the_dashboard_tab_puts_the_keys_on_its_first_tile(qtbot, server, api, desk, tmp_path):
+    """A team lead's window opens on the dashboard, and Ctrl+3 comes back to it, with the keys on the first tile
+    (Tab walks the tiles, Enter opens one): they were on the tab bar or the page's scroll area, where Enter did
+    nothing and arrows switched tabs or scrolled. Keys go to the focused widget."""
+    from test_ui_desk import close_desk, open_desk
+
+    window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
+    try:
+        dashboard = window.dashboard
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+        first = dashboard.tiles["leads"]
+        assert QApplication.focusWidget() is first
+        ctrl = Qt.KeyboardModifier.ControlModifier
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_1, ctrl)
+        assert QApplication.focusWidget() is window.form.phone
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_3, ctrl)
+        assert QApplication.focusWidget() is first
+        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
+            dashboard.refresh()
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
+        dialog = window.findChildren(LeadListDialog)[0]
+        assert dialog.windowTitle().startswith("New leads")
+        dialog.close()
+    finally:
+        close_desk(window)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from PySide6.QtCore import QDate, QEvent, Qt
 from PySide6.QtGui import QKeyEvent
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox
 from serverproc import Api, new_lead, phone_for
 from test_ui_desk import close_desk, open_desk, outbox_held
@@ -465,3 +466,143 @@ def test_the_new_models_pass_the_model_tester(window: MainWindow, api: Api, qtbo
     assert search.rowCount() == 10
     qtmodeltester.check(search)
     QApplication.processEvents()
+
+
+def test_ctrl_2_puts_the_keys_on_the_list(window: MainWindow, api: Api, qtbot: Any) -> None:
+    """Ctrl+2 from the desk, then Down and Enter, keys to the focused widget: the second lead opens with its call
+    form ready. The focus once stayed on the tab page's first widget, the Fresh button: Down and Enter did nothing
+    and the letters a CRE typed next for the call went nowhere."""
+    import_for(api, "cre1@demo.local", ["Anil Fresh", "Bina Fresh", "Chandra Fresh"], 600)
+    synced(window, qtbot, lambda s: s.lookup(phone_for(602)) is not None)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    assert QApplication.focusWidget() is window.form.phone
+    tab = window.my_leads
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentWidget() is tab
+    assert QApplication.focusWidget() is tab.table
+    wait_counts(window, qtbot, WorkList.FRESH, 3)
+    qtbot.waitUntil(lambda: tab.current_lead() is not None, timeout=5000)
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Down)
+    second = tab.model.lead_at(1)
+    assert second is not None and tab.current_lead() == second
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+    view = tab.lead_view
+    qtbot.waitUntil(lambda: view.lead is not None and view.lead.phone == second.phone, timeout=3000)
+    assert view.form.isAncestorOf(QApplication.focusWidget())
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
+    assert QApplication.focusWidget() is window.form.phone
+
+
+def test_the_phone_and_overdue_by_show_whole_in_the_apps_font(
+    server: Any, clean_db: Any, api: Api, tmp_path: Path, qtbot: Any
+) -> None:
+    """With the app's style sheet (10.5 pt, set by app.py before the window opens), the number a CRE dials and
+    "overdue by N days" are not cut: the columns had pixel widths made for a smaller font, so at 1366 px My leads
+    showed "+91 60028 27…" and "27 Nov — overdue by 3 d…"; the team lead's drill list cut them the same way."""
+    from crm_desktop.ui.app import style_sheet
+    from crm_desktop.ui.reassign import lead_list_view
+    from crm_desktop.ui.worklist import COL_PHONE
+
+    token = api.token("cre1@demo.local")
+    for n, days in ((700, 3), (701, 12)):
+        lead = new_lead(phone_for(n), follow_up_date=(desk_today() - timedelta(days=days)).isoformat())
+        assert api.rpc("create_lead", token, lead=lead).status_code == 200
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    app.setStyleSheet(style_sheet())
+    window = open_desk(server, tmp_path, qtbot, "cre1@demo.local")
+    try:
+        window.resize(1366, 768)
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+        tab = window.my_leads
+        synced(window, qtbot, lambda s: s.lookup(phone_for(701)) is not None)
+        show_list(window, qtbot, WorkList.OVERDUE)
+        qtbot.waitUntil(lambda: tab.model.rowCount() == 2, timeout=5000)
+        table = tab.table
+        fm = table.fontMetrics()
+        assert fm.height() > 14  # the style sheet's font, not the default one
+        for col in (COL_PHONE, COL_FOLLOW):
+            for row in range(2):
+                text = tab.model.index(row, col).data()
+                assert fm.horizontalAdvance(text) + 8 <= table.columnWidth(col), (text, table.columnWidth(col))
+        drill = lead_list_view(tab.model, lambda: None)  # the drill list's table, same columns first
+        drill.ensurePolished()
+        for col in (COL_PHONE, COL_FOLLOW):
+            text = tab.model.index(1, col).data()
+            assert drill.fontMetrics().horizontalAdvance(text) + 8 <= drill.columnWidth(col), text
+        drill.deleteLater()
+    finally:
+        close_desk(window)
+        app.setStyleSheet("")
+
+
+def test_a_lead_opened_in_my_leads_keeps_the_window_within_a_laptop(
+    server: Any, clean_db: Any, api: Api, tmp_path: Path, qtbot: Any
+) -> None:
+    """In the app's style sheet at 1280x720: Ctrl+2, Enter opens a lead, and the window's minimum height stays within
+    the 680 px of test_ui_fit (the lead view scrolls, its call form keeps its rows' height). A lead's wrapped summary
+    once made the window 747 px tall, past a 1280x720 laptop's screen."""
+    from crm_desktop.ui.app import style_sheet
+
+    import_for(api, "cre1@demo.local", ["Anil Fresh", "Bina Fresh"], 600)
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    app.setStyleSheet(style_sheet())
+    window = open_desk(server, tmp_path, qtbot, "cre1@demo.local")
+    try:
+        window.resize(1280, 720)
+        window.activateWindow()
+        qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+        synced(window, qtbot, lambda s: s.lookup(phone_for(601)) is not None)
+        QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+        tab = window.my_leads
+        wait_counts(window, qtbot, WorkList.FRESH, 2)
+        qtbot.waitUntil(lambda: tab.current_lead() is not None, timeout=5000)
+        view = tab.lead_view
+        with qtbot.waitSignal(view.history_shown, timeout=10_000):
+            QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+        QApplication.processEvents()
+        assert window.minimumSizeHint().height() <= 680 and window.height() <= 720, window.minimumSizeHint()
+        assert view.form.height() >= view.form.minimumSizeHint().height()
+        assert view.form.isAncestorOf(QApplication.focusWidget())
+    finally:
+        close_desk(window)
+        app.setStyleSheet("")
+
+
+def test_the_call_forms_alt_keys_are_its_own(window: MainWindow, api: Api, qtbot: Any) -> None:
+    """My leads with a lead open: each Alt key of the tab and the menu bar means one thing. The call form's
+    "&Final status" shared Alt+F with the File menu (Alt+N now). Keys go to the focused widget."""
+    from PySide6.QtWidgets import QLabel, QMenuBar, QPushButton
+
+    import_for(api, "cre1@demo.local", ["Anil Fresh"], 600)
+    synced(window, qtbot, lambda s: s.lookup(phone_for(600)) is not None)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    tab = window.my_leads
+    wait_counts(window, qtbot, WorkList.FRESH, 1)
+    qtbot.waitUntil(lambda: tab.current_lead() is not None, timeout=5000)
+    QTest.keyClick(QApplication.focusWidget(), Qt.Key.Key_Return)
+    form = tab.lead_view.form
+    qtbot.waitUntil(lambda: form.isAncestorOf(QApplication.focusWidget()), timeout=5000)
+
+    def letter(text: str) -> str | None:
+        text = text.replace("&&", "")
+        return text[text.index("&") + 1].upper() if "&" in text[:-1] else None
+
+    texts = [w.text() for w in tab.findChildren(QLabel) + tab.findChildren(QPushButton) if w.isVisible()]
+    menu_bar = window.findChild(QMenuBar)
+    assert menu_bar is not None
+    texts += [a.text() for a in menu_bar.actions()]
+    letters = [x for x in map(letter, texts) if x]
+    assert len(letters) == len(set(letters)), sorted(letters)
+
+    final_label = next(w for w in tab.findChildren(QLabel) if w.buddy() is form.final_status)
+    key = getattr(Qt.Key, f"Key_{letter(final_label.text())}")
+    QTest.keyClick(QApplication.focusWidget(), key, Qt.KeyboardModifier.AltModifier)
+    assert QApplication.activePopupWidget() is None  # no menu opened
+    assert QApplication.focusWidget() in (form.final_status, form.final_status.lineEdit())

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from PySide6.QtCore import QDate, QEvent, QObject, Qt, Signal, Slot
+from PySide6.QtCore import QDate, QEvent, QObject, QSize, Qt, Signal, Slot
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QVBoxLayout,
     QWidget,
@@ -152,7 +153,7 @@ class CallForm(QWidget):
         form.setContentsMargins(0, 0, 0, 0)
         for label, field in (
             ("&Status", self.lead_status), ("Cate&gory", self.category), ("&Model", self.model_box),
-            ("&Final status", self.final_status), ("Follow-&up date", self.follow_date),
+            ("Fi&nal status", self.final_status), ("Follow-&up date", self.follow_date),
             ("Call-back &time", self.follow_time), ("&Remark", self.remark), ("&PS hand-off", self.ps),
         ):  # fmt: skip
             lbl = QLabel(label)
@@ -299,6 +300,14 @@ class CallForm(QWidget):
         self.submitted.emit(call, meta)
 
 
+class _Timeline(QListWidget):
+    """The history list: it takes the room left over and asks for no more than its minimum. Where the lead view
+    scrolls (beside the drill-down list) its usual wish for 190 px pushed the call form out of sight."""
+
+    def sizeHint(self) -> QSize:
+        return QSize(super().sizeHint().width(), self.minimumSizeHint().height())
+
+
 class LeadView(QFrame):
     """Signals: call_submitted(OutboxItem, seq 0) on Enter, before the call is on disk (the lists show it at once;
     the form is ready for the next lead); call_queued(OutboxItem) once it is on disk; call_not_saved(OutboxItem,
@@ -328,7 +337,7 @@ class LeadView(QFrame):
         self.history_note = QLabel()
         self.history_note.setObjectName("historyNote")
         self.history_note.setWordWrap(True)
-        self.timeline = QListWidget()
+        self.timeline = _Timeline()
         self.timeline.setObjectName("timeline")
         self.timeline.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.form = CallForm()
@@ -503,3 +512,16 @@ def _sort_key(when: str) -> float:
         return datetime.fromisoformat(when).timestamp()
     except ValueError:
         return 0.0
+
+
+def scrolling_pane(view: LeadView) -> QScrollArea:
+    """The lead view as a splitter pane beside a list: it scrolls rather than squeezes. A lead's wrapped summary made
+    the window taller than a 720 px laptop (747 px in My leads, 741 in the drill list) and still cut the call form's
+    fields; Tab scrolls the next field into sight."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    area.setWidget(view)
+    area.setMinimumWidth(view.minimumSizeHint().width() + area.verticalScrollBar().sizeHint().width())
+    return area

@@ -316,9 +316,9 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._on_tabs_current_changed)
         self._restore_window_state()
         self._on_shift_rows_changed()
-        if self.tabs.currentIndex() == 0:
-            # Set once the form is inside this window: the first digits of a shift go to Mobile, not the tab bar.
-            self.form.phone.setFocus(Qt.FocusReason.OtherFocusReason)
+        # Set once the pages are inside this window: the first digits of a shift go to Mobile (a team lead's keys to
+        # the dashboard's first tile), not the tab bar.
+        self._on_tabs_current_changed(self.tabs.currentIndex())
         session.load_catalog(self._on_cached_catalog)
         session.load_items(self._on_items_loaded)
         session.cache_info(self._on_cache_info)
@@ -456,6 +456,13 @@ class MainWindow(QMainWindow):
     def _on_tabs_current_changed(self, index: int) -> None:
         if index == 0:  # Ctrl+1 back from the dashboard: ready for the next caller's digits
             self.form.phone.setFocus(Qt.FocusReason.OtherFocusReason)
+        elif self.tabs.widget(index) is self.my_leads:  # Ctrl+2: arrows and Enter on the list, not its first button
+            self.my_leads.table.setFocus(Qt.FocusReason.OtherFocusReason)
+        elif self.dashboard is not None and (page := self.tabs.widget(index)) and page.isAncestorOf(self.dashboard):
+            # Ctrl+3: Tab walks the tiles, Enter opens one (not the page's scroll area, where keys only scroll)
+            first = next((t for t in self.dashboard.tiles.values() if t.drillable), None)
+            if first is not None:
+                first.setFocus(Qt.FocusReason.OtherFocusReason)
 
     @Slot()
     def _on_shift_rows_changed(self, *_: Any) -> None:

@@ -51,8 +51,8 @@ from crm_desktop.core.models import LeadSummary, OutboxItem
 from crm_desktop.core.worklist import WorkList
 from crm_desktop.ui.export import ask_path, export_rows
 from crm_desktop.ui.workers import reader_pool, run_in
+from crm_desktop.ui.worklist import COL_FOLLOW, ROW_ROLE, EnterOpens, WorklistModel, fit_whole_columns
 from crm_desktop.ui.worklist import COLUMNS as LIST_COLUMNS
-from crm_desktop.ui.worklist import ROW_ROLE, EnterOpens, WorklistModel
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,7 @@ def lead_list_view(model: DrillListModel, on_open: Callable[[], None]) -> QTable
     header.setStretchLastSection(True)
     for col, width in enumerate((160, 125, 115, 150, 190, 100, 45, 150, 130, 120)):
         view.setColumnWidth(col, width)
+    fit_whole_columns(view)
     view.installEventFilter(EnterOpens(on_open, view))
     view.doubleClicked.connect(lambda _index: on_open())
     return view
@@ -229,9 +230,11 @@ class LeadListDialog(QDialog):
         self._closed = False  # answers arriving after the dialog closed (it is deleted on close) are dropped
         self._keep: str | None = None  # phone of the lead to keep current across a reload
         self._focused_once = False
+        self._split_once = False
         self.setWindowTitle(drill.describe())
         self.setObjectName("leadListDialog")
-        self.resize(1200 if session is not None else 1100, 640)
+        # Beside the lead view: the list up to its Follow-up column plus the lead view's minimum (see showEvent).
+        self.resize(1260 if session is not None else 1100, 640)
 
         self.title_label = QLabel(drill.describe())
         font = self.title_label.font()
@@ -249,7 +252,7 @@ class LeadListDialog(QDialog):
 
         self.lead_view: Any = None
         if session is not None:
-            from crm_desktop.ui.lead_view import LeadView  # the desk's lead view and call form, as in My leads
+            from crm_desktop.ui.lead_view import LeadView, scrolling_pane  # the desk's lead view, as in My leads
 
             self.lead_view = LeadView(session)
             if catalog:
@@ -263,7 +266,9 @@ class LeadListDialog(QDialog):
             email = str(cre.get("email") or "")
             if email:
                 self.cre_combo.addItem(f"{cre.get('name') or email} ({cre.get('branch') or 'no branch'})", dict(cre))
-        self.assign_selected_button = QPushButton("Assign &selected…")
+        # Alt keys of their own: beside the lead view, Alt+S is the call form's "&Status" (a shared letter only
+        # cycles the focus, so Enter for the confirmation logged a call instead); Alt+I picks the CRE.
+        self.assign_selected_button = QPushButton("Assign se&lected…")
         self.assign_all_button = QPushButton("Assign &all…")
         self.export_button = QPushButton("&Export…")
         self.close_button = QPushButton("Close")
@@ -290,7 +295,9 @@ class LeadListDialog(QDialog):
         self.confirm_frame.setVisible(False)
 
         bar = QHBoxLayout()
-        bar.addWidget(QLabel("Assign to:"))
+        assign_to = QLabel("Ass&ign to:")
+        assign_to.setBuddy(self.cre_combo)
+        bar.addWidget(assign_to)
         bar.addWidget(self.cre_combo, 1)
         bar.addWidget(self.assign_selected_button)
         bar.addWidget(self.assign_all_button)
@@ -308,7 +315,8 @@ class LeadListDialog(QDialog):
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.addWidget(left)
         if self.lead_view is not None:
-            self.splitter.addWidget(self.lead_view)
+            self.lead_scroll = scrolling_pane(self.lead_view)
+            self.splitter.addWidget(self.lead_scroll)
             self.splitter.setStretchFactor(0, 3)
             self.splitter.setStretchFactor(1, 2)
         root = QVBoxLayout(self)
@@ -333,6 +341,20 @@ class LeadListDialog(QDialog):
         QShortcut(QKeySequence("Ctrl+E"), self, self._on_export_clicked)
         self._update_buttons()
         self.reload()
+
+    def showEvent(self, event: Any) -> None:
+        """First shown: the list gets its columns up to the follow-up ("overdue by N days"), the lead view the rest
+        (at least its minimum). The splitter's own split follows size hints: the empty lead view took half."""
+        super().showEvent(event)
+        if self.lead_view is None or self._split_once:
+            return
+        self._split_once = True
+        total = sum(self.splitter.sizes())
+        view = self.view
+        need = sum(view.columnWidth(c) for c in range(COL_FOLLOW + 1))
+        need += view.verticalScrollBar().sizeHint().width() + 2 * view.frameWidth() + 2
+        least = self.lead_view.minimumSizeHint().width() + self.lead_scroll.verticalScrollBar().sizeHint().width()
+        self.splitter.setSizes([min(need, max(total - least, 0)), max(total - need, least)])
 
     # -- loading --------------------------------------------------------------------------------------------------
 
@@ -435,7 +457,7 @@ class LeadListDialog(QDialog):
         if self._closed:
             return
         n = len(self.view.selectionModel().selectedRows())
-        self.assign_selected_button.setText(f"Assign &selected ({n:,})…")
+        self.assign_selected_button.setText(f"Assign se&lected ({n:,})…")
         self.assign_selected_button.setEnabled(n > 0)
         self.assign_all_button.setEnabled(self.model.total() > 0)
 
@@ -489,6 +511,7 @@ class LeadListDialog(QDialog):
         lead_ids, cre = self._pending
         self._pending = None
         self.confirm_frame.setVisible(False)
+        self.view.setFocus()  # as after Cancel: not the next widget of the hidden question (Down would change the CRE)
         for widget in (self.assign_selected_button, self.assign_all_button, self.confirm_button):
             widget.setEnabled(False)
         name = cre.get("name") or cre.get("email")

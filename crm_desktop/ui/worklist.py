@@ -45,7 +45,7 @@ from PySide6.QtWidgets import (
 from crm_desktop.core import phone as phones
 from crm_desktop.core.models import LeadSummary, OutboxItem, OutboxState
 from crm_desktop.core.worklist import SORT_KEYS, WorkList, desk_today, overdue_days
-from crm_desktop.ui.lead_view import LeadView
+from crm_desktop.ui.lead_view import LeadView, scrolling_pane
 from crm_desktop.ui.session import DeskSession
 from crm_desktop.ui.workers import reader_pool, run_in
 
@@ -80,6 +80,19 @@ def _when(text: str | None) -> str:
         return datetime.fromisoformat(text).astimezone().strftime("%d %b %H:%M")
     except ValueError:
         return text
+
+
+#: What must show whole in whatever font the style sheet sets (it applies after the pixel widths below are chosen):
+#: the number a CRE dials and a follow-up "overdue by N days". The other columns elide.
+WHOLE_SAMPLES = {COL_PHONE: "+91 99999 99999", COL_FOLLOW: "30 Nov — overdue by 99 days"}
+
+
+def fit_whole_columns(table: QTableView) -> None:
+    """Widen the phone and follow-up columns of a lead table to their samples in the table's own (polished) font."""
+    table.ensurePolished()
+    fm = table.fontMetrics()
+    for col, sample in WHOLE_SAMPLES.items():
+        table.setColumnWidth(col, max(table.columnWidth(col), fm.horizontalAdvance(sample) + 16))
 
 
 def follow_up_text(lead: LeadSummary, today: date) -> str:
@@ -322,6 +335,7 @@ class MyLeadsTab(QWidget):
         for col, width in ((COL_NAME, 170), (COL_PHONE, 125), (COL_UID, 115), (COL_STATUS, 150), (COL_FOLLOW, 200),
                            (COL_LAST, 100), (COL_CALLS, 45)):  # fmt: skip
             self.table.setColumnWidth(col, width)
+        fit_whole_columns(self.table)
         header.sectionClicked.connect(self._on_header_clicked)
         self.table.installEventFilter(_EnterOpens(self.open_current, self.table))
         self.table.doubleClicked.connect(lambda _i: self.open_current())
@@ -340,7 +354,7 @@ class MyLeadsTab(QWidget):
         left_layout.addWidget(self.table, 1)
         left_layout.addWidget(self.empty_label)
         self.splitter.addWidget(left)
-        self.splitter.addWidget(self.lead_view)
+        self.splitter.addWidget(scrolling_pane(self.lead_view))
         self.splitter.setStretchFactor(0, 3)
         self.splitter.setStretchFactor(1, 2)
 
