@@ -702,3 +702,21 @@ def test_the_dashboard_tab_puts_the_keys_on_its_first_tile(qtbot, server, api, d
         dialog.close()
     finally:
         close_desk(window)
+
+
+def test_a_cres_list_offers_another_cre_to_assign_to(qtbot, server, lead_client, desk, tmp_path):
+    """Drilled from Asha's row (Asha is first by name), "Assign to" starts on someone else: Enter on the confirmation
+    moves the leads instead of answering that they are already hers. From a tile (many owners) it stays as listed."""
+    cache = tmp_path / "lead.sqlite3"
+    sync(lead_client, cache)
+    cres = lead_client.rpc("catalog", {})["cres"]
+    assert cres[0]["name"] == ASHA
+    opened: list[LeadListDialog] = []
+    tab = open_tab(qtbot, lead_client, opened, cache, cres)
+    tab.drill_down_requested.emit(tab.drill_filter("cre_overdue", cre_row(tab, ASHA)))
+    dialog = wait_list(qtbot, opened, 1)
+    assert dialog.model.total() == 6
+    assert ASHA not in dialog.cre_combo.currentText()
+    tab.drill_down_requested.emit(tab.drill_filter("cre_overdue", cre_row(tab, IMRAN)))
+    other = wait_list(qtbot, opened, 2)
+    assert ASHA in other.cre_combo.currentText()  # Imran's leads: the first CRE is not their owner

@@ -327,6 +327,7 @@ class LeadListDialog(QDialog):
         root.addWidget(self.message_label)
         root.addLayout(bar)
 
+        self._default_to_another_cre()
         can_assign = rpc is not None and self.cre_combo.count() > 0
         for widget in (self.cre_combo, self.assign_selected_button, self.assign_all_button):
             widget.setVisible(can_assign)
@@ -451,6 +452,24 @@ class LeadListDialog(QDialog):
     def selected_lead_ids(self) -> list[int]:
         rows = sorted({i.row() for i in self.view.selectionModel().selectedRows()})
         return self.model.lead_ids(rows)
+
+    def _default_to_another_cre(self) -> None:
+        """A list of one CRE's leads (drilled from their row) is moved to someone else: the choice starts on the next
+        CRE, never on the owner (the first CRE by name, who could be the owner, made the Enter a no-op "already
+        theirs")."""
+        owner_id, owner_name = self.filter.cre_id, self.filter.cre_name
+        if owner_id is None and owner_name is None:
+            return
+        for i in range(self.cre_combo.count()):
+            cre = self.cre_combo.itemData(i)
+            if not isinstance(cre, dict):
+                continue
+            if (owner_id is not None and str(cre.get("id")) == owner_id) or (
+                owner_id is None and cre.get("name") == owner_name
+            ):
+                if self.cre_combo.currentIndex() == i and self.cre_combo.count() > 1:
+                    self.cre_combo.setCurrentIndex((i + 1) % self.cre_combo.count())
+                return
 
     @Slot()
     def _update_buttons(self, *_args: Any) -> None:
