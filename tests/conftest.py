@@ -87,3 +87,14 @@ def memory_keyring() -> Iterator[Any]:
     keyring.set_keyring(backend)
     yield backend
     keyring.set_keyring(previous)
+
+
+@pytest.fixture
+def styled(qapp: Any) -> Iterator[None]:
+    """The app's style sheet, as the desk runs with it: its paddings, bold and font sizes decide what fits (open_desk
+    alone runs without it). Reset afterwards, so other tests keep Qt's plain style."""
+    from crm_desktop.ui.app import style_sheet
+
+    qapp.setStyleSheet(style_sheet())
+    yield
+    qapp.setStyleSheet("")

@@ -147,6 +147,15 @@ def new_lead(phone: str, **overrides: Any) -> dict[str, Any]:
     return lead
 
 
+def import_campaign(api: Api, email: str, names: list[str], first: int) -> None:
+    """A team lead imports campaign leads (META / Meta Know) for `email`, phones phone_for(first ...): fresh leads."""
+    rows = [{"customer_name": n, "phone": phone_for(first + i)} for i, n in enumerate(names)]
+    batch = {"client_ref": str(uuid.uuid4()), "source": "META", "sub_source": "Meta Know", "assign_to": [email],
+             "rows": rows}  # fmt: skip
+    r = api.rpc("import_leads", api.token("lead@demo.local"), batch=batch)
+    assert r.status_code == 200 and r.json()["created"] == len(names), r.text
+
+
 def phone_for(n: int) -> str:
     """A distinct valid Indian mobile per n (below the seed's numbering range)."""
     return f"+9199{n:08d}"

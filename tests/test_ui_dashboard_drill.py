@@ -101,6 +101,20 @@ def wait_list(qtbot: Any, opened: list[LeadListDialog], n: int) -> LeadListDialo
     return dialog
 
 
+def drill_from_tile(window: Any, qtbot: Any, tile_key: str) -> LeadListDialog:
+    """The team lead's dashboard, fresh: Enter on a tile (the key to the focused tile), and its list once counted."""
+    dashboard = window.dashboard
+    with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
+        dashboard.refresh()
+    tile = dashboard.tiles[tile_key]
+    tile.setFocus()
+    QTest.keyClick(tile, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
+    dialog = window.findChildren(LeadListDialog)[0]
+    qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
+    return dialog
+
+
 def cre_row(tab: DashboardTab, name: str) -> dict[str, Any]:
     return next(r for r in tab.cre_model.rows() if r["cre_name"] == name)
 
@@ -442,15 +456,7 @@ def test_enter_on_a_drill_down_list_opens_the_lead_view(qtbot, server, api, desk
 
     window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
     try:
-        dashboard = window.dashboard
-        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
-            dashboard.refresh()
-        tile = dashboard.tiles["overdue"]
-        tile.setFocus()
-        QTest.keyClick(tile, Qt.Key.Key_Return)
-        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
-        dialog = window.findChildren(LeadListDialog)[0]
-        qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
+        dialog = drill_from_tile(window, qtbot, "overdue")
         assert dialog.model.total() == 9 and dialog.lead_view is not None
         hint = dialog.minimumSizeHint()  # list, lead view and bars fit a 1280x720 laptop under a title bar and taskbar
         assert hint.width() <= 1280 and hint.height() <= 660, hint
@@ -544,15 +550,7 @@ def test_reassign_by_keys_beside_the_lead_view(qtbot, server, api, db, desk, tmp
 
     window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
     try:
-        dashboard = window.dashboard
-        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
-            dashboard.refresh()
-        tile = dashboard.tiles["overdue"]
-        tile.setFocus()
-        QTest.keyClick(tile, Qt.Key.Key_Return)
-        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
-        dialog = window.findChildren(LeadListDialog)[0]
-        qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
+        dialog = drill_from_tile(window, qtbot, "overdue")
         dialog.activateWindow()
         qtbot.waitUntil(lambda: QApplication.focusWidget() is dialog.view, timeout=LOAD)
         view = dialog.lead_view
@@ -590,28 +588,18 @@ def test_reassign_by_keys_beside_the_lead_view(qtbot, server, api, db, desk, tmp
         close_desk(window)
 
 
+@pytest.mark.usefixtures("styled")
 def test_the_drill_list_shows_its_follow_up_column_beside_the_lead_view(qtbot, server, api, desk, tmp_path):
     """The app as wired, in the app's style sheet: the overdue list opened from the tile shows each lead's follow-up
     ("overdue by N days") without scrolling, at the dialog's own size and on a 1280 px laptop. The splitter once
     split by size hints: the empty lead view took half the dialog and the Follow-up column was out of sight."""
     from test_ui_desk import close_desk, open_desk
 
-    from crm_desktop.ui.app import style_sheet
     from crm_desktop.ui.worklist import COL_FOLLOW
 
-    app = QApplication.instance()
-    app.setStyleSheet(style_sheet())
     window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
     try:
-        dashboard = window.dashboard
-        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
-            dashboard.refresh()
-        tile = dashboard.tiles["overdue"]
-        tile.setFocus()
-        QTest.keyClick(tile, Qt.Key.Key_Return)
-        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
-        dialog = window.findChildren(LeadListDialog)[0]
-        qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
+        dialog = drill_from_tile(window, qtbot, "overdue")
         view = dialog.view
         for size in (None, (1280, 660)):
             if size is not None:
@@ -625,30 +613,18 @@ def test_the_drill_list_shows_its_follow_up_column_beside_the_lead_view(qtbot, s
         dialog.close()
     finally:
         close_desk(window)
-        app.setStyleSheet("")
 
 
+@pytest.mark.usefixtures("styled")
 def test_a_lead_opened_in_the_calls_list_fits_a_laptop_and_its_call_form_is_whole(qtbot, server, api, desk, tmp_path):
     """The app as wired, in the app's style sheet: the Calls-made list (a notes line over it) with a lead opened by
     Enter stays within a 1280x720 laptop's 660 px, and the call form keeps its rows' height (the lead view scrolls).
     The lead's summary once grew the dialog to 741 px and still squeezed the form: its fields were cut."""
     from test_ui_desk import close_desk, open_desk
 
-    from crm_desktop.ui.app import style_sheet
-
-    app = QApplication.instance()
-    app.setStyleSheet(style_sheet())
     window = open_desk(server, tmp_path, qtbot, "lead@demo.local")
     try:
-        dashboard = window.dashboard
-        with qtbot.waitSignal(dashboard.loaded, timeout=LOAD):
-            dashboard.refresh()
-        tile = dashboard.tiles["calls"]
-        tile.setFocus()
-        QTest.keyClick(tile, Qt.Key.Key_Return)
-        qtbot.waitUntil(lambda: bool(window.findChildren(LeadListDialog)), timeout=LOAD)
-        dialog = window.findChildren(LeadListDialog)[0]
-        qtbot.waitUntil(dialog.model.counted, timeout=LOAD)
+        dialog = drill_from_tile(window, qtbot, "calls")
         dialog.resize(1280, 660)
         dialog.activateWindow()
         qtbot.waitUntil(lambda: QApplication.focusWidget() is dialog.view, timeout=LOAD)
@@ -672,7 +648,6 @@ def test_a_lead_opened_in_the_calls_list_fits_a_laptop_and_its_call_form_is_whol
         dialog.close()
     finally:
         close_desk(window)
-        app.setStyleSheet("")
 
 
 def test_the_dashboard_tab_puts_the_keys_on_its_first_tile(qtbot, server, api, desk, tmp_path):

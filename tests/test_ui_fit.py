@@ -13,7 +13,6 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from serverproc import phone_for
 from test_ui_desk import close_desk, open_desk
 
-from crm_desktop.ui.app import style_sheet
 from crm_desktop.ui.main_window import UNTRUSTED_TEXT
 
 MAX_MIN_HEIGHT = 680
@@ -101,19 +100,12 @@ def test_quitting_with_unsent_leads_while_offline_warns_that_they_stay_on_this_p
 
 
 @pytest.mark.parametrize("width", [800, 900])
+@pytest.mark.usefixtures("styled")  # its paddings and bold decide what fits
 def test_the_status_bar_shows_who_is_signed_in_whole_on_a_narrow_window(
-    qapp, server, clean_db, tmp_path: Path, qtbot: Any, width: int
+    server, clean_db, tmp_path: Path, qtbot: Any, width: int
 ):
     """Who is signed in (name · role · branch), the queue and Send now stay whole; the sync line gives up its room
     first, elided, with its full text in the tooltip (at 800 px the branch was cut to "SOMAJIGUD")."""
-    qapp.setStyleSheet(style_sheet())  # its paddings and bold decide what fits
-    try:
-        _status_bar_at(server, tmp_path, qtbot, width)
-    finally:
-        qapp.setStyleSheet("")
-
-
-def _status_bar_at(server: Any, tmp_path: Path, qtbot: Any, width: int) -> None:
     window = open_desk(server, tmp_path, qtbot, "cre1@demo.local")
     try:
         window.resize(width, 760)

@@ -13,7 +13,6 @@ from PySide6.QtCore import QRect, Qt
 from PySide6.QtWidgets import QApplication, QComboBox, QScrollArea, QWidget
 from test_ui_desk import close_desk, open_desk
 
-from crm_desktop.ui.app import style_sheet
 from crm_desktop.ui.main_window import MainWindow
 
 K = Qt.Key
@@ -58,14 +57,6 @@ def settle(window: MainWindow, qtbot: Any, size: tuple[int, int]) -> None:
     for _ in range(3):
         QApplication.processEvents()
         qtbot.wait(5)
-
-
-@pytest.fixture
-def styled(qapp) -> Any:
-    """The app's style sheet, as the desk runs with it (its paddings and fonts decide what fits)."""
-    qapp.setStyleSheet(style_sheet())
-    yield
-    qapp.setStyleSheet("")
 
 
 @pytest.mark.usefixtures("styled")

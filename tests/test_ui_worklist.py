@@ -3,7 +3,6 @@ My leads, the lead view and its call form, search, the banner's F2, call-back re
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from PySide6.QtGui import QKeyEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox
 from serverproc import Api, new_lead, phone_for
+from serverproc import import_campaign as import_for
 from test_ui_desk import close_desk, open_desk, outbox_held
 
 from crm_desktop.core.models import LeadSummary, Op, OutboxState
@@ -27,23 +27,6 @@ from crm_desktop.ui.search import SearchModel
 from crm_desktop.ui.worklist import COL_FOLLOW, COL_NAME, ROW_ROLE, WorklistModel
 
 IST = ZoneInfo("Asia/Kolkata")
-
-
-def import_for(api: Api, email: str, names: list[str], first: int) -> None:
-    token = api.token("lead@demo.local")
-    rows = [{"customer_name": n, "phone": phone_for(first + i)} for i, n in enumerate(names)]
-    r = api.rpc(
-        "import_leads",
-        token,
-        batch={
-            "client_ref": str(uuid.uuid4()),
-            "source": "META",
-            "sub_source": "Meta Know",
-            "assign_to": [email],
-            "rows": rows,
-        },
-    )
-    assert r.status_code == 200 and r.json()["created"] == len(names), r.text
 
 
 def type_text(qtbot: Any, widget: Any, text: str) -> None:
@@ -494,13 +477,13 @@ def test_ctrl_2_puts_the_keys_on_the_list(window: MainWindow, api: Api, qtbot: A
     assert QApplication.focusWidget() is window.form.phone
 
 
+@pytest.mark.usefixtures("styled")
 def test_the_phone_and_overdue_by_show_whole_in_the_apps_font(
     server: Any, clean_db: Any, api: Api, tmp_path: Path, qtbot: Any
 ) -> None:
     """With the app's style sheet (10.5 pt, set by app.py before the window opens), the number a CRE dials and
     "overdue by N days" are not cut: the columns had pixel widths made for a smaller font, so at 1366 px My leads
     showed "+91 60028 27…" and "27 Nov — overdue by 3 d…"; the team lead's drill list cut them the same way."""
-    from crm_desktop.ui.app import style_sheet
     from crm_desktop.ui.reassign import lead_list_view
     from crm_desktop.ui.worklist import COL_PHONE
 
@@ -508,9 +491,6 @@ def test_the_phone_and_overdue_by_show_whole_in_the_apps_font(
     for n, days in ((700, 3), (701, 12)):
         lead = new_lead(phone_for(n), follow_up_date=(desk_today() - timedelta(days=days)).isoformat())
         assert api.rpc("create_lead", token, lead=lead).status_code == 200
-    app = QApplication.instance()
-    assert isinstance(app, QApplication)
-    app.setStyleSheet(style_sheet())
     window = open_desk(server, tmp_path, qtbot, "cre1@demo.local")
     try:
         window.resize(1366, 768)
@@ -536,21 +516,16 @@ def test_the_phone_and_overdue_by_show_whole_in_the_apps_font(
         drill.deleteLater()
     finally:
         close_desk(window)
-        app.setStyleSheet("")
 
 
+@pytest.mark.usefixtures("styled")
 def test_a_lead_opened_in_my_leads_keeps_the_window_within_a_laptop(
     server: Any, clean_db: Any, api: Api, tmp_path: Path, qtbot: Any
 ) -> None:
     """In the app's style sheet at 1280x720: Ctrl+2, Enter opens a lead, and the window's minimum height stays within
     the 680 px of test_ui_fit (the lead view scrolls, its call form keeps its rows' height). A lead's wrapped summary
     once made the window 747 px tall, past a 1280x720 laptop's screen."""
-    from crm_desktop.ui.app import style_sheet
-
     import_for(api, "cre1@demo.local", ["Anil Fresh", "Bina Fresh"], 600)
-    app = QApplication.instance()
-    assert isinstance(app, QApplication)
-    app.setStyleSheet(style_sheet())
     window = open_desk(server, tmp_path, qtbot, "cre1@demo.local")
     try:
         window.resize(1280, 720)
@@ -570,7 +545,6 @@ def test_a_lead_opened_in_my_leads_keeps_the_window_within_a_laptop(
         assert view.form.isAncestorOf(QApplication.focusWidget())
     finally:
         close_desk(window)
-        app.setStyleSheet("")
 
 
 def test_the_call_forms_alt_keys_are_its_own(window: MainWindow, api: Api, qtbot: Any) -> None:

@@ -4,7 +4,6 @@ a CRE's day, an outage with calls and new leads queued, the out-of-order sources
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from serverproc import Api, new_lead, phone_for
+from serverproc import import_campaign as import_for
 
 from crm_desktop.core.api import ApiClient
 from crm_desktop.core.models import Op, OutboxState
@@ -86,24 +86,6 @@ def desk(server: Any, clean_db: Any, tmp_path: Path) -> Iterator[Desk]:
     d = Desk(server, tmp_path, "cre1@demo.local")
     yield d
     d.close()
-
-
-def import_for(api: Api, email: str, names: list[str], first: int) -> None:
-    lead_token = api.token("lead@demo.local")
-    rows = [{"customer_name": n, "phone": phone_for(first + i)} for i, n in enumerate(names)]
-    r = api.rpc(
-        "import_leads",
-        lead_token,
-        batch={
-            "client_ref": str(uuid.uuid4()),
-            "source": "META",
-            "sub_source": "Meta Know",
-            "assign_to": [email],
-            "rows": rows,
-        },
-    )
-    assert r.status_code == 200, r.text
-    assert r.json()["created"] == len(names)
 
 
 def assign(api: Api, lead_ids: list[int], email: str) -> dict[str, Any]:
