@@ -99,7 +99,11 @@ def test_the_stored_rows_are_the_rows_005_built_at_read_time(api: Api, clean_db)
     # Rendered the same from a session in another time zone (the sequencer runs in whichever desk's session pulls).
     with clean_db.transaction():
         clean_db.execute("set local timezone = 'Asia/Kolkata'")
-        ist = clean_db.execute("select r.id, r.plain from _feed_rows_of(%s) r order by r.id", (ids,)).fetchall()
+        ist = clean_db.execute(
+            "select r.id, '[' || l.change_id || ', ' || r.plain from _feed_rows_of(%s) r join leads l on l.id = r.id"
+            " order by r.id",
+            (ids,),
+        ).fetchall()
     stored = clean_db.execute("select id, feed_row from leads where id = any(%s) order by id", (ids,)).fetchall()
     assert ist == stored
     # Byte for byte: the page's rows are 005's json_agg text (an old desk reads the same bytes).

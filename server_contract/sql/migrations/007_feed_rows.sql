@@ -4,8 +4,8 @@
 -- shift of desks at 09:00, or after a cache rebuild) and again after each change. lead_changes and lead_feed built
 -- each row at read time (24 values rendered as JSON, per-page dictionaries, timestamps as microseconds): ~16 and
 -- ~22 us per row of the database's CPU, times every desk. Here each lead keeps its feed rows ready:
---   * leads.feed_row: the lead as lead_changes sends it, after the change_id (`<lead_id>, <phone>, ..., <ps_email>]`,
---     exactly the text of 005's json_build_array in a UTC session);
+--   * leads.feed_row: the lead's row as lead_changes sends it (`[<change_id>, <lead_id>, ..., <ps_email>]`, exactly the
+--     text of 005's json_build_array in a UTC session; it holds the change_id, set in the same UPDATE);
 --   * leads.feed_compact: the lead in lead_feed's compact-1 encoding after the three columns whose codec depends on
 --     the previous row (change_id, lead_id, created_at: differences), every dictionary value as its id in
 --     feed_values (below).
@@ -151,7 +151,9 @@ begin
              order by change_id limit p_limit) x;
     if last is not null then
         perform _feed_values_add(ids);
-        update leads l set feed_row = r.plain, feed_compact = r.compact from _feed_rows_of(ids) r where l.id = r.id;
+        update leads l set feed_row = '[' || l.change_id || ', ' || r.plain, feed_compact = r.compact
+          from _feed_rows_of(ids) r
+         where l.id = r.id;
     end if;
     return last;
 end
@@ -169,8 +171,9 @@ declare
 begin
     if cardinality(ids) > 0 then
         perform _feed_values_add(ids);
-        update leads l set change_id = nextval('lead_change_seq'), feed_row = r.plain, feed_compact = r.compact
-          from _feed_rows_of(ids) r
+        update leads l set change_id = r.change_id, feed_row = '[' || r.change_id || ', ' || r.plain,
+                           feed_compact = r.compact
+          from (select f.*, nextval('lead_change_seq') as change_id from _feed_rows_of(ids) f) r
          where l.id = r.id;
     end if;
 end
@@ -241,8 +244,7 @@ begin
                                     'last_call_at', 'call_count', 'won_at', 'lost_at', 'updated_at',
                                     'test_drive_done', 'ps_email'),
         -- json_agg's text: elements joined by ", ". The cast checks the text is JSON (~3 us a row).
-        'rows', coalesce((select ('[' || string_agg('[' || p.change_id || ', ' || p.feed_row, ', '
-                                                    order by p.change_id) || ']')::json
+        'rows', coalesce((select ('[' || string_agg(p.feed_row, ', ' order by p.change_id) || ']')::json
                             from page p), '[]'::json),
         'next_since', coalesce(seen.last, since),
         'more', seen.rows = n,
