@@ -229,6 +229,25 @@ begin
 end
 $$;
 
+-- What both feeds do before reading a page: who may read it, a valid cursor, the sequencer of 002 (numbers committed,
+-- unnumbered rows after commit, see there; one caller at a time, the others read what is numbered), and the rows of
+-- the page's leads that were numbered without them.
+create function _feed_begin(since bigint, n int) returns void
+language plpgsql
+set search_path = public, pg_temp
+as $$
+begin
+    perform _caller(array['cre', 'team_lead', 'admin']);
+    if since is null or since < 0 then
+        perform _fail('invalid_cursor', 'since must be a change id >= 0.', 422, 'since');
+    end if;
+    if pg_try_advisory_xact_lock(hashtext('crm.lead_changes.sequencer')) then
+        perform _feed_sequence(20000);
+    end if;
+    perform _feed_fill(since, n);
+end
+$$;
+
 -- The plain feed: the same answer as 005's, byte for byte, from the stored rows.
 create or replace function lead_changes(since bigint, max_rows int default 5000) returns json
 language plpgsql
@@ -239,15 +258,7 @@ declare
     n int := least(greatest(coalesce(max_rows, 5000), 1), 20000);
     result json;
 begin
-    perform _caller(array['cre', 'team_lead', 'admin']);
-    if since is null or since < 0 then
-        perform _fail('invalid_cursor', 'since must be a change id >= 0.', 422, 'since');
-    end if;
-    -- The sequencer of 002: numbers committed, unnumbered rows after commit (see there), now with their rows.
-    if pg_try_advisory_xact_lock(hashtext('crm.lead_changes.sequencer')) then
-        perform _feed_sequence(20000);
-    end if;
-    perform _feed_fill(since, n);
+    perform _feed_begin(since, n);
 
     with page as (
         select l.change_id, l.feed_row
@@ -288,14 +299,7 @@ declare
     n int := least(greatest(coalesce(max_rows, 5000), 1), 10000);
     result json;
 begin
-    perform _caller(array['cre', 'team_lead', 'admin']);
-    if since is null or since < 0 then
-        perform _fail('invalid_cursor', 'since must be a change id >= 0.', 422, 'since');
-    end if;
-    if pg_try_advisory_xact_lock(hashtext('crm.lead_changes.sequencer')) then
-        perform _feed_sequence(20000);
-    end if;
-    perform _feed_fill(since, n);
+    perform _feed_begin(since, n);
 
     with page as materialized (
         select l.change_id, l.id, _feed_us(l.created_at) as c_us, l.feed_compact
@@ -346,5 +350,6 @@ $$;
 
 -- Private helpers; the two RPCs keep their grants (create or replace keeps them).
 revoke execute on function _feed_n(bigint), _feed_values_used(bigint[]), _feed_values_add(bigint[]),
-                           _feed_rows_of(bigint[]), _feed_fill(bigint, int), _feed_sequence(int), _profiles_refeed()
+                           _feed_rows_of(bigint[]), _feed_fill(bigint, int), _feed_sequence(int),
+                           _feed_begin(bigint, int), _profiles_refeed()
     from public, anon, authenticated;
