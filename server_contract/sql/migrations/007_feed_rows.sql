@@ -134,7 +134,8 @@ begin
                _feed_n(d_cre_id.id), _feed_n(d_category.id), _feed_n(d_model.id),
                _feed_n(_feed_us(l.follow_up_at) - t.us), _feed_n(_feed_us(l.last_call_at) - t.us),
                _feed_n(l.call_count), _feed_n(_feed_us(l.won_at) - t.us), _feed_n(_feed_us(l.lost_at) - t.us),
-               _feed_n(_feed_us(l.updated_at) - t.us), coalesce(l.test_drive_done::text, 'null'), _feed_n(d_ps_email.id)) || ']'
+               _feed_n(_feed_us(l.updated_at) - t.us), coalesce(l.test_drive_done::text, 'null'),
+               _feed_n(d_ps_email.id)) || ']'
       from leads l
      cross join lateral (select _feed_us(l.created_at) as us) t
       left join profiles c on c.id = l.cre_id
