@@ -17,13 +17,16 @@ Phases:
   5. import   10,000 campaign rows in batches of 1,000, 10 % of the numbers already leads
   6. feed     lead_changes from 0 to the end inside the database as the same user (the server-side figure), twice:
               as before (the database also reads the answer back: x -> 'rows', json_array_length), and the answer
-              only (its JSON text fetched, as PostgREST sends it; rows counted here, outside the timed part)
+              only (its JSON text fetched, as PostgREST sends it; rows counted here, outside the timed part); then
+              lead_changes and lead_feed from the rows 007 stores against their 005/006 bodies rendering at read
+              time (created in pg_temp from the migration files), alternating on the same pages
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -100,8 +103,14 @@ def top_up_calls(conn: psycopg.Connection[Any], want: int) -> dict[str, Any]:
 
 
 def random_lead_ids(conn: psycopg.Connection[Any], n: int, rng: random.Random) -> list[int]:
+    """n random ids of existing leads (the seed's skipped duplicate phones leave gaps in the ids)."""
     top = int(conn.execute("select max(id) from leads").fetchone()[0])  # type: ignore[index]
-    return [rng.randint(1, top) for _ in range(n)]
+    found: list[int] = []
+    while len(found) < n:
+        drawn = [rng.randint(1, top) for _ in range(2 * (n - len(found)))]
+        there = {int(r[0]) for r in conn.execute("select id from leads where id = any(%s)", (drawn,)).fetchall()}
+        found += [i for i in drawn if i in there][: n - len(found)]
+    return found
 
 
 def bench_log_call(server: Server, token: str, ids: list[int], rng: random.Random) -> dict[str, Any]:
@@ -208,6 +217,60 @@ def bench_import(server: Server, token: str, conn: psycopg.Connection[Any], rows
             "batch": lat_summary(batch_ms), **totals}  # fmt: skip
 
 
+MIGRATIONS = Path(__file__).resolve().parent.parent / "server_contract" / "sql" / "migrations"
+
+
+def read_time_feeds(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    """Create, in this session's pg_temp, the feeds as 005 (lead_changes) and 006 (lead_feed) rendered them at read
+    time, from their migration files, for an A/B against the stored rows of 007 on the same database and pages.
+    Returns {current function: its read-time twin}."""
+    twins = {}
+    for name, migration, create in [
+        ("lead_changes", "005_lead_life.sql", "create or replace function lead_changes("),
+        ("lead_feed", "006_compact_feed.sql", "create function lead_feed("),
+    ]:
+        text = (MIGRATIONS / migration).read_text(encoding="utf-8")
+        start = text.index(create)
+        body = text[start : text.index("$$;", text.index("as $$", start)) + 3]
+        conn.execute(body.replace(create, f"create or replace function pg_temp.{name}_read_time("))
+        twins[name] = f"pg_temp.{name}_read_time"
+    return twins
+
+
+def bench_feed_ab(conn: psycopg.Connection[Any], claims: dict[str, Any], rounds: int = 4) -> dict[str, Any]:
+    """Each feed's page (lead_changes 20,000 rows, lead_feed 10,000) rendered in the database, the current function
+    and its read-time twin alternately on the same pages spread over the feed; only the answer's length leaves the
+    database. The CPU the database spends per page served, both ways, under the same load."""
+    twins = read_time_feeds(conn)
+    top = int(conn.execute("select max(change_id) from leads").fetchone()[0])  # type: ignore[index]
+    out: dict[str, Any] = {}
+    for name, twin in twins.items():
+        n = 20_000 if name == "lead_changes" else 10_000
+        starts = [top * k // 6 for k in range(1, 5)]
+        ms: dict[str, list[float]] = {"stored": [], "read_time": []}
+        lengths: dict[str, list[int]] = {"stored": [], "read_time": []}
+        for _ in range(rounds):
+            for since in starts:
+                for kind, fn in (("read_time", twin), ("stored", name)):
+                    t0 = time.perf_counter()
+                    with as_user(conn, claims):
+                        length = conn.execute(f"select length({fn}(%s, %s)::text)", (since, n)).fetchone()[0]  # type: ignore[index]
+                    ms[kind].append((time.perf_counter() - t0) * 1000)
+                    lengths[kind].append(int(length))
+        out[name] = {
+            "page_rows": n,
+            **{
+                kind: {
+                    "page_ms_p50": round(statistics.median(v), 1),
+                    "rows_per_s": round(n / statistics.median(v) * 1000),
+                    "bytes_per_page": round(statistics.mean(lengths[kind])),
+                }
+                for kind, v in ms.items()
+            },
+        }
+    return out
+
+
 def bench_feed_db(
     conn: psycopg.Connection[Any], claims: dict[str, Any], page: int, *, answer_only: bool = False
 ) -> dict[str, Any]:
@@ -255,10 +318,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--import-rows", type=int, default=10_000)
     ap.add_argument("--feed-page", type=int, default=20_000)
     ap.add_argument("--json", type=Path, default=OUT / "bench_lead_life.json")
+    # Fresh each run by default: with a fixed seed a reused data dir already holds the import's "new" numbers, and
+    # the import phase then measures 10,000 exact duplicates.
+    ap.add_argument("--seed", type=int, default=None, help="workload RNG seed (default: fresh each run)")
     args = ap.parse_args(argv)
     OUT.mkdir(parents=True, exist_ok=True)
-    rng = random.Random(7)
-    report: dict[str, Any] = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "goals": GOALS}
+    workload_seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    rng = random.Random(workload_seed)
+    report: dict[str, Any] = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "goals": GOALS,
+        "workload_seed": workload_seed,
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
     cluster, server = start_seeded(crm_server_exe(), args.data_dir.resolve(), args.leads, report)
     conn = psycopg.connect(server.database_url, autocommit=True)
     try:
@@ -297,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
         say("[feed] the same, the answer only (no read-back in the database) ...")
         report["feed_db_answer"] = bench_feed_db(conn, jwt_claims(cre), args.feed_page, answer_only=True)
         say(f"[feed] {report['feed_db_answer']}")
+        say("[feed] stored rows (007) against rendering at read time (005/006), same pages, alternating ...")
+        report["feed_ab"] = bench_feed_ab(conn, jwt_claims(cre))
+        say(f"[feed] {report['feed_ab']}")
     finally:
         for t in ("legacy_lead_master", "legacy_duplicate_leads", "legacy_ps_followup", "legacy_call_attempts"):
             conn.execute(f"drop table if exists {t}")
@@ -315,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
           f" {report['feed_db']['bytes_per_row']} B/row   (goal >= 100k)")  # fmt: skip
     print(f"  ... the answer only        {report['feed_db_answer']['rows_per_s']:,} rows/s"
           "   (not read back by the database)")  # fmt: skip
+    for name, ab in report["feed_ab"].items():
+        print(f"  {name + ' in database':<25} {ab['stored']['rows_per_s']:,} rows/s from stored rows,"
+              f" {ab['read_time']['rows_per_s']:,} rendered at read time (same pages, alternating)")  # fmt: skip
     print(f"report: {args.json}")
     return 0
 

@@ -37,6 +37,15 @@ def both_pages(api: Api, token: str, since: int, max_rows: int) -> tuple[str, st
     return plain.text, compact.text
 
 
+def by_name(page: dict[str, Any]) -> dict[str, Any]:
+    """A page with its rows as {column: value}: a compact page may list its columns in another order (it names them;
+    lead_feed puts the three that are differences first)."""
+    return page | {
+        "columns": sorted(page["columns"]),
+        "rows": [dict(zip(page["columns"], r, strict=True)) for r in page["rows"]],
+    }
+
+
 def assert_same_pages(plain: str, compact: str, tmp: Path) -> None:
     """The decoded compact page is the plain page, value for value, and applies to the same cache rows."""
     decoded = decode_page(compact)
@@ -45,7 +54,7 @@ def assert_same_pages(plain: str, compact: str, tmp: Path) -> None:
     if page["more"]:  # the starts of the next pages: every max_rows-th change_id after this page
         ids = sorted(r[0] for r in json.loads(plain)["rows"])
         assert page["ahead"] and page["ahead"][0] > ids[-1]
-    assert json.loads(decoded) == json.loads(plain)
+    assert by_name(json.loads(decoded)) == by_name(json.loads(plain))
     with Store(tmp / "plain.sqlite3") as a, Store(tmp / "compact.sqlite3") as b, Store(tmp / "direct.sqlite3") as c:
         a.apply_feed_page(plain)
         b.apply_feed_page(decoded)

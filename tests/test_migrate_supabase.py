@@ -256,6 +256,9 @@ def test_seed_creates_users_the_way_supabase_auth_stores_them(supabase: str):
             " from auth.users u join auth.identities i on i.user_id = u.id where u.email = 'cre1@demo.local'"
         ).fetchone()
         assert row is not None
+        # The seed numbers its leads itself; their feed rows (007) are rendered too.
+        assert conn.execute("select count(*), count(feed_row), count(feed_compact) from leads").fetchone() == (
+            30, 30, 30)  # fmt: skip
         uid, instance, aud, role, hashed, confirmed, app_meta, *tokens, provider, provider_id, identity, i_email = row
         assert (instance, aud, role, confirmed) == ("00000000-0000-0000-0000-000000000000", "authenticated",
                                                     "authenticated", True)  # fmt: skip
