@@ -308,53 +308,66 @@ def _no_constant(text: str) -> Any:
 
 
 _JSON = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant)
-# (text, index) -> (value, end); StopIteration when no value starts there. What JSONDecoder.raw_decode calls; called
-# directly, ~0.4 us a row cheaper (one Python frame and a try less).
-_scan = make_scanner(_JSON)  # type: ignore[arg-type]  # typeshed types the C scanner's class, not its argument
 _SPACE = re.compile(r"[ \t\n\r]*")
+
+Scan = Callable[[str, int], tuple[Any, int]]
+
+
+def _scanner() -> Scan:
+    """The json module's scanner: (text, index) -> (value, end), StopIteration when no value starts there. What
+    JSONDecoder.raw_decode calls; called directly, ~0.4 us a row cheaper (a Python frame and a try less). One per
+    page: it keeps a memo of object keys between calls, so threads do not share one."""
+    return make_scanner(_JSON)  # type: ignore[arg-type]  # typeshed types the class, not the call
 
 
 def _skip(text: str, at: int) -> int:
     return _SPACE.match(text, at).end()  # type: ignore[union-attr]  # it matches the empty string too
 
 
-def _value(text: str, at: int) -> tuple[Any, int]:
+def _value(scan: Scan, text: str, at: int) -> tuple[Any, int]:
     try:
-        return _scan(text, at)
+        return scan(text, at)
     except StopIteration:
         raise NotPlain(f"no JSON value at {at}") from None
 
 
-def page_rows(text: str, tally: list[int] | None = None) -> Iterator[Any]:
-    """The rows of a feed page (JSON text): its top-level "rows" array, one parsed row at a time. When the array has
-    been read to its end, `tally` (if given) holds [number of rows]."""
-    n = 0
+def _rows_start(scan: Scan, text: str) -> int:
+    """Where the first row of a page's top-level "rows" array starts (or its "]"), the keys before it read over."""
     at = _skip(text, 0)
     if text[at : at + 1] != "{":
         raise NotPlain("the page is not a JSON object")
     at = _skip(text, at + 1)
     seen: set[str] = set()
     while text[at : at + 1] == '"':
-        key, at = _value(text, at)
-        if key in seen:  # SQLite and Python would take different ones
+        key, at = _value(scan, text, at)
+        if key in seen:  # SQLite and Python might take different ones
             raise NotPlain(f"the key {key!r} twice")
         seen.add(key)
         at = _skip(text, at)
         if text[at : at + 1] != ":":
             raise NotPlain("no ':' after a key")
         at = _skip(text, at + 1)
-        if key != "rows":
-            _, at = _value(text, at)  # the head: a few small values
-        elif text[at : at + 1] != "[":
-            raise NotPlain("rows is not an array")
-        else:
+        if key == "rows":
+            if text[at : at + 1] != "[":
+                raise NotPlain("rows is not an array")
+            return _skip(text, at + 1)
+        _, at = _value(scan, text, at)  # the head: a few small values
+        at = _skip(text, at)
+        if text[at : at + 1] == ",":
             at = _skip(text, at + 1)
-            if text[at : at + 1] == "]":
-                if tally is not None:
-                    tally[:] = [0]
-                return
+    raise NotPlain("the page has no rows array")
+
+
+def page_rows(text: str, tally: list[int] | None = None) -> Iterator[Any]:
+    """The rows of a feed page (JSON text): its top-level "rows" array, one parsed row at a time. When the array has
+    been read to its end, `tally` (if given) holds [number of rows]."""
+    scan = _scanner()
+    at = _rows_start(scan, text)
+    n = 0
+    if text[at : at + 1] != "]":
+        try:
             while True:
-                row, at = _value(text, at)
+                row, at = scan(text, at)
                 n += 1
                 yield row
                 # PostgreSQL separates the rows with ", ": test that before the general case.
@@ -363,16 +376,14 @@ def page_rows(text: str, tally: list[int] | None = None) -> Iterator[Any]:
                     continue
                 at = _skip(text, at)
                 if text[at : at + 1] == "]":
-                    if tally is not None:
-                        tally[:] = [n]
-                    return
+                    break
                 if text[at : at + 1] != ",":
                     raise NotPlain(f"no ',' or ']' after a row at {at}")
                 at = _skip(text, at + 1)
-        at = _skip(text, at)
-        if text[at : at + 1] == ",":
-            at = _skip(text, at + 1)
-    raise NotPlain("the page has no rows array")
+        except StopIteration:  # not let out of a generator (it would become a RuntimeError)
+            raise NotPlain(f"no JSON value at {at}") from None
+    if tally is not None:
+        tally[:] = [n]
 
 
 # NULL as the rows carry it to executemany: a NaN float, which SQLite binds as NULL (it never stores a NaN). sqlite3
