@@ -9,8 +9,8 @@ How a desk reads it: the store decodes a compact page row by row in Python (`com
 module) and upserts the rows with executemany; a page holding anything off the server's shapes is left to the SQL
 decoder, which reads the page straight into the cache in one statement (`compact_select` + `load_dicts`: SQLite's
 ``json_each`` + window sums, dictionaries as a temp table). The SQL decoder came first and is the reference: SQLite
-3.40 parses a row's text again for every cell it reads, ~24 us per row at 24 columns on the dev VM against ~14 for
-the Python decoder and executemany (issue 12; bench/bench_apply.py). Decoding into a plain page first
+3.40 parses a row's text again for every cell it reads, ~25-28 us per row at 24 columns on the dev VM against ~14-19
+for the Python decoder and its upsert (issue 12; bench/bench_apply.py). Decoding into a plain page first
 (`decode_page`) and parsing that again cost twice that. `decode_page` stays for tests and tools: the plain page it
 gives is what `lead_changes` sends for the same rows, value for value, and the cache rows either way are the same
 (tests/test_feed.py).
@@ -280,12 +280,12 @@ def decode_feed(text: str) -> tuple[str, tuple[int, ...]]:
 
 
 # -- the same decoding in Python, row by row ------------------------------------------------------------------------
-# What the store applies a compact page with (`compact_rows` + executemany of the cache's upsert): ~2x cheaper per row
-# than the SQL above, which SQLite 3.40 runs by parsing a row's text again for every cell it reads (~20 us of ~30 per
-# row at 24 columns on the dev VM). The page is walked one row at a time (one C call of the json scanner each), never
-# parsed whole: `json.loads` of a 5,000-row page held the interpreter lock (and so the GUI) ~12 ms, and its 65k
-# objects woke the garbage collector. Here every row's objects are freed before the next is read, and executemany
-# releases the lock around each row's insert.
+# What the store applies a compact page with (`compact_rows`, staged with executemany, then one upsert: cache.py):
+# ~14-19 us per row against ~25-28 for the SQL above (bench/bench_apply.py, minimum of 5 runs at load 2-3 on the dev
+# VM), which SQLite 3.40 runs by parsing a row's text again for every cell it reads. The page is walked one row at a
+# time (one C call of the json scanner each, ~2-3 us), never parsed whole: `json.loads` of a 5,000-row page held the
+# interpreter lock (and so the GUI) ~12 ms, and its 65k objects woke the garbage collector. Here every row's objects
+# are freed before the next is read, and executemany releases the lock around each row's insert.
 #
 # It gives exactly what the SQL gives, down to the text of `sources`; where that is not obviously so, it does not
 # guess: anything off the shape the server sends (a float, a value of the wrong type, an index outside its dictionary,
@@ -387,8 +387,8 @@ def page_rows(text: str, tally: list[int] | None = None) -> Iterator[Any]:
 
 
 # NULL as the rows carry it to executemany: a NaN float, which SQLite binds as NULL (it never stores a NaN). sqlite3
-# (3.11) binds None only after looking for an adapter for it, ~0.4 us per None; a row holds ~6 (bench_apply.py: 24
-# values bound in ~3.7 us with NaN, ~6-8 with None). No real float reaches a row: the decoder refuses them.
+# (3.11) binds None only after looking for an adapter for it, ~0.4 us per None, and a row holds ~6: binding a row's
+# 24 values took ~3.7 us with NaN, 6-8 with None (dev VM). No real float reaches a row: the decoder refuses them.
 NULL = float("nan")
 
 
