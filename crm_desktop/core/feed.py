@@ -9,7 +9,7 @@ How a desk reads it: the store decodes a compact page row by row in Python (`com
 module) and upserts the rows with executemany; a page holding anything off the server's shapes is left to the SQL
 decoder, which reads the page straight into the cache in one statement (`compact_select` + `load_dicts`: SQLite's
 ``json_each`` + window sums, dictionaries as a temp table). The SQL decoder came first and is the reference: SQLite
-3.40 parses a row's text again for every cell it reads, ~25-28 us per row at 24 columns on the dev VM against ~14-19
+3.40 parses a row's text again for every cell it reads, ~28 us per row at 24 columns on the dev VM against ~14-19
 for the Python decoder and its upsert (issue 12; bench/bench_apply.py). Decoding into a plain page first
 (`decode_page`) and parsing that again cost twice that. `decode_page` stays for tests and tools: the plain page it
 gives is what `lead_changes` sends for the same rows, value for value, and the cache rows either way are the same
@@ -281,7 +281,7 @@ def decode_feed(text: str) -> tuple[str, tuple[int, ...]]:
 
 # -- the same decoding in Python, row by row ------------------------------------------------------------------------
 # What the store applies a compact page with (`compact_rows`, staged with executemany, then one upsert: cache.py):
-# ~14-19 us per row against ~25-28 for the SQL above (bench/bench_apply.py, minimum of 5 runs at load 2-3 on the dev
+# ~14-19 us per row against ~28 for the SQL above (bench/bench_apply.py, minimum of 5 runs at load 1-3 on the dev
 # VM), which SQLite 3.40 runs by parsing a row's text again for every cell it reads. The page is walked one row at a
 # time (one C call of the json scanner each, ~2-3 us), never parsed whole: `json.loads` of a 5,000-row page held the
 # interpreter lock (and so the GUI) ~12 ms, and its 65k objects woke the garbage collector. Here every row's objects
