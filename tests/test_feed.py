@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from serverproc import Api, new_lead, phone_for
 from test_store import _pg_text
 
+from crm_desktop.core import feed
 from crm_desktop.core.api import ApiClient
+from crm_desktop.core.cache import _STORED_COLUMNS, FeedHead
 from crm_desktop.core.feed import decode_page
 from crm_desktop.core.store import Store
 from crm_desktop.core.sync import SyncEngine
@@ -27,6 +29,35 @@ from crm_desktop.core.sync import SyncEngine
 def cache_rows(path: Path) -> list[tuple[Any, ...]]:
     with sqlite3.connect(path) as conn:
         return conn.execute("SELECT * FROM lead_cache ORDER BY phone").fetchall()
+
+
+def sql_decoded(page: str, head: FeedHead) -> list[tuple[Any, ...]]:
+    """A compact page's rows as the SQL decoder gives them to the cache's upsert (the path before the Python one,
+    and still its fallback), ordered by phone."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        feed.load_dicts(conn, head.dicts)
+        rows = conn.execute(feed.compact_select(head.columns, head.codecs, _STORED_COLUMNS), {"page": page})
+        return sorted(rows.fetchall(), key=lambda r: (r[2] is None, r[2] or ""))
+    finally:
+        conn.close()
+
+
+def python_decoded(page: str, head: FeedHead) -> list[tuple[Any, ...]]:
+    """The same rows from the Python decoder the store applies compact pages with, as SQLite binds them (raises where
+    the store would leave the page to the SQL decoder, e.g. a list sqlite3 cannot bind)."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(f"CREATE TABLE bound ({', '.join(_STORED_COLUMNS)})")  # no types: values are kept as bound
+        marks = ", ".join("?" for _ in _STORED_COLUMNS)
+        conn.executemany(
+            f"INSERT INTO bound VALUES ({marks})",
+            feed.compact_rows(page, head.columns, head.codecs, head.dicts, _STORED_COLUMNS),
+        )
+        rows = conn.execute("SELECT * FROM bound").fetchall()
+    finally:
+        conn.close()
+    return sorted(rows, key=lambda r: (r[2] is None, r[2] or ""))
 
 
 def both_pages(api: Api, token: str, since: int, max_rows: int) -> tuple[str, str]:
@@ -66,6 +97,8 @@ def assert_same_pages(plain: str, compact: str, tmp: Path) -> None:
         assert (applied.rows, applied.next_since, applied.more) == (len(page["rows"]), page["next_since"], page["more"])
     rows = cache_rows(tmp / "plain.sqlite3")
     assert rows == cache_rows(tmp / "compact.sqlite3") == cache_rows(tmp / "direct.sqlite3")
+    # ... and the store took its Python decoder for the server's page (no fallback to the SQL one), value for value.
+    assert python_decoded(compact, head) == sql_decoded(compact, head)
 
 
 def test_every_column_of_a_compact_page_decodes_to_what_lead_changes_sends(api: Api, clean_db, tmp_path: Path):
@@ -135,6 +168,114 @@ def test_odd_text_and_any_microsecond_round_trip(
     cre = api.token("cre1@demo.local")
     plain, compact = both_pages(api, cre, 0, 100)
     assert_same_pages(plain, compact, tmp_path_factory.mktemp("odd"))
+
+
+# lead_feed's layout (migration 006): the 24 columns of lead_changes with their codecs.
+_LAYOUT = (
+    ("change_id", "delta"), ("lead_id", "delta"), ("phone", "raw"), ("uid", "raw"), ("customer_name", "raw"),
+    ("sources", "sources"), ("lead_status", "dict"), ("final_status", "dict"), ("cre_name", "dict"),
+    ("ps_name", "dict"), ("branch", "dict"), ("created_at", "created"), ("follow_up_date", "day"), ("cre_id", "dict"),
+    ("lead_category", "dict"), ("model_interested", "dict"), ("follow_up_at", "at"), ("last_call_at", "at"),
+    ("call_count", "raw"), ("won_at", "at"), ("lost_at", "at"), ("updated_at", "at"), ("test_drive_done", "bool"),
+    ("ps_email", "dict"),
+)  # fmt: skip
+_US = 10**6
+_dict_value = st.none() | _pg_text | st.integers(-3, 3) | st.booleans()
+# Cells a server never sends but a page could hold: the Python decoder must leave them to the SQL one, or give
+# exactly what it gives.
+_odd_cell = st.sampled_from(
+    [2.5, -1, 10**6, 10**20, -(10**20), "7", "", [], [[0, 0, 0]], [[0, 0]], [["0", 0, 0]], {"a": 1}, True, False, None]
+)
+
+
+@st.composite
+def compact_pages(draw: st.DrawFn, odd: bool) -> tuple[str, FeedHead]:
+    """A compact page (JSON text as the server spells it, or indented, ASCII-escaped or not) and its head."""
+    dicts = {c: draw(st.lists(_dict_value, max_size=4)) for c, k in _LAYOUT if k == "dict"}
+    dicts["source"] = draw(st.lists(_dict_value, min_size=1, max_size=3))
+    dicts["sub_source"] = draw(st.lists(_dict_value, min_size=1, max_size=3))
+
+    def index(name: str) -> st.SearchStrategy[int | None]:
+        return st.none() | st.integers(0, len(dicts[name]) - 1) if dicts[name] else st.none()
+
+    seen = st.tuples(index("source"), index("sub_source"), st.just(0) | st.integers(-(10**12), 10**12)).map(list)
+    cell = {
+        "raw": st.none() | st.integers(0, 60) | _pg_text,
+        "bool": st.sampled_from([None, 0, 1]),
+        "delta": st.integers(-1000, 10**6),
+        "created": st.integers(-(10**14), 10**14),
+        "day": st.none() | st.integers(-800, 800),
+        "at": st.none() | st.just(0) | st.integers(-(10**12), 10**13),
+        "sources": st.lists(seen, max_size=3),
+    }
+    rows = []
+    for i in range(draw(st.integers(0, 6))):
+        row = [draw(index(c)) if k == "dict" else draw(cell[k]) for c, k in _LAYOUT]
+        row[2] = f"+9163{i:08d}"  # phone: the cache's key, one per row
+        row[3] = draw(_pg_text)  # uid, customer_name: NOT NULL text
+        row[4] = draw(_pg_text)
+        if i == 0:
+            row[11] = 1_764_000_000 * _US + draw(
+                st.integers(-(10**15), 10**15)
+            )  # created_at: absolute, years ~1938-2039
+        rows.append(row)
+    if odd and rows:
+        row = draw(st.sampled_from(rows))
+        if draw(st.booleans()):
+            row[draw(st.integers(0, len(row) - 1))] = draw(_odd_cell)
+        else:
+            del row[draw(st.integers(0, len(row) - 1))]  # a row of the wrong width
+    page = {"encoding": "compact-1", "columns": [c for c, _ in _LAYOUT], "codecs": [k for _, k in _LAYOUT],
+            "dicts": dicts, "rows": rows, "next_since": 1, "more": False, "remaining": 0}  # fmt: skip
+    style = draw(st.sampled_from([{}, {"ensure_ascii": False}, {"indent": 1}, {"separators": (",", ":")}]))
+    head = FeedHead(tuple(page["columns"]), 1, False, 0, "compact-1", tuple(page["codecs"]), json.dumps(dicts))
+    return json.dumps(page, **style), head
+
+
+@settings(max_examples=300, deadline=None)
+@given(page=compact_pages(odd=False))
+def test_the_python_decoder_gives_what_the_sql_decoder_gives(page: tuple[str, FeedHead]):
+    """Any page in the server's shapes, odd text and any microsecond included: the store's Python decoder reads it
+    itself (no fallback) and gives the SQL decoder's values, `sources`' JSON text byte for byte."""
+    text, head = page
+    assert python_decoded(text, head) == sql_decoded(text, head)
+
+
+@settings(max_examples=300, deadline=None)
+@given(page=compact_pages(odd=True))
+def test_a_cell_off_the_servers_shapes_is_left_to_the_sql_decoder_or_read_the_same(page: tuple[str, FeedHead]):
+    """A float, an index outside its dictionary, a string for a number, a short row...: the Python decoder never
+    gives other values than the SQL decoder; it either gives the same or raises, and the store then applies the page
+    with the SQL decoder (which says what is wrong, or reads it as before)."""
+    from crm_desktop.core.cache import _LEFT_TO_SQL
+
+    text, head = page
+    try:
+        mine = python_decoded(text, head)
+    except _LEFT_TO_SQL:
+        return
+    assert mine == sql_decoded(text, head)
+
+
+def test_the_store_applies_a_page_its_python_decoder_leaves_with_the_sql_one(tmp_path: Path, caplog):
+    """Through the store: a page with an index outside its dictionary (the SQL decoder reads NULL) and a float is
+    applied exactly as before this decoder existed (the plain page decode_page makes from it), and said in the log."""
+    columns = [c for c, _ in _LAYOUT]
+    row = [3, 9, "+919800000001", "WI-1", "Asha", [[0, 5, 0]], 7, 0, None, None, None, 1_764_000_000_000_000, 3,
+           None, None, None, None, 1_000_000, 2.0, None, None, 0, 1, None]  # fmt: skip
+    page = json.dumps({"encoding": "compact-1", "columns": columns, "codecs": [k for _, k in _LAYOUT],
+                       "dicts": {"final_status": ["Pending"], "source": ["WALK-IN"], "sub_source": ["Showroom"]},
+                       "rows": [row], "next_since": 3, "more": False, "remaining": 0})  # fmt: skip
+    with Store(tmp_path / "direct.sqlite3") as direct, Store(tmp_path / "plain.sqlite3") as plain:
+        with caplog.at_level("INFO", logger="crm_desktop.core.cache"):
+            applied = direct.apply_feed_page(page)
+        assert (applied.rows, applied.applied, direct.sync_cursor()) == (1, 1, 3)
+        assert "applied by the SQL decoder" in caplog.text
+        plain.apply_feed_page(decode_page(page))
+    rows = cache_rows(tmp_path / "direct.sqlite3")
+    assert rows == cache_rows(tmp_path / "plain.sqlite3")
+    assert json.loads(rows[0][5]) == [{"at": "2025-11-24T16:00:00+00:00", "source": "WALK-IN", "sub_source": None}]
+    assert rows[0][6] is None and rows[0][18] == 2.0  # lead_status index 7 of none; call_count 2.0 as SQLite read it
 
 
 def test_a_plain_page_passes_the_decoder_unchanged_and_unknown_encodings_are_refused():

@@ -5,13 +5,15 @@ share one office link, so a first sync of a million leads was ~270 MB per desk. 
 with repeated values as indexes into a per-page dictionary, growing numbers and timestamps as differences, and
 nothing rounded (see 006_compact_feed.sql for the codecs).
 
-How a desk reads it: the store decodes a compact page straight into the cache, in the same one-statement upsert it
-uses for a plain page (`compact_select` + `load_dicts`, called by `Store.apply_feed_page`): SQLite does the work
-(``json_each`` + window sums, dictionaries as a temp table), with the interpreter lock released. Decoding it into a
-plain page first (`decode_page`) and parsing that again made SQLite read every cell twice: ~35 us per row each way
-at 24 columns on the dev VM, and the first sync was CPU-bound on it (issue 12). `decode_page` stays for tests and
-tools: the plain page it gives is what `lead_changes` sends for the same rows, value for value, and the cache rows
-either way are the same (tests/test_feed.py).
+How a desk reads it: the store decodes a compact page row by row in Python (`compact_rows`, at the end of this
+module) and upserts the rows with executemany; a page holding anything off the server's shapes is left to the SQL
+decoder, which reads the page straight into the cache in one statement (`compact_select` + `load_dicts`: SQLite's
+``json_each`` + window sums, dictionaries as a temp table). The SQL decoder came first and is the reference: SQLite
+3.40 parses a row's text again for every cell it reads, ~28 us per row at 24 columns on the dev VM against ~14-19
+for the Python decoder and its upsert (issue 12; bench/bench_apply.py). Decoding into a plain page first
+(`decode_page`) and parsing that again cost twice that. `decode_page` stays for tests and tools: the plain page it
+gives is what `lead_changes` sends for the same rows, value for value, and the cache rows either way are the same
+(tests/test_feed.py).
 
 A page without ``"encoding"`` is a plain page and is returned as is; an encoding or codec this desk does not know
 raises ValueError (the sync retries; it never misreads a newer server's page).
@@ -23,7 +25,11 @@ import json
 import re
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
+from datetime import date
 from functools import lru_cache
+from json.scanner import make_scanner
+from typing import Any
 
 ENCODING = "compact-1"
 CODECS = frozenset({"raw", "bool", "delta", "dict", "created", "at", "day", "sources"})
@@ -271,3 +277,283 @@ def decode_feed(text: str) -> tuple[str, tuple[int, ...]]:
         raise ValueError(f"the compact feed page cannot be decoded ({exc})") from exc
     ahead = json.loads(head["ahead"]) if kind.get("ahead") == "array" else []
     return str(row[0]), tuple(int(x) for x in ahead if isinstance(x, int))
+
+
+# -- the same decoding in Python, row by row ------------------------------------------------------------------------
+# What the store applies a compact page with (`compact_rows`, staged with executemany, then one upsert: cache.py):
+# ~14-19 us per row against ~28 for the SQL above (bench/bench_apply.py, minimum of 5 runs at load 1-3 on the dev
+# VM), which SQLite 3.40 runs by parsing a row's text again for every cell it reads. The page is walked one row at a
+# time (one C call of the json scanner each, ~2-3 us), never parsed whole: `json.loads` of a 5,000-row page held the
+# interpreter lock (and so the GUI) ~12 ms, and its 65k objects woke the garbage collector. Here every row's objects
+# are freed before the next is read, and executemany releases the lock around each row's insert.
+#
+# It gives exactly what the SQL gives, down to the text of `sources`; where that is not obviously so, it does not
+# guess: anything off the shape the server sends (a float, a value of the wrong type, an index outside its dictionary,
+# a timestamp outside years 1-9999, a row of the wrong width, ...) raises `NotPlain` or a TypeError / ValueError /
+# KeyError / OverflowError on the way, and the store applies that page with the SQL decoder instead (which also
+# says what is wrong with a broken page). tests/test_feed.py compares both on the server's pages, odd text included.
+
+
+class NotPlain(ValueError):
+    """The compact page holds something the Python decoder leaves to the SQL one (see above)."""
+
+
+def _no_float(text: str) -> Any:
+    # SQLite and Python may round a decimal differently in the last bit; the feed sends integers only.
+    raise NotPlain(f"a float in a compact page ({text})")
+
+
+def _no_constant(text: str) -> Any:
+    raise NotPlain(f"{text} in a compact page")
+
+
+_JSON = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant)
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+Scan = Callable[[str, int], tuple[Any, int]]
+
+
+def _scanner() -> Scan:
+    """The json module's scanner: (text, index) -> (value, end), StopIteration when no value starts there. What
+    JSONDecoder.raw_decode calls; called directly, ~0.4 us a row cheaper (a Python frame and a try less). One per
+    page: it keeps a memo of object keys between calls, so threads do not share one."""
+    return make_scanner(_JSON)  # type: ignore[arg-type]  # typeshed types the class, not the call
+
+
+def _skip(text: str, at: int) -> int:
+    return _SPACE.match(text, at).end()  # type: ignore[union-attr]  # it matches the empty string too
+
+
+def _value(scan: Scan, text: str, at: int) -> tuple[Any, int]:
+    try:
+        return scan(text, at)
+    except StopIteration:
+        raise NotPlain(f"no JSON value at {at}") from None
+
+
+def _rows_start(scan: Scan, text: str) -> int:
+    """Where the first row of a page's top-level "rows" array starts (or its "]"), the keys before it read over."""
+    at = _skip(text, 0)
+    if text[at : at + 1] != "{":
+        raise NotPlain("the page is not a JSON object")
+    at = _skip(text, at + 1)
+    seen: set[str] = set()
+    while text[at : at + 1] == '"':
+        key, at = _value(scan, text, at)
+        if key in seen:  # SQLite and Python might take different ones
+            raise NotPlain(f"the key {key!r} twice")
+        seen.add(key)
+        at = _skip(text, at)
+        if text[at : at + 1] != ":":
+            raise NotPlain("no ':' after a key")
+        at = _skip(text, at + 1)
+        if key == "rows":
+            if text[at : at + 1] != "[":
+                raise NotPlain("rows is not an array")
+            return _skip(text, at + 1)
+        _, at = _value(scan, text, at)  # the head: a few small values
+        at = _skip(text, at)
+        if text[at : at + 1] == ",":
+            at = _skip(text, at + 1)
+    raise NotPlain("the page has no rows array")
+
+
+def page_rows(text: str, tally: list[int] | None = None) -> Iterator[Any]:
+    """The rows of a feed page (JSON text): its top-level "rows" array, one parsed row at a time. When the array has
+    been read to its end, `tally` (if given) holds [number of rows]."""
+    scan = _scanner()
+    at = _rows_start(scan, text)
+    n = 0
+    if text[at : at + 1] != "]":
+        try:
+            while True:
+                row, at = scan(text, at)
+                n += 1
+                yield row
+                # PostgreSQL separates the rows with ", ": test that before the general case.
+                if text[at : at + 2] == ", ":
+                    at += 2
+                    continue
+                at = _skip(text, at)
+                if text[at : at + 1] == "]":
+                    break
+                if text[at : at + 1] != ",":
+                    raise NotPlain(f"no ',' or ']' after a row at {at}")
+                at = _skip(text, at + 1)
+        except StopIteration:  # not let out of a generator (it would become a RuntimeError)
+            raise NotPlain(f"no JSON value at {at}") from None
+    if tally is not None:
+        tally[:] = [n]
+
+
+# NULL as the rows carry it to executemany: a NaN float, which SQLite binds as NULL (it never stores a NaN). sqlite3
+# (3.11) binds None only after looking for an adapter for it, ~0.4 us per None, and a row holds ~6: binding a row's
+# 24 values took ~3.7 us with NaN, 6-8 with None (dev VM). No real float reaches a row: the decoder refuses them.
+NULL = float("nan")
+
+
+def _sql_value(v: object) -> object:
+    """A dictionary entry as the SQL value json_each gives for it (the cache stores that)."""
+    if v is None:
+        return NULL
+    if isinstance(v, (str, int)):
+        return int(v) if isinstance(v, bool) else v
+    raise NotPlain(f"a {type(v).__name__} in a page dictionary")
+
+
+def _json_text(v: object) -> str:
+    """A dictionary entry spelled as SQLite's json_quote spells it (sources' text): same escapes as json.dumps
+    without ensure_ascii (\\" \\\\ \\b \\f \\n \\r \\t, other controls as \\u00xx, the rest as is)."""
+    if v is None or isinstance(v, (str, int)):
+        return json.dumps(v, ensure_ascii=False)
+    raise NotPlain(f"a {type(v).__name__} in a page dictionary")
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+_LAST_ORDINAL = date.max.toordinal()
+_HH_MM = [f"T{h:02d}:{m:02d}:" for h in range(24) for m in range(60)]  # by minute of the day
+_SS = [f"{s:02d}" for s in range(60)]
+
+
+def _clock() -> tuple[Callable[[int], str], Callable[[int], str]]:
+    """(ts, day) for one page: integer microseconds since the epoch → the text of the SQL decoder's `_ts`
+    (``2026-11-28T10:00:00.12345+00:00``: fraction without trailing zeros, none when whole); a day number → the
+    date text of the day codec. A day's text is made once per page (a page spans a few hundred days). ~1 us a
+    timestamp on the dev VM; `datetime` arithmetic and isoformat() take longer and keep trailing zeros."""
+    days: dict[int, str] = {}
+
+    def day(n: int) -> str:
+        text = days.get(n)
+        if text is None:
+            if not 1 <= _EPOCH_ORDINAL + n <= _LAST_ORDINAL:  # beyond years 1-9999 SQLite gives NULL or year 0
+                raise NotPlain(f"day {n} is outside years 1-9999")
+            text = days[n] = date.fromordinal(_EPOCH_ORDINAL + n).isoformat()
+        return text
+
+    def ts(us: int) -> str:
+        secs, frac = divmod(us, 1_000_000)
+        n, sod = divmod(secs, 86_400)
+        minute, sec = divmod(sod, 60)
+        d = days.get(n) or day(n)
+        if not frac:
+            return f"{d}{_HH_MM[minute]}{_SS[sec]}+00:00"
+        if frac % 10:
+            return f"{d}{_HH_MM[minute]}{_SS[sec]}.{frac:06d}+00:00"
+        return f"{d}{_HH_MM[minute]}{_SS[sec]}.{frac:06d}".rstrip("0") + "+00:00"
+
+    return ts, day
+
+
+def _sources_text(
+    sources: dict[Any, str], subs: dict[Any, str], ts: Callable[[int], str]
+) -> Callable[[Any, int, str], str]:
+    """The `sources` codec: [[source, sub_source, microseconds after created_at], ...] → the JSON text the SQL
+    decoder builds (json_object per entry in json_group_array, or the same text spelled out for one entry)."""
+
+    def text(cell: Any, created_us: int, created: str) -> str:
+        if type(cell) is not list:
+            raise NotPlain("a sources cell that is not a list")
+        if len(cell) == 1 and type(entry := cell[0]) is list:  # nearly every lead: one source
+            a, b, dt = entry  # ValueError for another width
+            at = created if dt == 0 else ts(created_us + dt)
+            return f'[{{"at":"{at}","source":{sources[a]},"sub_source":{subs[b]}}}]'
+        parts = []
+        for entry in cell:
+            if type(entry) is not list:
+                raise NotPlain("a sources entry that is not a list")
+            a, b, dt = entry
+            at = created if dt == 0 else ts(created_us + dt)
+            parts.append(f'{{"at":"{at}","source":{sources[a]},"sub_source":{subs[b]}}}')
+        return "[" + ",".join(parts) + "]"
+
+    return text
+
+
+@lru_cache(maxsize=8)
+def _row_function(columns: tuple[str, ...], codecs: tuple[str, ...], wanted: tuple[str, ...]) -> Callable[..., Any]:
+    """A generator function, made for one page layout: (rows, dictionaries by column position, ts, day, sources) →
+    a tuple per row in `wanted` order with the SQL values `compact_select` gives (NULL as `NULL`; a column the page
+    lacks is NULL, call_count 0).
+
+    Its source is built from the layout only (names and codecs checked by `_check`, column positions as integers;
+    no value of a page is ever spelled into it), so each cell is one inline expression and a row one tuple display,
+    with no call per cell but the timestamps and sources."""
+    _check(columns, codecs)
+    at = {c: i for i, c in enumerate(columns)}
+    ci = codecs.index("created")
+    sums = [i for i, c in enumerate(codecs) if c in ("delta", "created")]
+    lines = [
+        "def rows(page, D, ts, day, source_text):",
+        *[f"    d{i} = D[{i}]" for i, c in enumerate(codecs) if c == "dict"],
+        *[f"    s{i} = 0" for i in sums],
+        "    for r in page:",
+        f"        if type(r) is not list or len(r) != {len(columns)}:",
+        "            raise NotPlain('a row that is not an array of the page width')",
+        *[f"        s{i} += r[{i}]" for i in sums],
+        f"        created = ts(s{ci})",
+        f"        cday = s{ci} // {24 * 3600 * 1_000_000}",
+    ]
+    cells = []
+    for c in wanted:
+        i = at.get(c)
+        if i is None:
+            cells.append("0" if c == "call_count" else "NULL")
+            continue
+        codec = codecs[i]
+        if c == "call_count":  # coalesce(..., 0)
+            cell = f"(0 if (v := r[{i}]) is None else v)" if codec in ("raw", "bool") else None
+        elif codec == "raw":
+            cell = f"r[{i}]"  # None binds as NULL too, only slower; the server sends none here but call_count
+        elif codec == "bool":
+            cell = f"(NULL if (v := r[{i}]) is None else v)"
+        elif codec == "delta":
+            cell = f"s{i}"
+        elif codec == "created":
+            cell = "created"
+        elif codec == "dict":
+            cell = f"d{i}[r[{i}]]"
+        elif codec == "at":
+            cell = f"(NULL if (v := r[{i}]) is None else created if v == 0 else ts(s{ci} + v))"
+        elif codec == "day":
+            cell = f"(NULL if (v := r[{i}]) is None else day(cday + v))"
+        else:  # sources
+            cell = f"source_text(r[{i}], s{ci}, created)"
+        if cell is None:  # call_count with another codec: a layout no server sends; the SQL decoder reads it
+            raise NotPlain(f"call_count as {codec}")
+        cells.append(cell)
+    lines.append(f"        yield ({', '.join(cells)},)")
+    namespace: dict[str, Any] = {"NotPlain": NotPlain, "NULL": NULL}
+    exec(compile("\n".join(lines), f"<compact rows {len(columns)} columns>", "exec"), namespace)
+    rows: Callable[..., Any] = namespace["rows"]
+    return rows
+
+
+def compact_rows(
+    text: str,
+    columns: tuple[str, ...],
+    codecs: tuple[str, ...],
+    dicts: str | None,
+    wanted: tuple[str, ...],
+    tally: list[int] | None = None,
+) -> Iterator[tuple[Any, ...]]:
+    """A compact page's rows (`text`: the page; `dicts`: its "dicts" object as JSON text, or None), decoded one at a
+    time into tuples in `wanted` order for executemany: the values `compact_select` gives, NULL as `NULL` (a NaN:
+    bind them, do not compare them). Raises NotPlain (or TypeError, ValueError, KeyError, OverflowError) where the
+    SQL decoder must decide (see above), also while iterating. `tally`: as for `page_rows`."""
+    found = _JSON.decode(dicts) if dicts is not None else {}
+    if not isinstance(found, dict):
+        raise NotPlain("dicts is not an object")
+    lists = {k: v for k, v in found.items() if isinstance(v, list)}  # as the SQL: other entries are ignored
+
+    def lookup(name: str, spell: Callable[[object], Any], null: object) -> dict[Any, Any]:
+        table: dict[Any, Any] = {None: null}
+        table.update((i, spell(v)) for i, v in enumerate(lists.get(name, ())))
+        return table
+
+    # By column position; an index outside its dictionary is a KeyError (the SQL gives NULL: it decides then).
+    tables = {
+        i: lookup(c, _sql_value, NULL) for i, (c, k) in enumerate(zip(columns, codecs, strict=True)) if k == "dict"
+    }
+    ts, day = _clock()
+    source_text = _sources_text(lookup("source", _json_text, "null"), lookup("sub_source", _json_text, "null"), ts)
+    return _row_function(columns, codecs, wanted)(page_rows(text, tally), tables, ts, day, source_text)
