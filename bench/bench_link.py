@@ -110,10 +110,15 @@ def fresh_store(base: Path, name: str) -> tuple[Store, Path]:
     return store, path
 
 
+# The desks sign in as CREs; the app's CRE desk leaves the team lead's cache indexes out (cache.TEAM_INDEXES).
+# --team-indexes builds them too, as a team lead's desk does.
+TEAM_INDEXES = False
+
+
 def first_sync(api: ApiClient, base: Path, name: str, page_size: int, cap: int | None = None) -> dict[str, Any]:
     """One desk's first sync into an empty cache (stops after `cap` rows when given)."""
     store, path = fresh_store(base, name)
-    engine = SyncEngine(api, path, page_size=page_size)
+    engine = SyncEngine(api, path, page_size=page_size, team_indexes=TEAM_INDEXES)
     if cap:
 
         def stop_at_cap(p: Any) -> None:
@@ -223,7 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--server-exe", default=crm_server_exe())
     ap.add_argument("--label", default="", help="free text saved with the figures (e.g. before/after)")
     ap.add_argument("--json", type=Path, default=OUT / "bench_link.json")
+    ap.add_argument("--team-indexes", action="store_true", help="desks build the team lead's cache indexes too")
     args = ap.parse_args(argv)
+    global TEAM_INDEXES
+    TEAM_INDEXES = args.team_indexes
     OUT.mkdir(parents=True, exist_ok=True)
     workload_seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "big")
     rng = random.Random(workload_seed)
@@ -231,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     page_size = args.page_size or SyncEngine.__init__.__kwdefaults__["page_size"]
     report: dict[str, Any] = {
         "label": args.label,
+        "team_indexes": args.team_indexes,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "started_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "machine": {"cores": psutil.cpu_count(), "note": "shared with other work"},

@@ -102,3 +102,33 @@ def schema(path: Path) -> dict[str, str]:
 
 if __name__ == "__main__":
     desk_main(*sys.argv[1:4])
+
+
+def test_a_cre_desks_first_sync_skips_the_team_leads_indexes_and_a_team_leads_pull_builds_them(
+    server, api: Api, clean_db, tmp_path: Path
+):
+    """SyncEngine.team_indexes, as the session sets it by role: a CRE's large first sync ends without the team
+    lead's cache indexes (and with everything else); the same cache pulled by a team lead's desk gets them."""
+    from crm_desktop.core.cache import TEAM_INDEXES
+
+    cre = api.token("cre2@demo.local")
+    for i in range(30):
+        assert api.rpc("create_lead", cre, lead=new_lead(phone_for(6000 + i), customer_name=f"Caller {i}")).is_success
+    path = tmp_path / "desk.sqlite3"
+    client = ApiClient(server.url, server.anon_key)
+    client.login("cre1@demo.local", "demo1234")
+    store, _ = Store.open_or_rebuild(path)
+    try:
+        engine = SyncEngine(client, path, page_size=PAGE, team_indexes=False)
+        engine.bulk_fill_min = 1
+        assert engine.pull(store) == 30
+        with sqlite3.connect(path) as conn:
+            have = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE sql IS NOT NULL")}
+        assert {name for _, name, _ in _deferrable()} - TEAM_INDEXES <= have and not TEAM_INDEXES & have
+        assert SyncEngine(client, path, page_size=PAGE, team_indexes=True).pull(store) == 0
+        with sqlite3.connect(path) as conn:
+            have = {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE sql IS NOT NULL")}
+        assert {name for _, name, _ in _deferrable()} <= have
+    finally:
+        store.close()
+        client.close()

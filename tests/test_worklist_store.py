@@ -447,3 +447,30 @@ def test_the_lists_are_right_while_a_first_sync_fills_without_its_indexes(store:
     assert wanted <= indexes()
     assert names(store.worklist_page(OTHER, WorkList.OVERDUE, TODAY)) == ["Last Page", "Second Page"]
     assert not store.finish_bulk_fill()  # nothing missing: a check of the schema
+
+
+def test_a_cre_desk_fills_without_the_team_leads_indexes_and_a_team_lead_desk_builds_them(store: Store) -> None:
+    """A CRE's desk reads its own leads from my_leads and searches by name, UID and last digits: its bulk fill leaves
+    the team lead's indexes out (~15 s of a 1M-lead first sync) and keeps its own; the same cache on a team lead's
+    desk (the user promoted) builds them at the next pull's end. The lists are right either way."""
+    import json
+
+    from crm_desktop.core.cache import LIST_INDEXES, TEAM_INDEXES
+
+    def objects() -> set[str]:
+        return {r[0] for r in store._cache_db().execute("SELECT name FROM sqlite_master WHERE sql IS NOT NULL")}
+
+    assert {name for name, _ in LIST_INDEXES} == TEAM_INDEXES
+    assert store.begin_bulk_fill()
+    rows = [row(1, name="Asha Lead", follow="2026-11-27"), row(2, name="Other Lead", follow="2026-11-26", cre=OTHER)]
+    store.apply_feed_page(json.dumps({"columns": COLUMNS, "rows": rows, "next_since": 2, "more": False}))
+    assert store.finish_bulk_fill(team_indexes=False)
+    built = objects()
+    assert {"lead_cache_uid", "lead_cache_last4", "lead_names_insert", "lead_names_update"} <= built
+    assert not TEAM_INDEXES & built
+    assert not store.finish_bulk_fill(team_indexes=False)  # nothing a CRE desk wants is missing
+    assert [r.customer_name for r in store.search("asha")] == ["Asha Lead"]
+    assert names(store.worklist_page(OTHER, WorkList.OVERDUE, TODAY)) == ["Other Lead"]  # right, if unindexed
+    assert store.finish_bulk_fill(team_indexes=True)
+    assert objects() >= TEAM_INDEXES
+    assert names(store.worklist_page(OTHER, WorkList.OVERDUE, TODAY)) == ["Other Lead"]

@@ -119,6 +119,12 @@ LIST_INDEXES: tuple[tuple[str, str], ...] = (
     ),
 )
 
+# Who reads lead_cache through them: a team lead (another CRE's lists, the dashboard's drill-down). A CRE's desk
+# reads its own leads from my_leads and searches by name, UID and last digits, never through these. So a CRE desk's
+# bulk fill leaves them out (~15 s of a 1M-lead first sync on the dev VM, and a random insert per row of every pull
+# after it); a team lead's desk builds whichever are missing at the end of its next pull (SyncEngine.team_indexes).
+TEAM_INDEXES = frozenset(name for name, _ in LIST_INDEXES)
+
 # -- schema -------------------------------------------------------------------------------------------------------
 # Each migration is a tuple of statements, run in one transaction with the user_version bump. Statements, not a
 # script: sqlite3's executescript() commits first, which would break the all-or-nothing migration.
@@ -679,13 +685,18 @@ class CacheStore(StoreBase):
         log.info("first sync: cache indexes are built when it has caught up")
         return True
 
-    def finish_bulk_fill(self) -> bool:
+    def finish_bulk_fill(self, *, team_indexes: bool = True) -> bool:
         """Build whatever a bulk fill dropped (indexes; the name index from the cached rows, then its triggers), in
-        one transaction. Cheap when nothing is missing (one read of the schema). True when something was built."""
+        one transaction; the team lead's indexes (TEAM_INDEXES) only when `team_indexes`. Cheap when nothing is
+        missing (one read of the schema). True when something was built."""
         with self._blame("cache"):
             conn = self._cache_db()
             present = {n for (n,) in conn.execute("SELECT name FROM sqlite_master").fetchall()}
-            missing = [(kind, name, sql) for kind, name, sql in _deferrable() if name not in present]
+            missing = [
+                (kind, name, sql)
+                for kind, name, sql in _deferrable()
+                if name not in present and (team_indexes or name not in TEAM_INDEXES)
+            ]
             if not missing:
                 return False
             started = time.monotonic()

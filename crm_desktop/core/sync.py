@@ -126,6 +126,7 @@ class SyncEngine:
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
         rng: random.Random | None = None,
+        team_indexes: bool = True,
     ) -> None:
         self.api = api
         self.store_path = Path(store_path)
@@ -134,6 +135,9 @@ class SyncEngine:
         # A first sync into an empty cache at least this large builds the cache's secondary indexes once at the end
         # instead of row by row (Store.begin_bulk_fill): smaller ones are not worth the rebuild.
         self.bulk_fill_min = BULK_FILL_MIN
+        # Whether this desk keeps the team lead's indexes of the cache (cache.TEAM_INDEXES): the session says so by
+        # the signed-in role. False: a bulk fill leaves them out; True: a pull builds any that are missing.
+        self.team_indexes = team_indexes
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.listeners = Listeners()
@@ -379,7 +383,7 @@ class SyncEngine:
             finished = True
             if not self._stop.is_set():
                 # Caught up: a first sync's deferred indexes are built now (also when it was resumed after a close).
-                store.finish_bulk_fill()
+                store.finish_bulk_fill(team_indexes=self.team_indexes)
         finally:
             if ahead is not None:
                 ahead.shutdown(wait=True, cancel_futures=True)

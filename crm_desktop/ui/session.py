@@ -55,7 +55,9 @@ class DeskSession(QObject):
         self.store_path = store_path
         self.busy_timeout_ms = busy_timeout_ms  # how long a pool thread's Store waits for a file another holds
         self.profile = profile
-        self.engine = SyncEngine(api, store_path, poll_interval=poll_interval)
+        # A CRE's desk never reads the cache the way a team lead's lists and drill-downs do: it skips their indexes.
+        team = profile.get("role") in ("team_lead", "admin")
+        self.engine = SyncEngine(api, store_path, poll_interval=poll_interval, team_indexes=team)
         self.bridge = SyncBridge(self.engine, self)
         # Keyed by thread id, not threading.local: a QThreadPool thread gets a fresh Python thread state for each job,
         # so a threading.local forgot its Store after every lookup and each job opened (and leaked) a new connection.
