@@ -174,10 +174,19 @@ def bench_initial(
 
 
 def bench_incremental(
-    api: ApiClient, other: ApiClient, path: Path, runs: int, per_run: int, rng: random.Random, phones: PhoneMaker
+    api: ApiClient,
+    other: ApiClient,
+    path: Path,
+    runs: int,
+    per_run: int,
+    rng: random.Random,
+    phones: PhoneMaker,
+    *,
+    team_indexes: bool = False,
 ) -> dict[str, Any]:
     store = Store(path)
-    engine = SyncEngine(api, path)  # the app's default page size
+    # The app's default page size; the same desk as the first sync (a CRE's builds no team lead's index here).
+    engine = SyncEngine(api, path, team_indexes=team_indexes)
     ms: list[float] = []
     pulled: list[int] = []
     create_ms: list[float] = []
@@ -258,9 +267,16 @@ def bench_lookup(path: Path, n: int, rng: random.Random) -> dict[str, Any]:
 
 
 def bench_outbox(
-    api: ApiClient, path: Path, n: int, gap: float, rng: random.Random, phones: PhoneMaker
+    api: ApiClient,
+    path: Path,
+    n: int,
+    gap: float,
+    rng: random.Random,
+    phones: PhoneMaker,
+    *,
+    team_indexes: bool = False,
 ) -> dict[str, Any]:
-    engine = SyncEngine(api, path)
+    engine = SyncEngine(api, path, team_indexes=team_indexes)
     queued_at: dict[str, float] = {}
     done_at: dict[str, float] = {}
     states: Counter[str] = Counter()
@@ -394,7 +410,9 @@ def main(argv: list[str] | None = None) -> int:
 
         # 3. incremental
         say(f"[incremental] {args.inc_runs} x ({args.inc_leads} create_lead as cre2, then one timed pull) ...")
-        inc = bench_incremental(api, other, keep_path, args.inc_runs, args.inc_leads, rng, phones)
+        inc = bench_incremental(
+            api, other, keep_path, args.inc_runs, args.inc_leads, rng, phones, team_indexes=args.team_indexes
+        )
         report["incremental"] = inc
         say(
             f"[incremental] pull of {args.inc_leads} new leads: p50 {inc['pull_ms']['p50_ms']} ms, p99"
@@ -416,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # 5. outbox
         say(f"[outbox] engine running; {args.outbox} leads enqueued {args.outbox_gap * 1000:g} ms apart ...")
-        ob = bench_outbox(api, keep_path, args.outbox, args.outbox_gap, rng, phones)
+        ob = bench_outbox(api, keep_path, args.outbox, args.outbox_gap, rng, phones, team_indexes=args.team_indexes)
         report["outbox"] = ob
         e = ob["enqueue_to_done_ms"]
         say(

@@ -307,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         other = login(server.url, server.anon_key, "cre2@demo.local")
         say(f"[inc] {args.inc_runs} x ({args.inc_leads} create_lead as cre2, then one timed pull via the link) ...")
         up0, down0 = proxy.counters()
-        inc = bench_incremental(link_api, other, keep_path, args.inc_runs, args.inc_leads, rng, phones)
+        inc = bench_incremental(
+            link_api, other, keep_path, args.inc_runs, args.inc_leads, rng, phones, team_indexes=TEAM_INDEXES
+        )
         up1, down1 = proxy.counters()
         inc["wire_bytes_per_pull"] = round(((up1 - up0) + (down1 - down0)) / max(args.inc_runs + 1, 1))
         report["link_incremental"] = inc
@@ -319,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # 6. queued lead -> server answer through the link, engine running
         say(f"[outbox] engine through the link; {args.outbox} leads {args.outbox_gap * 1000:g} ms apart ...")
-        ob = bench_outbox(link_api, keep_path, args.outbox, args.outbox_gap, rng, phones)
+        ob = bench_outbox(link_api, keep_path, args.outbox, args.outbox_gap, rng, phones, team_indexes=TEAM_INDEXES)
         report["link_outbox"] = ob
         e = ob["enqueue_to_done_ms"]
         say(f"[outbox] enqueue -> answer via the link: p50 {e['p50_ms']} ms, p99 {e['p99_ms']} ms ({ob['done']} done)")
