@@ -1,6 +1,7 @@
 """The compact feed (lead_feed, 006) against the plain one (lead_changes), on the real server, through the real
-decoder and store: every column comes back exactly, odd text included; an old server's page still applies; a gzipped
-and a plain answer give the same cache; a desk talking to a server without lead_feed falls back."""
+decoder and store: every column comes back exactly, odd text included; an old server's page still applies; a zstd, a
+gzipped and a plain answer give the same cache; a desk talking to a server without lead_feed falls back; the server
+compresses as the client's Accept-Encoding asks."""
 
 from __future__ import annotations
 
@@ -323,18 +324,19 @@ def test_a_compact_page_the_store_cannot_read_changes_nothing(tmp_path: Path):
 
 class EdgeTransport(httpx.HTTPTransport):
     """The real server behind an edge that can play an older server (no lead_feed: PostgREST's 404 PGRST202) and
-    can strip Accept-Encoding (a gateway that never compresses); records what went through."""
+    can rewrite Accept-Encoding (`accept`: "identity" for a gateway that never compresses, "gzip" for one without
+    zstd); records what went through."""
 
-    def __init__(self, *, old_server: bool = False, plain: bool = False) -> None:
+    def __init__(self, *, old_server: bool = False, accept: str | None = None) -> None:
         super().__init__()
         self.old_server = old_server
-        self.plain = plain
+        self.accept = accept
         self.calls: list[tuple[str, int, str]] = []  # (rpc, since, content-encoding)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         name = request.url.path.rsplit("/", 1)[-1]
-        if self.plain:
-            request.headers["Accept-Encoding"] = "identity"
+        if self.accept is not None:
+            request.headers["Accept-Encoding"] = self.accept
         if name == "lead_feed" and self.old_server:
             body = {"code": "PGRST202", "message": "Could not find the function public.lead_feed", "details": None,
                     "hint": None}  # fmt: skip
@@ -360,24 +362,48 @@ def synced_desk(server, tmp_path: Path, name: str, transport: EdgeTransport, pag
     return path
 
 
-def test_gzipped_and_plain_answers_and_an_old_server_give_the_same_cache(server, api: Api, clean_db, tmp_path: Path):
+def test_zstd_gzipped_and_plain_answers_and_an_old_server_give_the_same_cache(
+    server, api: Api, clean_db, tmp_path: Path
+):
     cre = api.token("cre2@demo.local")
     for i in range(150):
         assert api.rpc("create_lead", cre, lead=new_lead(phone_for(3000 + i), customer_name=f"Caller {i}")).is_success
 
-    gz = EdgeTransport()
-    plain = EdgeTransport(plain=True)
+    zs = EdgeTransport()  # the desk's own Accept-Encoding
+    gz = EdgeTransport(accept="gzip")
+    plain = EdgeTransport(accept="identity")
     old = EdgeTransport(old_server=True)
-    caches = [cache_rows(synced_desk(server, tmp_path, n, t)) for n, t in (("gz", gz), ("plain", plain), ("old", old))]
+    desks = (("zs", zs), ("gz", gz), ("plain", plain), ("old", old))
+    caches = [cache_rows(synced_desk(server, tmp_path, n, t)) for n, t in desks]
 
-    assert len(caches[0]) == 150 and caches[0] == caches[1] == caches[2]
-    # Pages of 40 rows are over the server's 4 KB threshold: compressed when asked for, plain when not.
+    assert len(caches[0]) == 150 and caches[0] == caches[1] == caches[2] == caches[3]
+    # Pages of 40 rows are over the server's 4 KB threshold: compressed as asked (zstd first), plain when not.
+    assert {(n, e) for n, _, e in zs.calls} == {("lead_feed", "zstd")}
     assert {(n, e) for n, _, e in gz.calls} == {("lead_feed", "gzip")}
     assert {(n, e) for n, _, e in plain.calls} == {("lead_feed", "")}
     # The old server is asked for lead_feed once; then the desk stays on lead_changes.
     assert old.calls[0] == ("lead_feed", -1, "") and {n for n, _, _ in old.calls[1:]} == {"lead_changes"}
     # The same pages (lead_feed asks for up to three at once, so they may complete out of order).
     assert sorted(s for _, s, _ in gz.calls) == sorted(s for _, s, _ in old.calls[1:])
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [("zstd, gzip", "zstd"), ("gzip, zstd;q=0", "gzip"), ("ZSTD;Q=0.5", "zstd"), ("br, gzip", "gzip"), ("*", ""),
+     ("identity", "")],
+)  # fmt: skip
+def test_the_server_compresses_as_the_client_asks(server, api: Api, clean_db, accept: str, expected: str):
+    cre = api.token("cre2@demo.local")
+    for i in range(60):
+        assert api.rpc("create_lead", cre, lead=new_lead(phone_for(3300 + i), customer_name=f"Caller {i}")).is_success
+    headers = {"apikey": server.anon_key, "Authorization": f"Bearer {cre}", "Accept-Encoding": accept}
+    with httpx.Client(base_url=server.url, headers=headers) as http:
+        big = http.post("/rest/v1/rpc/lead_feed", json={"since": 0, "max_rows": 60})
+        small = http.get("/health")
+    assert big.status_code == 200 and len(big.json()["rows"]) == 60  # decoded by httpx whatever the encoding
+    assert big.headers.get("content-encoding", "") == expected
+    assert "accept-encoding" in big.headers.get("vary", "").lower() or not expected
+    assert small.headers.get("content-encoding") is None  # under 4 KB: not worth it
 
 
 def test_a_busy_server_is_backed_off_with_jitter_and_its_retry_after_is_kept(tmp_path: Path):
