@@ -15,6 +15,9 @@ Modes (each --runs times; the minimum and median per row, wall and CPU of this p
   sql       the same pages through the one-statement SQL decoder (the path before; still the fallback)
   decode    `feed.compact_rows` alone, no SQLite write
   plain     `apply_feed_page` of the captured `lead_changes` pages (an old server's), per row
+  ahead     what the sync does: `cache.decode_ahead` of each page on one decoding thread (head, decode, staged
+            image) while this thread applies the page before it (`apply_feed_page(..., ready)`); wall per row is
+            the pipeline's rate with no server on the machine
 Then `finish_bulk_fill` of the python mode's cache (what a first sync ends with), at the captured size.
 
 --capture N: start the seeded reference server on --data-dir (bench_server.start_seeded; seeds it to --leads first
@@ -33,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bench_server import OUT, crm_server_exe, say, start_seeded, stop_seeded
@@ -104,6 +108,10 @@ def run_mode(mode: str, store: Store, compact: list[str], heads: list[FeedHead],
                 n += 1
     elif mode == "plain":
         n = sum(store.apply_feed_page(t).rows for t in plain)
+    elif mode == "ahead":
+        with ThreadPoolExecutor(max_workers=1) as decoder:
+            for ready in decoder.map(cache.decode_ahead, compact):  # map submits every page at once: fine for 10
+                n += store.apply_feed_page(ready.text, ready.head, ready).rows
     else:
         raise SystemExit(f"unknown mode {mode}")
     return n
@@ -116,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, default=OUT / "pgdata2", help="seeded PostgreSQL dir (--capture)")
     ap.add_argument("--leads", type=int, default=1_000_000, help="leads on the server (--capture)")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--modes", default="head,python,sql,decode,plain")
+    ap.add_argument("--modes", default="head,python,sql,decode,plain,ahead")
     ap.add_argument("--owner", default=None, help="desk owner (cre_id) of the caches: my_leads is kept too")
     args = ap.parse_args(argv)
     if args.capture:
@@ -145,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                     store.set_desk_owner(args.owner)
                 wall, cpu, rows = timed(lambda mode=mode, store=store: run_mode(mode, store, compact, heads, plain))
                 results[mode].append((wall, cpu, compact_count if mode == "head" else rows))
-                if mode in ("python", "sql", "plain") and run == 0:
+                if mode in ("python", "sql", "plain", "ahead") and run == 0:
                     kept[mode] = rows_of(store)
                 if mode == "python" and run == args.runs - 1:
                     w0 = time.perf_counter()
@@ -164,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     if finish:
         say(f"[finish] finish_bulk_fill of {results['python'][0][2]:,} rows: {finish[-1]:.2f} s")
-    if "python" in kept and "sql" in kept:
-        say(f"[check ] python and sql modes left the same cache rows: {kept['python'] == kept['sql']}")
+    for other in ("sql", "ahead"):
+        if "python" in kept and other in kept:
+            same = kept["python"] == kept[other]
+            say(f"[check ] python and {other} modes left the same cache rows: {same}")
     if "python" in kept and "plain" in kept:
         common = {r[0] for r in kept["plain"]} & {r[0] for r in kept["python"]}
         a = [r for r in kept["python"] if r[0] in common]

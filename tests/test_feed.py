@@ -21,7 +21,7 @@ from test_store import _pg_text
 
 from crm_desktop.core import feed
 from crm_desktop.core.api import ApiClient
-from crm_desktop.core.cache import _STORED_COLUMNS, FeedHead
+from crm_desktop.core.cache import _STORED_COLUMNS, FeedHead, decode_ahead
 from crm_desktop.core.feed import decode_page
 from crm_desktop.core.store import Store
 from crm_desktop.core.sync import SyncEngine
@@ -61,6 +61,22 @@ def python_decoded(page: str, head: FeedHead) -> list[tuple[Any, ...]]:
     return sorted(rows, key=lambda r: (r[2] is None, r[2] or ""))
 
 
+def staged_decoded(page: str) -> list[tuple[Any, ...]] | None:
+    """The rows the sync's decoding thread stages for the store (cache.decode_ahead's database image), read back as
+    the store's upsert reads them; None when it left the page to the SQL decoder."""
+    ready = decode_ahead(page)
+    if ready.staged is None:
+        return None
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.deserialize(ready.staged)
+        rows = conn.execute("SELECT * FROM feed_rows").fetchall()
+    finally:
+        conn.close()
+    assert ready.rows == len(rows)
+    return sorted(rows, key=lambda r: (r[2] is None, r[2] or ""))
+
+
 def both_pages(api: Api, token: str, since: int, max_rows: int) -> tuple[str, str]:
     plain = api.rpc("lead_changes", token, since=since, max_rows=max_rows)
     # lead_feed says where the next pages start; lead_changes does not: compare the rest.
@@ -87,17 +103,27 @@ def assert_same_pages(plain: str, compact: str, tmp: Path) -> None:
         ids = sorted(r[0] for r in json.loads(plain)["rows"])
         assert page["ahead"] and page["ahead"][0] > ids[-1]
     assert by_name(json.loads(decoded)) == by_name(json.loads(plain))
-    with Store(tmp / "plain.sqlite3") as a, Store(tmp / "compact.sqlite3") as b, Store(tmp / "direct.sqlite3") as c:
+    with (
+        Store(tmp / "plain.sqlite3") as a,
+        Store(tmp / "compact.sqlite3") as b,
+        Store(tmp / "direct.sqlite3") as c,
+        Store(tmp / "staged.sqlite3") as d,
+    ):
         a.apply_feed_page(plain)
         b.apply_feed_page(decoded)
-        # What the sync does: the compact page decoded by SQLite straight into the cache, no plain page between.
+        # The compact page decoded by the store itself, no plain page between.
         head = c.read_feed_head(compact)
         assert head.encoding == "compact-1" and head.codecs == tuple(page["codecs"])
         assert head.ahead == tuple(page.get("ahead", ()))
         applied = c.apply_feed_page(compact, head)
         assert (applied.rows, applied.next_since, applied.more) == (len(page["rows"]), page["next_since"], page["more"])
+        # What the sync does: decoded and staged on its decoding thread, then applied in one statement.
+        ready = decode_ahead(compact)
+        assert ready.head == head and ready.staged is not None
+        assert d.apply_feed_page(compact, head, ready) == applied
     rows = cache_rows(tmp / "plain.sqlite3")
     assert rows == cache_rows(tmp / "compact.sqlite3") == cache_rows(tmp / "direct.sqlite3")
+    assert rows == cache_rows(tmp / "staged.sqlite3")
     # ... and the store took its Python decoder for the server's page (no fallback to the SQL one), value for value.
     assert python_decoded(compact, head) == sql_decoded(compact, head)
 
@@ -239,7 +265,7 @@ def test_the_python_decoder_gives_what_the_sql_decoder_gives(page: tuple[str, Fe
     """Any page in the server's shapes, odd text and any microsecond included: the store's Python decoder reads it
     itself (no fallback) and gives the SQL decoder's values, `sources`' JSON text byte for byte."""
     text, head = page
-    assert python_decoded(text, head) == sql_decoded(text, head)
+    assert python_decoded(text, head) == sql_decoded(text, head) == staged_decoded(text)
 
 
 @settings(max_examples=300, deadline=None)
@@ -251,11 +277,13 @@ def test_a_cell_off_the_servers_shapes_is_left_to_the_sql_decoder_or_read_the_sa
     from crm_desktop.core.cache import _LEFT_TO_SQL
 
     text, head = page
+    staged = staged_decoded(text)  # the sync's decoding thread: the same choice and values
     try:
         mine = python_decoded(text, head)
     except _LEFT_TO_SQL:
+        assert staged is None
         return
-    assert mine == sql_decoded(text, head)
+    assert mine == sql_decoded(text, head) == staged
 
 
 def test_the_store_applies_a_page_its_python_decoder_leaves_with_the_sql_one(tmp_path: Path, caplog):
@@ -273,8 +301,12 @@ def test_the_store_applies_a_page_its_python_decoder_leaves_with_the_sql_one(tmp
         assert (applied.rows, applied.applied, direct.sync_cursor()) == (1, 1, 3)
         assert "applied by the SQL decoder" in caplog.text
         plain.apply_feed_page(decode_page(page))
+    with Store(tmp_path / "ahead.sqlite3") as ahead:  # as the sync does: its decoding thread left the page too
+        ready = decode_ahead(page)
+        assert ready.head is not None and ready.staged is None
+        assert ahead.apply_feed_page(page, ready.head, ready) == applied
     rows = cache_rows(tmp_path / "direct.sqlite3")
-    assert rows == cache_rows(tmp_path / "plain.sqlite3")
+    assert rows == cache_rows(tmp_path / "plain.sqlite3") == cache_rows(tmp_path / "ahead.sqlite3")
     assert json.loads(rows[0][5]) == [{"at": "2025-11-24T16:00:00+00:00", "source": "WALK-IN", "sub_source": None}]
     assert rows[0][6] is None and rows[0][18] == 2.0  # lead_status index 7 of none; call_count 2.0 as SQLite read it
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -427,6 +428,102 @@ def _compact_upsert(columns: tuple[str, ...], codecs: tuple[str, ...]) -> str:
     )
 
 
+def feed_head(conn: sqlite3.Connection, text: str) -> FeedHead:
+    """`Store.read_feed_head` on any SQLite connection: json_each reads the page, no table is touched. A thread
+    fetching pages ahead reads their heads on a connection of its own (`decode_ahead`)."""
+    try:
+        # One parse of the top level; the rows' value is not copied out, only its type.
+        found = conn.execute(_PAGE_HEAD, {"page": text}).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "malformed JSON" in str(exc):
+            raise ValueError("the feed page is not JSON") from exc
+        raise
+    kind = {key: typ for key, typ, _ in found}
+    head: dict[str, Any] = {key: value for key, _, value in found}
+    if (kind.get("rows"), kind.get("columns"), kind.get("next_since")) != ("array", "array", "integer"):
+        raise ValueError("the feed page is not a JSON object with columns, rows and next_since")
+    next_since = int(head["next_since"])
+    if next_since < 0:
+        raise ValueError("next_since must be >= 0")
+    cols = json.loads(head["columns"])
+    if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
+        raise ValueError("the feed page's columns are not a list of names")
+    remaining = int(head["remaining"]) if kind.get("remaining") == "integer" else 0
+    more = kind.get("more") == "true"
+    if "encoding" not in head:
+        return FeedHead(tuple(cols), next_since, more, remaining)
+    codecs = json.loads(head["codecs"]) if kind.get("codecs") == "array" else None
+    if not isinstance(codecs, list) or not all(isinstance(c, str) for c in codecs):
+        raise ValueError("the compact feed page's codecs are not a list of names")
+    feed.check_compact(head["encoding"], tuple(cols), tuple(codecs))
+    ahead = json.loads(head["ahead"]) if kind.get("ahead") == "array" else []
+    return FeedHead(
+        tuple(cols),
+        next_since,
+        more,
+        remaining,
+        encoding=str(head["encoding"]),
+        codecs=tuple(codecs),
+        dicts=head["dicts"] if kind.get("dicts") == "object" else None,
+        ahead=tuple(int(x) for x in ahead if isinstance(x, int)),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReadyPage:
+    """A feed page as the sync's decoding thread leaves it (`decode_ahead`): its text, its head (None when it did not
+    read: the apply reads it again and says why) and, for a compact page the Python decoder took, its rows staged in a
+    SQLite database image (`staged`, a table feed_rows of `rows` rows; None when the page is left to SQLite's
+    decoder, or this SQLite cannot serialize)."""
+
+    text: str
+    head: FeedHead | None
+    staged: bytes | None = None
+    rows: int = 0
+
+
+_AHEAD = threading.local()
+# sqlite3 has Connection.serialize / deserialize when the SQLite it links was built with them (the default).
+_CAN_STAGE = hasattr(sqlite3.Connection, "serialize") and hasattr(sqlite3.Connection, "deserialize")
+_STAGE_DB = "feed_stage"
+_CREATE_STAGED = f"CREATE TABLE feed_rows ({', '.join(_STORED_COLUMNS)})"
+_STAGE_IMAGE_ROW = _STAGE_ROW.replace("temp.feed_rows", "feed_rows")
+_UPSERT_FROM_IMAGE = _UPSERT_STAGED.replace("temp.feed_rows", f"{_STAGE_DB}.feed_rows")
+
+
+def decode_ahead(text: str) -> ReadyPage:
+    """Read a page's head, decode its rows and stage them in a fresh in-memory database, returned as its image: the
+    work of a page that needs the GIL, done on one decoding thread while the syncing thread applies the page before
+    it. That apply is then one statement (`_UPSERT_FROM_IMAGE`), which SQLite runs with the GIL released, so on two
+    cores the decoding (~12 us a row) and SQLite's writing (~8 at 1M) overlap instead of adding up
+    (bench/bench_client.py). Handing over the decoded rows instead was no faster: binding them row by row on the
+    syncing thread gives the GIL back at every row, and waiting for it again behind the decoding thread took as long
+    as the overlap saved."""
+    conn = getattr(_AHEAD, "conn", None)
+    if conn is None:
+        conn = _AHEAD.conn = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        head = feed_head(conn, text)
+    except (ValueError, sqlite3.Error):
+        return ReadyPage(text, None)
+    if head.encoding is None or not _CAN_STAGE:
+        return ReadyPage(text, head)
+    image = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        image.execute(_CREATE_STAGED)
+        image.execute("BEGIN")
+        tally = [-1]
+        image.executemany(
+            _STAGE_IMAGE_ROW, feed.compact_rows(text, head.columns, head.codecs, head.dicts, _STORED_COLUMNS, tally)
+        )
+        image.execute("COMMIT")
+        return ReadyPage(text, head, image.serialize(), tally[0])
+    except _LEFT_TO_SQL:
+        return ReadyPage(text, head)  # the apply leaves it to the SQL decoder, which says what is wrong
+    finally:
+        image.close()
+
+
 def _apply_decoded(conn: sqlite3.Connection, text: str, head: FeedHead) -> tuple[int, int] | None:
     """Upsert a compact page's rows decoded in Python (feed.compact_rows), inside the caller's transaction: (rows,
     rows changed), or None, with nothing written to the cache, when the page is left to the SQL decoder (see
@@ -447,6 +544,18 @@ def _apply_decoded(conn: sqlite3.Connection, text: str, head: FeedHead) -> tuple
         return None
     conn.execute("DELETE FROM temp.feed_rows")  # not kept in memory until the next page
     return tally[0], applied
+
+
+def _apply_image(conn: sqlite3.Connection, rows: int) -> tuple[int, int] | None:
+    """Upsert the `rows` rows `decode_ahead` staged (its image attached as feed_stage), inside the caller's
+    transaction: (rows, rows changed), or None, with nothing written, when the cache refuses a row (the SQL decoder
+    then says why)."""
+    try:
+        applied = conn.execute(_UPSERT_FROM_IMAGE).rowcount  # one statement: all rows or none
+    except sqlite3.IntegrityError as exc:
+        log.info("a compact feed page is applied by the SQL decoder (%s)", type(exc).__name__)
+        return None
+    return rows, applied
 
 
 def _apply_in_sql(conn: sqlite3.Connection, text: str, head: FeedHead) -> tuple[int, int]:
@@ -613,61 +722,43 @@ class CacheStore(StoreBase):
         Raises ValueError for a page that is not a well-formed feed page.
         """
         with self._blame("cache"):
-            try:
-                # One parse of the top level; the rows' value is not copied out, only its type.
-                found = self._cache_db().execute(_PAGE_HEAD, {"page": text}).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "malformed JSON" in str(exc):
-                    raise ValueError("the feed page is not JSON") from exc
-                raise
-        kind = {key: typ for key, typ, _ in found}
-        head: dict[str, Any] = {key: value for key, _, value in found}
-        if (kind.get("rows"), kind.get("columns"), kind.get("next_since")) != ("array", "array", "integer"):
-            raise ValueError("the feed page is not a JSON object with columns, rows and next_since")
-        next_since = int(head["next_since"])
-        if next_since < 0:
-            raise ValueError("next_since must be >= 0")
-        cols = json.loads(head["columns"])
-        if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
-            raise ValueError("the feed page's columns are not a list of names")
-        remaining = int(head["remaining"]) if kind.get("remaining") == "integer" else 0
-        more = kind.get("more") == "true"
-        if "encoding" not in head:
-            return FeedHead(tuple(cols), next_since, more, remaining)
-        codecs = json.loads(head["codecs"]) if kind.get("codecs") == "array" else None
-        if not isinstance(codecs, list) or not all(isinstance(c, str) for c in codecs):
-            raise ValueError("the compact feed page's codecs are not a list of names")
-        feed.check_compact(head["encoding"], tuple(cols), tuple(codecs))
-        ahead = json.loads(head["ahead"]) if kind.get("ahead") == "array" else []
-        return FeedHead(
-            tuple(cols),
-            next_since,
-            more,
-            remaining,
-            encoding=str(head["encoding"]),
-            codecs=tuple(codecs),
-            dicts=head["dicts"] if kind.get("dicts") == "object" else None,
-            ahead=tuple(int(x) for x in ahead if isinstance(x, int)),
-        )
+            return feed_head(self._cache_db(), text)
 
-    def apply_feed_page(self, text: str, head: FeedHead | None = None) -> FeedPage:
+    def apply_feed_page(self, text: str, head: FeedHead | None = None, ready: ReadyPage | None = None) -> FeedPage:
         """Apply one `lead_changes` answer as the server sent it (JSON text), in one transaction, like `apply_changes`.
 
         SQLite reads the page itself (``json_each``) with the GIL released, so a 5,000-row page costs the GUI thread
         nothing; decoding it with ``json.loads`` first held the GIL ~12 ms per page and fed the garbage collector
-        65k objects (bench_ui.py's stall phase). `head` is `read_feed_head(text)` when the caller already has it.
+        65k objects (bench_ui.py's stall phase). `head` is `read_feed_head(text)` when the caller already has it;
+        `ready` is the page as `decode_ahead` left it (its text and head are then used).
         Raises ValueError for a page that is not a well-formed feed page; nothing is applied then.
         """
+        if ready is not None:
+            text, head = ready.text, ready.head
         if head is None:
             head = self.read_feed_head(text)
+        image = ready.staged if ready is not None else None
+        # A compact page decode_ahead could stage but did not: its decoder refused it, so SQLite's decodes it.
+        refused = ready is not None and image is None and _CAN_STAGE
         with self._blame("cache"):
             conn = self._cache_db()
-            with write_txn(conn):
-                done = None if head.encoding is None else _apply_decoded(conn, text, head)
-                if done is None:
-                    done = _apply_in_sql(conn, text, head)
-                count, applied = done
-                conn.execute(_SET_CURSOR, {"cursor": head.next_since, "now": time.time()})
+            if image is not None:
+                conn.execute(f"ATTACH ':memory:' AS {_STAGE_DB}")  # not inside a transaction: SQLite refuses that
+                conn.deserialize(image, name=_STAGE_DB)
+            try:
+                with write_txn(conn):
+                    done = None
+                    if image is not None:
+                        done = _apply_image(conn, ready.rows if ready is not None else 0)
+                    elif head.encoding is not None and not refused:
+                        done = _apply_decoded(conn, text, head)
+                    if done is None:
+                        done = _apply_in_sql(conn, text, head)
+                    count, applied = done
+                    conn.execute(_SET_CURSOR, {"cursor": head.next_since, "now": time.time()})
+            finally:
+                if image is not None:
+                    conn.execute(f"DETACH {_STAGE_DB}")
         return FeedPage(count, max(applied, 0), head.next_since, head.more, head.remaining)
 
     def begin_bulk_fill(self) -> bool:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from crm_desktop.core.api import ApiClient, AuthExpired, CertificateNotTrusted, Rejected, Retry
+from crm_desktop.core.cache import ReadyPage, decode_ahead
 from crm_desktop.core.models import OutboxItem
 from crm_desktop.core.store import OutboxStateError, Store, StoreError
 
@@ -336,39 +337,51 @@ class SyncEngine:
                 return text
         return self.api.rpc_text("lead_changes", params)
 
+    @staticmethod
+    def _decode_fetched(fetched: Future[str]) -> ReadyPage:
+        """A page fetched ahead, decoded and staged on the one decoding thread (cache.decode_ahead): several threads
+        decoding at once only took the GIL from each other and from the applying thread."""
+        return decode_ahead(fetched.result())
+
     def pull(self, store: Store) -> int:
         """Page the feed from the stored cursor until caught up; returns rows applied.
 
         While a page is written to the cache, the following ones are already being fetched on helper threads (made
         only when the feed says there is more): one ahead with lead_changes, up to FETCH_DEPTH with lead_feed, whose
         pages say where the next ones start. On a link with 50 ms of RTT, one request at a time left the link idle
-        for a round trip and the server's time on every page. Pages are applied in order, each with its cursor.
+        for a round trip and the server's time on every page. One more thread decodes the fetched pages in order, so
+        the Python decoding of the next page overlaps SQLite writing this one. Pages are applied in order, each with
+        its cursor.
         """
         since = store.sync_cursor()
         started = time.time()
         done = 0
         ahead: ThreadPoolExecutor | None = None
-        pending: deque[Future[str]] = deque()
+        decoder: ThreadPoolExecutor | None = None
+        pending: deque[Future[ReadyPage]] = deque()
         asked = since
         finished = False
         try:
-            text = self._fetch_page(since)
+            ready = decode_ahead(self._fetch_page(since))
             first = since == 0
             while True:
                 try:
-                    head = store.read_feed_head(text)
+                    head = ready.head or store.read_feed_head(ready.text)
                     if first and head.more and head.remaining + self.page_size >= self.bulk_fill_min:
                         store.begin_bulk_fill()
                     first = False
                     if head.more and not self._stop.is_set():
                         ahead = ahead or ThreadPoolExecutor(max_workers=FETCH_DEPTH, thread_name_prefix="feed-ahead")
+                        decoder = decoder or ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-decode")
                         # Rows renumbered meanwhile only make a page reach further (overlap: newer wins) or leave a
                         # gap whose rows have moved above it, so a planned start never loses a lead.
                         for start in (head.next_since, *head.ahead):
                             if len(pending) < FETCH_DEPTH and start > asked:
-                                pending.append(ahead.submit(self._fetch_page, start))
+                                pending.append(
+                                    decoder.submit(self._decode_fetched, ahead.submit(self._fetch_page, start))
+                                )
                                 asked = start
-                    page = store.apply_feed_page(text, head)
+                    page = store.apply_feed_page(ready.text, head, ready)
                 except ValueError as exc:
                     log.warning("unreadable feed page after %d: %s", since, exc)
                     raise Retry("The server sent an unreadable answer. It will be retried.") from exc
@@ -379,14 +392,15 @@ class SyncEngine:
                 Listeners.emit(self.listeners.progress, SyncProgress(done, done + page.remaining, started, False))
                 # Nothing fetched ahead reaches this far (the pages' plans ran out): ask for the next page now rather
                 # than end the pass early and report a first sync "finished" halfway through.
-                text = pending.popleft().result() if pending else self._fetch_page(since)
+                ready = pending.popleft().result() if pending else decode_ahead(self._fetch_page(since))
             finished = True
             if not self._stop.is_set():
                 # Caught up: a first sync's deferred indexes are built now (also when it was resumed after a close).
                 store.finish_bulk_fill(team_indexes=self.team_indexes)
         finally:
-            if ahead is not None:
-                ahead.shutdown(wait=True, cancel_futures=True)
+            for pool in (decoder, ahead):  # the decoder first: it may be waiting on a fetch
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
             if done and not finished:
                 # The pages before the failure are in the cache: a banner on screen may describe one of them.
                 Listeners.emit(self.listeners.leads_changed, done)
