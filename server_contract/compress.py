@@ -1,9 +1,10 @@
 """Zstandard for big answers, for clients that ask for it (`Accept-Encoding: zstd`); gzip stays for the others.
 
-Why: a first sync is ~100 lead_feed pages of ~1.4 MB per 1M leads. gzip level 6 spent ~7.4 us of server CPU per lead
-(~7 s per desk's first sync, all of it on the event loop) for 37.4 B/lead; zstd level 1 spends ~0.8 us for 38.2 B/lead,
-and the desk decodes it in half gzip's time (measured on the captured pages of bench_apply.py, dev VM). Cloudflare,
-in front of hosted Supabase, offers zstd too; a desk copes with any of the three (httpx decodes them).
+Why: a first sync of 1M leads is 200 lead_feed pages of 5,000 rows (~0.7 MB each). On those pages, as the server
+sent them (dev VM): gzip level 6 spent 7.8 us of server CPU per lead (~8 s per desk's first sync, all of it on the
+event loop) for 40.3 B/lead; zstd level 7 spends 2.9 us for 39.1 B/lead (level 1: 0.8 us for 41.1 B; levels 3-5 are
+larger than 1 here), and the desk decodes zstd in half gzip's time. Cloudflare, in front of hosted Supabase, offers
+zstd too; a desk copes with any of the three (httpx decodes them).
 
 Placed inside GZipMiddleware (which leaves an answer that already has a Content-Encoding alone). Only whole answers
 are compressed (the app sends none in parts); a big one is compressed on a worker thread, since zstandard releases
@@ -19,7 +20,7 @@ import zstandard
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# Above this a body is compressed on a worker thread (~1 ms of zstd level 1 per 150 KB on the dev VM).
+# Above this a body is compressed on a worker thread (~4 ms of zstd level 7 per 256 KB on the dev VM).
 _OFF_LOOP = 256 * 1024
 
 
@@ -41,7 +42,7 @@ def accepts_zstd(accept_encoding: str) -> bool:
 
 
 class ZstdMiddleware:
-    def __init__(self, app: ASGIApp, minimum_size: int = 4096, level: int = 1) -> None:
+    def __init__(self, app: ASGIApp, minimum_size: int = 4096, level: int = 7) -> None:
         self.app = app
         self.minimum_size = minimum_size
         self.level = level
