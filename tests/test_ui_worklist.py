@@ -139,7 +139,9 @@ def test_a_cre_logs_calls_from_my_leads_with_the_keyboard(window: MainWindow, ap
 
     # The banner for its number shows the new status.
     window.tabs.setCurrentIndex(0)
-    qtbot.keyClicks(window.form.phone, phone_for(600 + names.index(first.customer_name))[3:])
+    # The called lead's own number: three leads imported together share created_at, so which one Fresh lists first
+    # follows the order the feed numbered them in, which the server does not promise (this picked the wrong number).
+    qtbot.keyClicks(window.form.phone, first.phone.removeprefix("+91"))
     qtbot.waitUntil(window.form.banner.isVisible, timeout=3000)
     wait_banner_shows(window, qtbot, "Interested")
 
