@@ -12,7 +12,7 @@ import keyring
 import pytest
 from serverproc import new_lead, phone_for
 
-from crm_desktop.core.api import ApiClient, AuthExpired, KeyringTokenStore, LoginFailed, Rejected, Retry
+from crm_desktop.core.api import STALE_RETRIES, ApiClient, AuthExpired, KeyringTokenStore, LoginFailed, Rejected, Retry
 
 
 def client_for(server: Any, **kwargs: Any) -> ApiClient:
@@ -129,6 +129,33 @@ def test_network_faults_are_retry(server, exc):
         client.login("cre1@demo.local", "demo1234")
         with pytest.raises(Retry):
             client.rpc("catalog")
+    finally:
+        client.close()
+        real.close()
+
+
+@pytest.mark.parametrize("stale", [1, STALE_RETRIES, STALE_RETRIES + 1])
+def test_kept_alive_connections_closed_meanwhile_are_passed_over(server, stale: int):
+    """The server (after 5 s idle) or a gateway closes pooled connections; a request that meets one is sent again,
+    past up to STALE_RETRIES of them in a row (bench_link's 10 desks met two). Past that, the usual Retry."""
+    real = httpx.HTTPTransport()
+    met = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/catalog") and len(met) < stale:
+            met.append(request.url.path)
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return real.handle_request(request)
+
+    client = client_for(server, transport=httpx.MockTransport(handler))
+    try:
+        client.login("cre1@demo.local", "demo1234")
+        if stale <= STALE_RETRIES:
+            assert client.rpc("catalog")["cres"]
+        else:
+            with pytest.raises(Retry):
+                client.rpc("catalog")
+        assert len(met) == stale
     finally:
         client.close()
         real.close()
