@@ -18,7 +18,9 @@ Modes (each --runs times; the minimum and median per row, wall and CPU of this p
   ahead     what the sync does: `cache.decode_ahead` of each page on one decoding thread (head, decode, staged
             image) while this thread applies the page before it (`apply_feed_page(..., ready)`); wall per row is
             the pipeline's rate with no server on the machine
-Then `finish_bulk_fill` of the python mode's cache (what a first sync ends with), at the captured size.
+Then `finish_bulk_fill` of the python and ahead modes' caches (what a first sync ends with; a CRE's desk unless
+--team-indexes), and the last run's apply plus it as rows/s. --replay 10 makes the 10 captured pages a 1M-lead first
+sync (the phones changed on each replay): the desk's rate at 1M with no server on the machine.
 
 --capture N: start the seeded reference server on --data-dir (bench_server.start_seeded; seeds it to --leads first
 when it holds fewer), sign in as cre1 and save the first N pages of lead_feed (10,000 rows each) and of lead_changes
@@ -126,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--modes", default="head,python,sql,decode,plain,ahead")
     ap.add_argument("--owner", default=None, help="desk owner (cre_id) of the caches: my_leads is kept too")
+    ap.add_argument("--replay", type=int, default=1, metavar="N",
+                    help="apply the captured compact pages N times, the phones changed each time (10 x 10 pages of "
+                         "10,000 rows: a 1M-lead first sync with no server on the machine)")  # fmt: skip
+    ap.add_argument("--team-indexes", action="store_true", help="finish as a team lead's desk (all ten indexes)")
     args = ap.parse_args(argv)
     if args.capture:
         capture(args.pages_dir, args.data_dir, args.leads, args.capture)
@@ -134,13 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     if not compact:
         say(f"no lead_feed-*.json in {args.pages_dir}: capture some first (--capture 10 --data-dir DIR)")
         return 2
+    # Each replay another set of numbers ("+91..." -> "+80...", "+81..."...): new leads, same rows otherwise.
+    compact = [t if r == 0 else t.replace('"+91', f'"+8{r - 1}') for r in range(args.replay) for t in compact]
     modes = [m.strip() for m in args.modes.split(",") if m.strip() and (m.strip() != "plain" or plain)]
     load_avg = [round(x, 2) for x in os.getloadavg()]
     say(f"[start] load average {load_avg}; {len(compact)} compact, {len(plain)} plain pages")
     work = Path(tempfile.mkdtemp(prefix="bench-apply-"))
     results: dict[str, list[tuple[float, float, int]]] = {m: [] for m in modes}
     kept: dict[str, list[tuple[object, ...]]] = {}
-    finish: list[float] = []
+    finish: dict[str, float] = {}
     try:
         probe = fresh_store(work, "probe")
         heads = [probe.read_feed_head(t) for t in compact]
@@ -155,10 +163,10 @@ def main(argv: list[str] | None = None) -> int:
                 results[mode].append((wall, cpu, compact_count if mode == "head" else rows))
                 if mode in ("python", "sql", "plain", "ahead") and run == 0:
                     kept[mode] = rows_of(store)
-                if mode == "python" and run == args.runs - 1:
+                if mode in ("python", "ahead") and run == args.runs - 1:
                     w0 = time.perf_counter()
-                    store.finish_bulk_fill()
-                    finish.append(time.perf_counter() - w0)
+                    store.finish_bulk_fill(team_indexes=args.team_indexes)
+                    finish[mode] = time.perf_counter() - w0
                 store.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -170,8 +178,13 @@ def main(argv: list[str] | None = None) -> int:
             f"[{mode:6}] {rows:,} rows: wall min {walls[0]:.2f} / median {statistics.median(walls):.2f} us/row;"
             f" cpu min {cpus[0]:.2f} / median {statistics.median(cpus):.2f} us/row"
         )
-    if finish:
-        say(f"[finish] finish_bulk_fill of {results['python'][0][2]:,} rows: {finish[-1]:.2f} s")
+    for mode, seconds in finish.items():
+        rows = results[mode][-1][2]
+        whole = results[mode][-1][0] + seconds
+        say(
+            f"[finish] {mode}: finish_bulk_fill of {rows:,} rows {seconds:.2f} s; with the last run's apply "
+            f"{whole:.1f} s = {rows / whole:,.0f} rows/s"
+        )
     for other in ("sql", "ahead"):
         if "python" in kept and other in kept:
             same = kept["python"] == kept[other]

@@ -216,7 +216,7 @@ _odd_cell = st.sampled_from(
 
 
 @st.composite
-def compact_pages(draw: st.DrawFn, odd: bool) -> tuple[str, FeedHead]:
+def compact_pages(draw: st.DrawFn, odd: bool, rows_between: tuple[int, int] = (0, 6)) -> tuple[str, FeedHead]:
     """A compact page (JSON text as the server spells it, or indented, ASCII-escaped or not) and its head."""
     dicts = {c: draw(st.lists(_dict_value, max_size=4)) for c, k in _LAYOUT if k == "dict"}
     dicts["source"] = draw(st.lists(_dict_value, min_size=1, max_size=3))
@@ -236,7 +236,7 @@ def compact_pages(draw: st.DrawFn, odd: bool) -> tuple[str, FeedHead]:
         "sources": st.lists(seen, max_size=3),
     }
     rows = []
-    for i in range(draw(st.integers(0, 6))):
+    for i in range(draw(st.integers(*rows_between))):
         row = [draw(index(c)) if k == "dict" else draw(cell[k]) for c, k in _LAYOUT]
         row[2] = f"+9163{i:08d}"  # phone: the cache's key, one per row
         row[3] = draw(_pg_text)  # uid, customer_name: NOT NULL text
@@ -266,6 +266,23 @@ def test_the_python_decoder_gives_what_the_sql_decoder_gives(page: tuple[str, Fe
     itself (no fallback) and gives the SQL decoder's values, `sources`' JSON text byte for byte."""
     text, head = page
     assert python_decoded(text, head) == sql_decoded(text, head) == staged_decoded(text)
+
+
+@settings(max_examples=15, deadline=None)
+@given(page=st.one_of(*(compact_pages(odd=odd, rows_between=(41, 125)) for odd in (False, True))))
+def test_the_decoding_thread_stages_long_pages_in_groups_of_rows_as_the_decoder_gives_them(page: tuple[str, FeedHead]):
+    """decode_ahead stages 40 rows per INSERT and the rest one by one: a page of 41-125 rows, in the server's shapes
+    or with one cell off them, is staged with every row as the Python decoder gives it, or left to SQLite's."""
+    from crm_desktop.core.cache import _LEFT_TO_SQL
+
+    text, head = page
+    staged = staged_decoded(text)
+    try:
+        mine = python_decoded(text, head)
+    except _LEFT_TO_SQL:
+        assert staged is None
+        return
+    assert staged == mine == sql_decoded(text, head) and len(mine) > 40
 
 
 @settings(max_examples=300, deadline=None)
