@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import chain
+from itertools import chain, islice
 from typing import Any
 
 from crm_desktop.core import feed, fileops
@@ -517,17 +517,25 @@ def decode_ahead(text: str) -> ReadyPage:
         return ReadyPage(text, head)
     image = sqlite3.connect(":memory:", isolation_level=None)
     try:
-        rows = list(feed.compact_rows(text, head.columns, head.codecs, head.dicts, _STORED_COLUMNS))
+        tally = [-1]
+        rows = feed.compact_rows(text, head.columns, head.codecs, head.dicts, _STORED_COLUMNS, tally)
+        last: list[tuple[Any, ...]] = []
+
+        def groups() -> Iterator[tuple[Any, ...]]:
+            # Streamed, never the page's rows all at once: 5,000 live tuples made the garbage collector run full
+            # passes over the desk's heap with the GIL held (the GUI stalled up to 128 ms, bench_ui.py's stall phase).
+            while len(group := list(islice(rows, _STAGE_ROWS))) == _STAGE_ROWS:
+                yield tuple(chain.from_iterable(group))
+            last.extend(group)
+
         image.execute(_CREATE_STAGED)
         image.execute("BEGIN")
         # _STAGE_ROWS rows per statement: sqlite3 gives the GIL back at every statement it steps, and each time the
         # other threads (the GUI, the applying thread, ten desks in one benchmark process) may keep it up to 5 ms.
-        whole = len(rows) - len(rows) % _STAGE_ROWS
-        groups = (tuple(chain.from_iterable(rows[i : i + _STAGE_ROWS])) for i in range(0, whole, _STAGE_ROWS))
-        image.executemany(_STAGE_IMAGE_ROWS, groups)
-        image.executemany(_STAGE_IMAGE_ROW, rows[whole:])
+        image.executemany(_STAGE_IMAGE_ROWS, groups())
+        image.executemany(_STAGE_IMAGE_ROW, last)
         image.execute("COMMIT")
-        return ReadyPage(text, head, image.serialize(), len(rows))
+        return ReadyPage(text, head, image.serialize(), tally[0])
     except _LEFT_TO_SQL:
         return ReadyPage(text, head)  # the apply leaves it to the SQL decoder, which says what is wrong
     finally:
