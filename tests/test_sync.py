@@ -275,25 +275,3 @@ def test_a_garbled_feed_page_is_retried_and_the_cache_completes(
         engine.stop()
         store.close()
         client.close()
-
-
-@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="per-thread niceness is Linux's")
-def test_the_sync_threads_give_way_to_the_gui_thread():
-    """The pulling, fetching and decoding threads run below normal priority (sync.give_way): with two of them busy on
-    a 2-core desk, the GUI thread otherwise waited for a core. The calling thread itself is left alone."""
-    import threading
-
-    from crm_desktop.core.sync import BACKGROUND_NICE, give_way
-
-    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    seen: list[int] = []
-
-    def background() -> None:
-        give_way()
-        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
-
-    worker = threading.Thread(target=background)
-    worker.start()
-    worker.join()
-    assert seen == [max(before, BACKGROUND_NICE)] and seen[0] > 0
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before

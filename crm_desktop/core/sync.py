@@ -20,9 +20,7 @@ engine's threads: the UI forwards them to Qt signals."""
 from __future__ import annotations
 
 import logging
-import os
 import random
-import sys
 import threading
 import time
 from collections import deque
@@ -42,7 +40,6 @@ log = logging.getLogger(__name__)
 ConnectionState = Literal["online", "offline", "untrusted", "auth_needed"]  # untrusted: the TLS certificate
 CATALOG_EVERY = 15 * 60.0  # seconds between catalogue refreshes
 BULK_FILL_MIN = 50_000  # rows; see SyncEngine.bulk_fill_min
-BACKGROUND_NICE = 5  # niceness of the sync's threads on Linux (give_way); CFS then weighs the GUI thread ~3x more
 FETCH_DEPTH = 3  # feed pages in flight at most during a long sync (bench_link.py: 20 Mbit/s, 50 ms RTT)
 
 
@@ -108,24 +105,6 @@ def prepare_local_desk(api: ApiClient, path: Path, *, online: bool = True) -> tu
     finally:
         store.close()
     return profile, recovery.message
-
-
-def give_way() -> None:
-    """Run the calling thread below normal priority: the sync's threads (pulling, fetching ahead, decoding) then give
-    a core to the GUI thread whenever it has work. With a decoding thread and the applying thread both busy during a
-    first sync, a 2-core desk had no core left for the GUI, which waited for the OS scheduler: ticks 25-48 ms apart
-    with nothing else holding the GIL. Linux takes a niceness per thread; Windows a thread priority. Best effort."""
-    try:
-        if sys.platform == "win32":
-            import ctypes
-
-            kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-            kernel32.SetThreadPriority(kernel32.GetCurrentThread(), -1)  # THREAD_PRIORITY_BELOW_NORMAL
-        elif hasattr(os, "setpriority"):
-            tid = threading.get_native_id()
-            os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), BACKGROUND_NICE))
-    except (OSError, AttributeError):  # not allowed here, or no such call: the sync runs as before
-        log.debug("could not lower the priority of %s", threading.current_thread().name)
 
 
 def backoff_delay(attempts: int, base: float, cap: float, rnd: random.Random) -> float:
@@ -392,12 +371,8 @@ class SyncEngine:
                         store.begin_bulk_fill()
                     first = False
                     if head.more and not self._stop.is_set():
-                        ahead = ahead or ThreadPoolExecutor(
-                            max_workers=FETCH_DEPTH, thread_name_prefix="feed-ahead", initializer=give_way
-                        )
-                        decoder = decoder or ThreadPoolExecutor(
-                            max_workers=1, thread_name_prefix="feed-decode", initializer=give_way
-                        )
+                        ahead = ahead or ThreadPoolExecutor(max_workers=FETCH_DEPTH, thread_name_prefix="feed-ahead")
+                        decoder = decoder or ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-decode")
                         # Rows renumbered meanwhile only make a page reach further (overlap: newer wins) or leave a
                         # gap whose rows have moved above it, so a planned start never loses a lead.
                         for start in (head.next_since, *head.ahead):
@@ -450,7 +425,6 @@ class SyncEngine:
         return max(delay, hint or 0.0)
 
     def _pull_loop(self) -> None:
-        give_way()
         store = Store(self.store_path)
         try:
             while not self._stop.is_set():
