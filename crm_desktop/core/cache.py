@@ -351,10 +351,9 @@ _SET_CURSOR = """
     ON CONFLICT (id) DO UPDATE SET cursor = excluded.cursor, synced_at = excluded.synced_at
 """
 
-# A feed page read by SQLite itself (Store.apply_feed_page). The header comes out in one statement; rows go from
-# json_each straight into the upsert, so no Python object is made per row.
+# A feed page read by SQLite itself (Store.apply_feed_page). The header comes out in one statement (feed.top_level);
+# rows go from json_each straight into the upsert, so no Python object is made per row.
 # SQLite's JSON functions are built in since 3.38 and compiled in by the Linux distributions before that.
-_PAGE_HEAD = "SELECT key, type, CASE WHEN key = 'rows' THEN NULL ELSE value END FROM json_each(:page)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,15 +431,7 @@ def _compact_upsert(columns: tuple[str, ...], codecs: tuple[str, ...]) -> str:
 def feed_head(conn: sqlite3.Connection, text: str) -> FeedHead:
     """`Store.read_feed_head` on any SQLite connection: json_each reads the page, no table is touched. A thread
     fetching pages ahead reads their heads on a connection of its own (`decode_ahead`)."""
-    try:
-        # One parse of the top level; the rows' value is not copied out, only its type.
-        found = conn.execute(_PAGE_HEAD, {"page": text}).fetchall()
-    except sqlite3.OperationalError as exc:
-        if "malformed JSON" in str(exc):
-            raise ValueError("the feed page is not JSON") from exc
-        raise
-    kind = {key: typ for key, typ, _ in found}
-    head: dict[str, Any] = {key: value for key, _, value in found}
+    kind, head = feed.top_level(conn, text)  # one parse of the top level
     if (kind.get("rows"), kind.get("columns"), kind.get("next_since")) != ("array", "array", "integer"):
         raise ValueError("the feed page is not a JSON object with columns, rows and next_since")
     next_since = int(head["next_since"])
@@ -522,8 +513,8 @@ def decode_ahead(text: str) -> ReadyPage:
         last: list[tuple[Any, ...]] = []
 
         def groups() -> Iterator[tuple[Any, ...]]:
-            # Streamed, never the page's rows all at once: 5,000 live tuples made the garbage collector run full
-            # passes over the desk's heap with the GIL held (the GUI stalled up to 128 ms, bench_ui.py's stall phase).
+            # Streamed, never a page's rows all at once: 5,000 live tuples would each count towards the garbage
+            # collector's next pass, and its full passes over the desk's heap hold the GIL.
             while len(group := list(islice(rows, _STAGE_ROWS))) == _STAGE_ROWS:
                 yield tuple(chain.from_iterable(group))
             last.extend(group)

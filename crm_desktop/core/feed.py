@@ -231,18 +231,23 @@ def decode_page(text: str) -> str:
     return decode_feed(text)[0]
 
 
-def decode_feed(text: str) -> tuple[str, tuple[int, ...]]:
-    """`decode_page`, plus the `since` of the pages after the next one when the page announced them ("ahead"), so
-    the sync can ask for several pages at once (a plain page announces none)."""
-    conn = _db()
+def top_level(conn: sqlite3.Connection, text: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """A feed page's top level, read by SQLite's json_each on `conn` (no table is touched): (JSON type by key, value
+    by key; the rows' value is not copied out, only its type). ValueError for text that is not JSON."""
     try:
         found = conn.execute(_HEAD, {"page": text}).fetchall()
     except sqlite3.OperationalError as exc:
         if "malformed JSON" in str(exc):
             raise ValueError("the feed page is not JSON") from exc
         raise
-    kind = {key: typ for key, typ, _ in found}
-    head = {key: value for key, _, value in found}
+    return {key: typ for key, typ, _ in found}, {key: value for key, _, value in found}
+
+
+def decode_feed(text: str) -> tuple[str, tuple[int, ...]]:
+    """`decode_page`, plus the `since` of the pages after the next one when the page announced them ("ahead"), so
+    the sync can ask for several pages at once (a plain page announces none)."""
+    conn = _db()
+    kind, head = top_level(conn, text)
     if "encoding" not in head:
         return text, ()  # lead_changes: already plain
     if head["encoding"] != ENCODING:
