@@ -60,7 +60,8 @@ def test_full_flow_sync_lookup_and_a_hundred_queued_leads(desk, api: Api, clean_
     wait_for(lambda: store.cache_count() == 120, what="initial sync")
     found = store.lookup(phone_for(805))
     assert found is not None and found.customer_name == "Caller 5" and found.cre_name == "Imran Khan"
-    assert any(p.finished and p.done == 120 for p in progress)
+    # The pass reports itself finished after its last page is in the cache (and the indexes checked): wait for it.
+    wait_for(lambda: any(p.finished and p.done == 120 for p in progress), what="the finished report")
     assert any(not p.finished and p.total >= 120 for p in progress)  # pages reported on the way
 
     refs = [store.enqueue(new_lead(phone_for(2000 + i))).client_ref for i in range(100)]
