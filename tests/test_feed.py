@@ -32,6 +32,12 @@ def cache_rows(path: Path) -> list[tuple[Any, ...]]:
         return conn.execute("SELECT * FROM lead_cache ORDER BY phone").fetchall()
 
 
+def by_phone(row: tuple[Any, ...]) -> tuple[bool, str, Any]:
+    """Sort key of decoded rows by their phone, which an odd page may give as a number, a text or NULL."""
+    phone = row[2]
+    return (phone is None, type(phone).__name__, "" if phone is None else phone)
+
+
 def sql_decoded(page: str, head: FeedHead) -> list[tuple[Any, ...]]:
     """A compact page's rows as the SQL decoder gives them to the cache's upsert (the path before the Python one,
     and still its fallback), ordered by phone."""
@@ -39,7 +45,7 @@ def sql_decoded(page: str, head: FeedHead) -> list[tuple[Any, ...]]:
     try:
         feed.load_dicts(conn, head.dicts)
         rows = conn.execute(feed.compact_select(head.columns, head.codecs, _STORED_COLUMNS), {"page": page})
-        return sorted(rows.fetchall(), key=lambda r: (r[2] is None, r[2] or ""))
+        return sorted(rows.fetchall(), key=by_phone)
     finally:
         conn.close()
 
@@ -58,7 +64,7 @@ def python_decoded(page: str, head: FeedHead) -> list[tuple[Any, ...]]:
         rows = conn.execute("SELECT * FROM bound").fetchall()
     finally:
         conn.close()
-    return sorted(rows, key=lambda r: (r[2] is None, r[2] or ""))
+    return sorted(rows, key=by_phone)
 
 
 def staged_decoded(page: str) -> list[tuple[Any, ...]] | None:
@@ -74,7 +80,7 @@ def staged_decoded(page: str) -> list[tuple[Any, ...]] | None:
     finally:
         conn.close()
     assert ready.rows == len(rows)
-    return sorted(rows, key=lambda r: (r[2] is None, r[2] or ""))
+    return sorted(rows, key=by_phone)
 
 
 def both_pages(api: Api, token: str, since: int, max_rows: int) -> tuple[str, str]:
