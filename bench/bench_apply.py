@@ -11,7 +11,8 @@ the same cache rows (it says so).
 
 Modes (each --runs times; the minimum and median per row, wall and CPU of this process):
   head      `Store.read_feed_head` of every compact page (the sync reads it before applying, to fetch ahead)
-  python    `apply_feed_page` of the compact pages: the rows decoded in Python, executemany of the upsert
+  python    `apply_feed_page` of the compact pages: decoded and staged (`cache.decode_ahead`) on this thread, then
+            upserted in one statement: the same work as `ahead`, one page after the other
   sql       the same pages through the one-statement SQL decoder (the path before; still the fallback)
   decode    `feed.compact_rows` alone, no SQLite write
   plain     `apply_feed_page` of the captured `lead_changes` pages (an old server's), per row

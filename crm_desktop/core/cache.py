@@ -321,25 +321,15 @@ _UPSERT_LEAD = (
     f"VALUES ({', '.join(':' + c for c in _STORED_COLUMNS)}, 0) {_CONFLICT}"
 )
 
-# Rows decoded in Python (a compact page: `Store.apply_feed_page`) go into a temp table first, then into the cache in
-# one statement with the same upsert. Not executemany of the upsert itself: each of those statements opens a
-# statement savepoint (triggers), and FTS5 writes its pending terms out as a new segment at every savepoint, so a
-# 100-row page on a 1M cache took ~50 ms instead of ~15. Staged, a page is one statement, as in the SQL decoder.
-# The temp table has no key and no types: values stay as bound. temp.cache_size: a 10,000-row page (~4 MB) stays in
-# memory rather than spilling to a temp file.
-_STAGE = (
-    f"CREATE TEMP TABLE IF NOT EXISTS feed_rows ({', '.join(_STORED_COLUMNS)})",
-    "PRAGMA temp.cache_size = -8192",
-    "DELETE FROM temp.feed_rows",
-)
+# Rows decoded in Python (a compact page: `decode_ahead`) are staged in a table first, then go into the cache in one
+# statement with the same upsert. Not executemany of the upsert itself: each of those statements opens a statement
+# savepoint (triggers), and FTS5 writes its pending terms out as a new segment at every savepoint, so a 100-row page
+# on a 1M cache took ~50 ms instead of ~15. Staged, a page is one statement, as in the SQL decoder. The staging table
+# has no key and no types: values stay as bound.
 # Positional, against the house habit of named placeholders: sqlite3 binds a tuple of 24 values in about half the
 # time of a dict of 24 names (it looks every name up; ~10 us a row on the dev VM); feed.compact_rows gives them in
 # _STORED_COLUMNS order.
-_STAGE_ROW = f"INSERT INTO temp.feed_rows VALUES ({', '.join('?' for _ in _STORED_COLUMNS)})"
-_UPSERT_STAGED = (
-    f"INSERT INTO lead_cache ({', '.join(_STORED_COLUMNS)}, refill) "
-    f"SELECT *, 0 FROM temp.feed_rows WHERE true {_CONFLICT}"
-)
+_STAGE_ROW = f"INSERT INTO feed_rows VALUES ({', '.join('?' for _ in _STORED_COLUMNS)})"
 
 # What leaves a compact page to the SQL decoder (see feed.py): the Python decoder's refusals, a value sqlite3 cannot
 # bind (a list, an integer over 64 bits, a lone surrogate) and a row the table refuses (the SQL path then says why).
@@ -479,31 +469,34 @@ _AHEAD = threading.local()
 _CAN_STAGE = hasattr(sqlite3.Connection, "serialize") and hasattr(sqlite3.Connection, "deserialize")
 _STAGE_DB = "feed_stage"
 _CREATE_STAGED = f"CREATE TABLE feed_rows ({', '.join(_STORED_COLUMNS)})"
-_STAGE_IMAGE_ROW = _STAGE_ROW.replace("temp.feed_rows", "feed_rows")
 # 40 rows of 24 values: 960 parameters, under the 999 older SQLite builds allow per statement. Also ~12 % faster than
 # one row per statement (4.4 against 5.0 us a row on the dev VM).
 _STAGE_ROWS = 40
-_STAGE_IMAGE_ROWS = "INSERT INTO feed_rows VALUES " + ", ".join(
+_STAGE_GROUP = "INSERT INTO feed_rows VALUES " + ", ".join(
     ["(" + ", ".join("?" for _ in _STORED_COLUMNS) + ")"] * _STAGE_ROWS
 )
-_UPSERT_FROM_IMAGE = _UPSERT_STAGED.replace("temp.feed_rows", f"{_STAGE_DB}.feed_rows")
+_UPSERT_FROM_IMAGE = (
+    f"INSERT INTO lead_cache ({', '.join(_STORED_COLUMNS)}, refill) "
+    f"SELECT *, 0 FROM {_STAGE_DB}.feed_rows WHERE true {_CONFLICT}"
+)
 
 
-def decode_ahead(text: str) -> ReadyPage:
+def decode_ahead(text: str, head: FeedHead | None = None) -> ReadyPage:
     """Read a page's head, decode its rows and stage them in a fresh in-memory database, returned as its image: the
     work of a page that needs the GIL, done on one decoding thread while the syncing thread applies the page before
     it. That apply is then one statement (`_UPSERT_FROM_IMAGE`), which SQLite runs with the GIL released, so on two
     cores the decoding (~12 us a row) and SQLite's writing (~8 at 1M) overlap instead of adding up
     (bench/bench_client.py). Handing over the decoded rows instead was no faster: binding them row by row on the
     syncing thread gives the GIL back at every row, and waiting for it again behind the decoding thread took as long
-    as the overlap saved."""
-    conn = getattr(_AHEAD, "conn", None)
-    if conn is None:
-        conn = _AHEAD.conn = sqlite3.connect(":memory:", isolation_level=None)
-    try:
-        head = feed_head(conn, text)
-    except (ValueError, sqlite3.Error):
-        return ReadyPage(text, None)
+    as the overlap saved. `head`: the page's head when the caller has read it already (`Store.apply_feed_page`)."""
+    if head is None:
+        conn = getattr(_AHEAD, "conn", None)
+        if conn is None:
+            conn = _AHEAD.conn = sqlite3.connect(":memory:", isolation_level=None)
+        try:
+            head = feed_head(conn, text)
+        except (ValueError, sqlite3.Error):
+            return ReadyPage(text, None)
     if head.encoding is None or not _CAN_STAGE:
         return ReadyPage(text, head)
     image = sqlite3.connect(":memory:", isolation_level=None)
@@ -523,36 +516,18 @@ def decode_ahead(text: str) -> ReadyPage:
         image.execute("BEGIN")
         # _STAGE_ROWS rows per statement: sqlite3 gives the GIL back at every statement it steps, and each time the
         # other threads (the GUI, the applying thread, ten desks in one benchmark process) may keep it up to 5 ms.
-        image.executemany(_STAGE_IMAGE_ROWS, groups())
-        image.executemany(_STAGE_IMAGE_ROW, last)
+        image.executemany(_STAGE_GROUP, groups())
+        image.executemany(_STAGE_ROW, last)
         image.execute("COMMIT")
         return ReadyPage(text, head, image.serialize(), tally[0])
-    except _LEFT_TO_SQL:
-        return ReadyPage(text, head)  # the apply leaves it to the SQL decoder, which says what is wrong
-    finally:
-        image.close()
-
-
-def _apply_decoded(conn: sqlite3.Connection, text: str, head: FeedHead) -> tuple[int, int] | None:
-    """Upsert a compact page's rows decoded in Python (feed.compact_rows), inside the caller's transaction: (rows,
-    rows changed), or None, with nothing written to the cache, when the page is left to the SQL decoder (see
-    feed.py). About half the per-row cost of the one-statement SQL decode (`_compact_upsert`), whose every cell parses
-    the row's text again (bench/bench_apply.py)."""
-    tally = [-1]
-    try:
-        for statement in _STAGE:
-            conn.execute(statement)
-        rows = feed.compact_rows(text, head.columns, head.codecs, head.dicts, _STORED_COLUMNS, tally)
-        conn.executemany(_STAGE_ROW, rows)
-        applied = conn.execute(_UPSERT_STAGED).rowcount  # one statement: all rows or, on an error, none
     except _LEFT_TO_SQL as exc:
-        conn.execute("DELETE FROM temp.feed_rows")
-        # Not at INFO with its text: a refused value may be a customer's name.
+        # The apply leaves it to the SQL decoder, which says what is wrong. Not at INFO with its text: a refused value
+        # may be a customer's name.
         log.info("a compact feed page is applied by the SQL decoder (%s)", type(exc).__name__)
         log.debug("the Python decoder left it: %s", exc)
-        return None
-    conn.execute("DELETE FROM temp.feed_rows")  # not kept in memory until the next page
-    return tally[0], applied
+        return ReadyPage(text, head)
+    finally:
+        image.close()
 
 
 def _apply_image(conn: sqlite3.Connection, rows: int) -> tuple[int, int] | None:
@@ -747,9 +722,10 @@ class CacheStore(StoreBase):
             text, head = ready.text, head or ready.head
         if head is None:
             head = self.read_feed_head(text)
+        if ready is None and head.encoding is not None:
+            ready = decode_ahead(text, head)  # decoded and staged on this thread; the sync does it ahead on another
+        # A page decode_ahead did not stage (plain, or its decoder refused it, or no serialize) is SQLite's to decode.
         image = ready.staged if ready is not None else None
-        # A compact page decode_ahead could stage but did not: its decoder refused it, so SQLite's decodes it.
-        refused = ready is not None and image is None and _CAN_STAGE
         with self._blame("cache"):
             conn = self._cache_db()
             if image is not None:
@@ -761,8 +737,6 @@ class CacheStore(StoreBase):
                     done = None
                     if image is not None:
                         done = _apply_image(conn, ready.rows if ready is not None else 0)
-                    elif head.encoding is not None and not refused:
-                        done = _apply_decoded(conn, text, head)
                     if done is None:
                         done = _apply_in_sql(conn, text, head)
                     count, applied = done
