@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import logging
+import sys
 import threading
 
+import pytest
 import shiboken6
 from PySide6.QtCore import QObject
 
@@ -63,3 +66,64 @@ def test_a_callback_of_a_deleted_widget_is_not_called_even_behind_a_partial(qtbo
     release.set()
     qtbot.waitUntil(lambda: len(finished) == 2, timeout=5000)
     assert calls == [] and alive.calls == [("result", 7)]
+
+
+@pytest.mark.expected_log_warnings  # the failed job's traceback is logged: nothing else can show it
+def test_a_job_still_running_when_its_signals_are_deleted_ends_quietly(qtbot, caplog, monkeypatch):
+    """At exit PySide deletes every QObject Python owns; a job still running then emitted into a deleted object, and
+    the RuntimeError reached the error presenter on the pool thread (a demo --screenshot run that never exited)."""
+    hooked: list[BaseException] = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, exc, tb: hooked.append(exc))
+    release = threading.Event()
+    ran: list[bool] = []
+    caplog.set_level(logging.INFO, logger="crm_desktop.ui.workers")
+    pool = reader_pool()
+    for outcome in ("result", "failure"):
+        ran.clear()
+
+        def job(outcome: str = outcome) -> int:
+            release.wait(5)
+            ran.append(True)
+            if outcome == "failure":
+                raise ValueError("the server went away")
+            return 7
+
+        worker = run_in(pool, job, lambda _: None, lambda _: None)
+        shiboken6.delete(worker.signals)  # what PySide's teardown does to it
+        release.set()
+        assert pool.waitForDone(5000) and ran
+        release.clear()
+    assert hooked == []
+    text = caplog.text
+    assert "a background job ended after the desk closed" in text
+    assert "a background job failed after the desk closed" in text and "the server went away" in text
+
+
+@pytest.mark.expected_log_warnings  # the presenter logs each unexpected error
+def test_an_error_on_a_pool_thread_opens_its_dialog_on_the_gui_thread(qtbot, monkeypatch):
+    """The error presenter's dialog is a widget: made on a pool thread, it ran an event loop there that nobody could
+    close. It must open on the GUI thread, and not at all in an unattended run."""
+    from PySide6.QtWidgets import QApplication
+
+    from crm_desktop.ui import app as app_module
+
+    shown: list[tuple[int, str]] = []
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
+    monkeypatch.setattr(app_module, "show_unexpected_error", lambda parent, summary, details: shown.append(
+        (threading.get_ident(), summary)))  # fmt: skip
+    gui = threading.get_ident()
+    unattended = [False]
+    app_module.install_error_presenter(lambda: None, interactive=lambda: not unattended[0])
+
+    def boom() -> None:
+        raise KeyError("odd")
+
+    run_in(reader_pool(), boom)  # no failure handler: the shared presenter
+    qtbot.waitUntil(lambda: bool(shown), timeout=5000)
+    assert shown == [(gui, "KeyError: 'odd'")]
+    unattended[0] = True
+    done: list[bool] = []
+    run_in(reader_pool(), boom, on_finished=lambda: done.append(True))
+    qtbot.waitUntil(lambda: bool(done), timeout=5000)
+    QApplication.processEvents()
+    assert len(shown) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import faulthandler
 import gc
 import json
 import logging
@@ -19,7 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from PySide6.QtCore import QTimer
+import shiboken6
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QLabel, QMessageBox
 
@@ -142,14 +144,47 @@ def set_identity(app: QApplication) -> None:
         log.warning("could not set the Windows app id: %s", exc)
 
 
-def install_error_presenter(parent_getter: Any) -> None:
-    """Tier 3: unexpected exceptions go to the log and to a dialog with "Copy details"."""
+class _ErrorPresenter(QObject):
+    """Carries an unexpected error from the thread it happened on to the GUI thread, where its dialog may open (a
+    slot of this object: a signal connected to a plain function would call it on the emitting thread)."""
+
+    report = Signal(str, str)
+
+    def __init__(self, app: QCoreApplication, parent_getter: Any, interactive: Callable[[], bool]) -> None:
+        super().__init__(app)  # lives on the GUI thread; the app owns it
+        self._parent_getter = parent_getter
+        self._interactive = interactive
+        self._quitting = False
+        app.aboutToQuit.connect(self._on_quitting)
+        self.report.connect(self._show)  # queued when emitted from another thread
+
+    @Slot()
+    def _on_quitting(self) -> None:
+        self._quitting = True
+
+    @Slot(str, str)
+    def _show(self, summary: str, details: str) -> None:
+        if not self._quitting and self._interactive() and not QCoreApplication.closingDown():
+            show_unexpected_error(self._parent_getter(), summary, details)
+
+
+def install_error_presenter(parent_getter: Any, interactive: Callable[[], bool] = lambda: True) -> None:
+    """Tier 3: unexpected exceptions go to the log and to a dialog with "Copy details".
+
+    The dialog opens on the GUI thread only: an error on another thread (a pool job) is passed there through a
+    queued signal. A dialog made on a pool thread ran its own event loop there, which nobody could close, and the
+    pool waited for it at exit. No dialog when nobody can answer it (`interactive()` false: --screenshot) or the app is
+    quitting; the log has it all."""
+    app = QApplication.instance()
+    if app is None:
+        raise RuntimeError("install_error_presenter needs the QApplication")
+    presenter = _ErrorPresenter(app, parent_getter, interactive)
 
     def hook(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         details = getattr(exc, "__traceback_text__", None) or "".join(traceback.format_exception(kind, exc, tb))
         log.error("unexpected error: %s", details)
-        if QApplication.instance() is not None:
-            show_unexpected_error(parent_getter(), f"{kind.__name__}: {exc}", details)
+        if shiboken6.isValid(presenter):
+            presenter.report.emit(f"{kind.__name__}: {exc}", details)
 
     sys.excepthook = hook
 
@@ -490,6 +525,8 @@ def run(argv: list[str]) -> int:
         os.umask(0o077)  # every file this process makes (logs, settings, demo data) is the user's alone
     log_path = setup_logging()
     log.info("starting; log at %s", log_path)
+    if args.screenshot:
+        _arm_watchdog(args.screenshot_timeout + WATCHDOG_GRACE_S)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     set_identity(app)
@@ -514,13 +551,31 @@ def run(argv: list[str]) -> int:
     try:
         desk = DeskApp(args, Settings(machine=paths.machine_config()))
         instance.activation_requested.connect(desk.bring_to_front)
-        install_error_presenter(lambda: desk.window)
+        unattended = bool(args.screenshot)  # nobody at the screen to close a dialog
+        install_error_presenter(lambda: desk.window, interactive=lambda: not unattended)
         app.aboutToQuit.connect(desk.shutdown)
         QTimer.singleShot(0, desk.start)
         code = app.exec()
+        wait_for_pools()  # a job started while shutting down must not run into PySide's teardown at exit
         return desk.exit_code or int(code)
     finally:
         instance.release()
+
+
+# An unattended run (--screenshot) that has not ended this long after its screenshot deadline is stuck.
+WATCHDOG_GRACE_S = 60.0
+_watchdog_file: Any = None
+
+
+def _arm_watchdog(seconds: float) -> None:
+    """Unattended runs (--screenshot: a build's smoke test, CI) must end: past `seconds`, every thread's stack goes to
+    stderr (or watchdog.txt in the log folder when there is none: a windowed build) and the process exits 1. Not
+    cancelled at the end of run(): a hang in the interpreter's teardown is caught too."""
+    global _watchdog_file
+    out = sys.stderr
+    if out is None or not hasattr(out, "fileno"):
+        out = _watchdog_file = open(paths.log_dir() / "watchdog.txt", "w", encoding="utf-8")  # noqa: SIM115
+    faulthandler.dump_traceback_later(seconds, exit=True, file=out)
 
 
 def _print(text: str) -> None:

@@ -47,11 +47,25 @@ class Worker(QRunnable):
             result = self.fn()
         except BaseException as exc:  # reported to the GUI thread, never swallowed
             exc.__traceback_text__ = traceback.format_exc()  # type: ignore[attr-defined]
-            self.signals.failed.emit(exc)
+            if not self._emit(self.signals.failed, exc):
+                log.warning("a background job failed after the desk closed: %s", exc.__traceback_text__)  # type: ignore[attr-defined]
         else:
-            self.signals.succeeded.emit(result)
+            self._emit(self.signals.succeeded, result)
         finally:
-            self.signals.finished.emit()
+            self._emit(self.signals.finished)
+
+    def _emit(self, signal: Any, *args: Any) -> bool:
+        """Emit, or False when the signals object is gone: at exit PySide deletes every QObject Python owns, and a
+        job still running (a slow request) then emitted into a deleted object. The RuntimeError went to the error
+        presenter on this pool thread, whose dialog waited there forever: the demo's --screenshot run never exited."""
+        try:
+            signal.emit(*args)
+        except RuntimeError:
+            if shiboken6.isValid(self.signals):
+                raise
+            log.info("a background job ended after the desk closed; its result is dropped")
+            return False
+        return True
 
 
 _writer: QThreadPool | None = None
@@ -166,6 +180,6 @@ def _unhandled(exc: BaseException) -> None:
 
 def wait_for_pools(msecs: int = 10_000) -> None:
     """On shutdown: let queued writes finish (a typed lead must reach the disk)."""
-    for pool in (_writer, _reader, _network):
-        if pool is not None:
-            pool.waitForDone(msecs)
+    for name, pool in (("writer", _writer), ("reader", _reader), ("network", _network)):
+        if pool is not None and not pool.waitForDone(msecs):
+            log.warning("the %s pool still has %d job(s) running after %d ms", name, pool.activeThreadCount(), msecs)
