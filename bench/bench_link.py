@@ -5,7 +5,7 @@
 
 Why: every other figure in bench/ is measured over loopback, where bandwidth and round trips are free. The desks sit
 behind one shared link to a server 20-60 ms away (issue 12). This runs the real client core (`ApiClient`, `Store`,
-`SyncEngine`) and the replaced system's create pattern through `shaping_proxy.ShapingProxy` (fixed one-way delay,
+`SyncEngine`) and the replaced system's create pattern through `shaping_proxy.LinkProcess` (fixed one-way delay,
 bandwidth cap shared by every connection through it), and the same desk code over plain loopback, in one run.
 
 Phases (printed as they finish; everything lands in bench/out/bench_link.json):
@@ -23,8 +23,9 @@ Phases (printed as they finish; everything lands in bench/out/bench_link.json):
                 separate inserts, one round trip each) on a psycopg connection through the same link, same run.
                 Loopback figures of both beside them.
 
-The proxy runs in this process (its own event-loop thread), so "client CPU" includes it. Figures on a 2-core machine
-shared with other work are lower bounds for the server side.
+The proxy runs in a process of its own, as the network is not the desk: in this process its event loop waited for the
+GIL behind the desks' decoding threads, and the link sat idle meanwhile. Figures on a 2-core machine shared with
+other work are lower bounds for the server side.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ from bench_server import (
     start_seeded,
     stop_seeded,
 )
-from shaping_proxy import ShapingProxy
+from shaping_proxy import LinkProcess
 
 from crm_desktop.core.api import ApiClient
 from crm_desktop.core.store import Store
@@ -155,9 +156,9 @@ def bench_loopback_sync(server_url: str, anon: str, base: Path, page_size: int, 
 
 
 def bench_link_sync(
-    proxy: ShapingProxy, anon: str, base: Path, page_size: int, desks: int, cap: int | None, cpu: CpuMeter
+    proxy: LinkProcess, anon: str, base: Path, page_size: int, desks: int, cap: int | None, cpu: CpuMeter
 ) -> dict[str, Any]:
-    apis = [login(proxy.url, anon, f"cre{1 + i % 3}@demo.local") for i in range(desks)]
+    apis = [login(proxy.url(), anon, f"cre{1 + i % 3}@demo.local") for i in range(desks)]
     up0, down0 = proxy.counters()
     results: list[dict[str, Any]] = [{} for _ in range(desks)]
 
@@ -257,12 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     base.mkdir(parents=True)
     cluster, server = start_seeded(args.server_exe, args.data_dir.resolve(), args.leads, report)
     host_port = server.url.removeprefix("http://")
-    proxy = ShapingProxy(host_port, rtt_ms=args.rtt_ms, mbit=args.mbit).start()
     pg_socket = next(Path(args.data_dir).resolve().glob(".s.PGSQL.*"))
-    db_proxy = ShapingProxy(str(pg_socket), rtt_ms=args.rtt_ms, mbit=args.mbit, share_with=proxy).start()
+    # The desk's HTTP (port 0) and the replaced system's PostgreSQL (port 1) through one link.
+    proxy = LinkProcess([host_port, str(pg_socket)], rtt_ms=args.rtt_ms, mbit=args.mbit).start()
     try:
         report["leads_at_start"] = count_leads(cluster.get_uri())
-        say(f"[server] {server.url}: {report['leads_at_start']:,} leads; link proxy {proxy.url}")
+        say(f"[server] {server.url}: {report['leads_at_start']:,} leads; link proxy {proxy.url()}")
 
         def meter() -> CpuMeter:
             return CpuMeter(server.proc.pid if server.proc else 0, cluster.get_pid())
@@ -303,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
                 f.unlink()
 
         # 5. incremental through the link (leads made by cre2 over loopback)
-        link_api = login(proxy.url, server.anon_key, "cre1@demo.local")
+        link_api = login(proxy.url(), server.anon_key, "cre1@demo.local")
         other = login(server.url, server.anon_key, "cre2@demo.local")
         say(f"[inc] {args.inc_runs} x ({args.inc_leads} create_lead as cre2, then one timed pull via the link) ...")
         up0, down0 = proxy.counters()
@@ -343,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             known = known_phones(conn, args.legacy * 2, rng)
         try:
             info = psycopg.conninfo.conninfo_to_dict(db_uri)
-            info.update(host="127.0.0.1", port=str(db_proxy.port))
+            info.update(host="127.0.0.1", port=str(proxy.ports[1]))
             with psycopg.connect(psycopg.conninfo.make_conninfo(**info), autocommit=True) as conn:
                 say(f"[legacy] {args.legacy} creates through the link ...")
                 report["legacy_link"] = bench_legacy(conn, args.legacy, rng, phones, known[: args.legacy])
@@ -367,7 +368,6 @@ def main(argv: list[str] | None = None) -> int:
         )
     finally:
         proxy.stop()
-        db_proxy.stop()
         stop_seeded(cluster, server)
         shutil.rmtree(base, ignore_errors=True)
     report["total_seconds"] = round(time.perf_counter() - t_all, 1)

@@ -21,7 +21,10 @@ which Linux autotuning reaches quickly).
 The upstream may be host:port or a unix socket path (the embedded PostgreSQL listens on a socket only), so the same
 proxy carries the desk's HTTP and the replaced system's PostgreSQL round trips. Counts bytes per direction.
 
-Usable in-process (`ShapingProxy(...).start()` runs it on its own event-loop thread) or as a script.
+Usable in-process (`ShapingProxy(...).start()` runs it on its own event-loop thread), as a script, or as a process of
+its own driven from Python (`LinkProcess`: what bench_link.py uses). A benchmark whose client is Python should use the
+process: in the client's process the proxy's event loop waits for the GIL behind the client's busy threads, and the
+link sits idle meanwhile, which no office link does.
 """
 
 from __future__ import annotations
@@ -29,10 +32,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
+import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 CHUNK = 16 * 1024  # bytes read per step: 6.5 ms of a 20 Mbit/s link, so flows interleave finely
 
@@ -207,14 +214,90 @@ class ShapingProxy:
             await sender
 
 
+class LinkProcess:
+    """The shaped link in a child process: one listening port per upstream (`ports`, in order), all through one shared
+    link, as `ShapingProxy(..., share_with=...)` in-process. The child answers `counters()` over its stdin/stdout and
+    ends when its stdin closes (`stop()`, or this process dying)."""
+
+    def __init__(self, upstreams: Sequence[str], *, rtt_ms: float, mbit: float) -> None:
+        self.upstreams = list(upstreams)
+        self.rtt_ms = rtt_ms
+        self.mbit = mbit
+        self.ports: list[int] = []
+        self._proc: subprocess.Popen[str] | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> LinkProcess:
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--control", "--rtt-ms", str(self.rtt_ms)]
+        cmd += ["--mbit", str(self.mbit)]
+        for upstream in self.upstreams:
+            cmd += ["--upstream", upstream]
+        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8")
+        self._proc = proc
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            proc.wait(10)
+            raise RuntimeError(f"the link process ended at start (exit {proc.returncode})")
+        self.ports = [int(p) for p in json.loads(line)["ports"]]
+        return self
+
+    def url(self, i: int = 0) -> str:
+        return f"http://127.0.0.1:{self.ports[i]}"
+
+    def counters(self) -> tuple[int, int]:
+        """(bytes client -> server, bytes server -> client) so far, over every upstream."""
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        with self._lock:
+            proc.stdin.write("counters\n")
+            proc.stdin.flush()
+            up, down = proc.stdout.readline().split()
+        return int(up), int(down)
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):
+            assert proc.stdin is not None
+            proc.stdin.close()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _serve_control(proxies: list[ShapingProxy]) -> None:
+    """`--control`: the ports as one JSON line, then a line "up down" per "counters" line read; ends at EOF."""
+    print(json.dumps({"ports": [p.port for p in proxies]}), flush=True)
+    for line in sys.stdin:
+        if line.strip() == "counters":
+            up, down = proxies[0].counters()
+            print(up, down, flush=True)
+    for proxy in proxies:
+        proxy.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--upstream", required=True, help="host:port or a unix socket path")
+    ap.add_argument("--upstream", required=True, action="append",
+                    help="host:port or a unix socket path; several: one port each, one shared link")  # fmt: skip
     ap.add_argument("--rtt-ms", type=float, default=50.0)
     ap.add_argument("--mbit", type=float, default=20.0, help="per direction, shared by all connections; 0 = no cap")
-    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port", type=int, default=0, help="the first upstream's port (the others: any free one)")
+    ap.add_argument("--control", action="store_true", help=argparse.SUPPRESS)  # driven by LinkProcess
     args = ap.parse_args(argv)
-    proxy = ShapingProxy(args.upstream, rtt_ms=args.rtt_ms, mbit=args.mbit, port=args.port).start()
+    proxy = ShapingProxy(args.upstream[0], rtt_ms=args.rtt_ms, mbit=args.mbit, port=args.port).start()
+    proxies = [proxy] + [
+        ShapingProxy(u, rtt_ms=args.rtt_ms, mbit=args.mbit, share_with=proxy).start() for u in args.upstream[1:]
+    ]
+    if args.control:
+        _serve_control(proxies)
+        return 0
+    if len(proxies) > 1:
+        print(json.dumps({"ports": [p.port for p in proxies]}), file=sys.stderr, flush=True)
     print(f'{{"url": "{proxy.url}", "port": {proxy.port}}}', flush=True)
     try:
         while True:
