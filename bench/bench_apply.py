@@ -16,10 +16,11 @@ Modes (each --runs times; the minimum and median per row, wall and CPU of this p
   sql       the same pages through the one-statement SQL decoder (the path before; still the fallback)
   decode    `feed.compact_rows` alone, no SQLite write
   plain     `apply_feed_page` of the captured `lead_changes` pages (an old server's), per row
-  ahead     what the sync does: `cache.decode_ahead` of each page on one decoding thread (head, decode, staged
-            image) while this thread applies the page before it (`apply_feed_page(..., ready)`); wall per row is
-            the pipeline's rate with no server on the machine
-Then `finish_bulk_fill` of the python and ahead modes' caches (what a first sync ends with; a CRE's desk unless
+  ahead     `cache.decode_ahead` of each page on one decoding thread (head, decode, staged image) while this
+            thread applies the page before it (`apply_feed_page(..., ready)`): what a short sync does; wall per row
+            is the pipeline's rate with no server on the machine
+  procs     the same with --processes decoding processes (`cache.stage_page`): what a long sync does (sync.py)
+Then `finish_bulk_fill` of the python, ahead and procs modes' caches (what a first sync ends with; a CRE's desk unless
 --team-indexes), and the last run's apply plus it as rows/s. --replay 10 makes the 10 captured pages a 1M-lead first
 sync (the phones changed on each replay): the desk's rate at 1M with no server on the machine.
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -39,7 +41,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 from bench_server import OUT, crm_server_exe, say, start_seeded, stop_seeded
@@ -49,6 +51,9 @@ from crm_desktop.core.api import ApiClient
 from crm_desktop.core.cache import FeedHead
 from crm_desktop.core.db import write_txn
 from crm_desktop.core.store import Store
+from crm_desktop.core.sync import DECODE_PROCESSES
+
+PROCESSES = DECODE_PROCESSES  # --processes
 
 
 def capture(pages_dir: Path, data_dir: Path, leads: int, n: int) -> None:
@@ -115,6 +120,12 @@ def run_mode(mode: str, store: Store, compact: list[str], heads: list[FeedHead],
         with ThreadPoolExecutor(max_workers=1) as decoder:
             for ready in decoder.map(cache.decode_ahead, compact):  # map submits every page at once: fine for 10
                 n += store.apply_feed_page(ready.text, ready.head, ready).rows
+    elif mode == "procs":
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(PROCESSES, mp_context=spawn) as decoders:  # started inside the timing, as a sync does
+            for text, staged in zip(compact, decoders.map(cache.stage_page, compact), strict=True):
+                ready = cache.ReadyPage(text, *staged)
+                n += store.apply_feed_page(ready.text, ready.head, ready).rows
     else:
         raise SystemExit(f"unknown mode {mode}")
     return n
@@ -127,13 +138,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, default=OUT / "pgdata2", help="seeded PostgreSQL dir (--capture)")
     ap.add_argument("--leads", type=int, default=1_000_000, help="leads on the server (--capture)")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--modes", default="head,python,sql,decode,plain,ahead")
+    ap.add_argument("--modes", default="head,python,sql,decode,plain,ahead,procs")
+    ap.add_argument("--processes", type=int, default=DECODE_PROCESSES, help="decoding processes of the procs mode")
     ap.add_argument("--owner", default=None, help="desk owner (cre_id) of the caches: my_leads is kept too")
     ap.add_argument("--replay", type=int, default=1, metavar="N",
                     help="apply the captured compact pages N times, the phones changed each time (10 x 10 pages of "
                          "10,000 rows: a 1M-lead first sync with no server on the machine)")  # fmt: skip
     ap.add_argument("--team-indexes", action="store_true", help="finish as a team lead's desk (all ten indexes)")
     args = ap.parse_args(argv)
+    global PROCESSES
+    PROCESSES = args.processes
     if args.capture:
         capture(args.pages_dir, args.data_dir, args.leads, args.capture)
         return 0
@@ -162,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
                     store.set_desk_owner(args.owner)
                 wall, cpu, rows = timed(lambda mode=mode, store=store: run_mode(mode, store, compact, heads, plain))
                 results[mode].append((wall, cpu, compact_count if mode == "head" else rows))
-                if mode in ("python", "sql", "plain", "ahead") and run == 0:
+                if mode in ("python", "sql", "plain", "ahead", "procs") and run == 0:
                     kept[mode] = rows_of(store)
-                if mode in ("python", "ahead") and run == args.runs - 1:
+                if mode in ("python", "ahead", "procs") and run == args.runs - 1:
                     w0 = time.perf_counter()
                     store.finish_bulk_fill(team_indexes=args.team_indexes)
                     finish[mode] = time.perf_counter() - w0
@@ -186,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             f"[finish] {mode}: finish_bulk_fill of {rows:,} rows {seconds:.2f} s; with the last run's apply "
             f"{whole:.1f} s = {rows / whole:,.0f} rows/s"
         )
-    for other in ("sql", "ahead"):
+    for other in ("sql", "ahead", "procs"):
         if "python" in kept and other in kept:
             same = kept["python"] == kept[other]
             say(f"[check ] python and {other} modes left the same cache rows: {same}")

@@ -32,8 +32,9 @@ Phases (--phases picks some):
               full garbage collections), recorded by wrapping (not changing) those calls and with gc.callbacks; a
               watchdog thread samples every thread's Python stack during long gaps (--no-watch: off).
 
-A/B switches: --stall-page-size (the sync's page size in the stall phase), --switch-interval (Python's GIL switch
-interval). --stress-workers N only pushes N trivial jobs through run_in (the worker crash found here, fixed in
+A/B switches: --stall-page-size (the sync's page size in the stall phase), --stall-decode-processes (the sync's
+decoding processes; 0: a decoding thread, as before), --switch-interval (Python's GIL switch interval).
+--stress-workers N only pushes N trivial jobs through run_in (the worker crash found here, fixed in
 crm_desktop/ui/workers.py; see README).
 
 The machine is small (2 cores here) and shared with other work; client, uvicorn and PostgreSQL share the CPUs.
@@ -527,6 +528,9 @@ def bench_stall(
     transport.delay = args.slow_ms / 1000
     if args.stall_page_size:
         engine.page_size = args.stall_page_size
+    if args.stall_decode_processes is not None:
+        engine.decode_processes = args.stall_decode_processes
+    say(f"[stall] decoding processes of a long sync: {engine.decode_processes}")
 
     done: set[str] = set()
     pulled = [0]
@@ -643,6 +647,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--stall-page-size", type=int, default=None, help="the engine's feed page size in the stall phase (A/B)"
     )
+    ap.add_argument("--stall-decode-processes", type=int, default=None,
+                    help="the engine's decoding processes in the stall phase (A/B; 0: a thread)")  # fmt: skip
     ap.add_argument("--phases", default="banner,submit,stall", help="which phases to run, comma-separated")
     ap.add_argument("--no-watch", dest="watch", action="store_false", help="no stack sampling during stalls")
     ap.add_argument(

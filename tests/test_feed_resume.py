@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 from serverproc import Api, new_lead, phone_for
 from test_feed import EdgeTransport, cache_rows, synced_desk
 
@@ -58,8 +59,13 @@ def test_a_first_sync_killed_halfway_resumes_from_its_cursor_and_ends_identical(
             if pages < 5:
                 child.stdin.write("go\n")
                 child.stdin.flush()
+        # A long pass: the desk decodes in a process of its own (sync.py), which must not outlive the desk.
+        decoders = [p for p in psutil.Process(child.pid).children() if "spawn_main" in " ".join(p.cmdline())]
         child.kill()  # closed halfway (SIGKILL; TerminateProcess on Windows): page 6 was being fetched ahead
         child.wait(timeout=30)
+        assert decoders
+        _, alive = psutil.wait_procs(decoders, timeout=15)
+        assert not alive, f"decoding processes outlived the killed desk: {alive}"
     finally:
         if child.poll() is None:
             child.kill()

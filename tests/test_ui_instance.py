@@ -102,7 +102,8 @@ def test_self_test_exit_code_of_the_installed_entry_point(tmp_path: Path):
     result = subprocess.run([sys.executable, "-m", "crm_desktop", "--self-test"], env=env, capture_output=True,
                             text=True, timeout=120)  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert json.loads(result.stdout)["checks"]["resource:cre-desk.svg"]["ok"]
+    checks = json.loads(result.stdout)["checks"]
+    assert checks["resource:cre-desk.svg"]["ok"] and checks["decoding_process"]["value"] == 7
 
 
 class Shell32:

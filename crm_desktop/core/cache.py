@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
 import sqlite3
 import threading
 import time
@@ -477,7 +479,7 @@ _STAGE_GROUP = "INSERT INTO feed_rows VALUES " + ", ".join(
 )
 _UPSERT_FROM_IMAGE = (
     f"INSERT INTO lead_cache ({', '.join(_STORED_COLUMNS)}, refill) "
-    f"SELECT *, 0 FROM {_STAGE_DB}.feed_rows WHERE true {_CONFLICT}"
+    f"SELECT *, 0 FROM {_STAGE_DB}.feed_rows WHERE true ORDER BY phone {_CONFLICT}"
 )
 
 
@@ -528,6 +530,28 @@ def decode_ahead(text: str, head: FeedHead | None = None) -> ReadyPage:
         return ReadyPage(text, head)
     finally:
         image.close()
+
+
+def end_with_parent() -> None:
+    """Initializer of a decoding process (sync.py): it ends when the desk's process does, also when that is killed.
+    A pool's process otherwise waits for work forever: its own end of the work queue keeps the queue open. The
+    parent's sentinel is a pipe (POSIX) or a process handle (Windows) that signals when the parent is gone."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def wait() -> None:
+        parent.join()
+        os._exit(0)
+
+    threading.Thread(target=wait, name="end-with-parent", daemon=True).start()
+
+
+def stage_page(text: str) -> tuple[FeedHead | None, bytes | None, int]:
+    """`decode_ahead` in a decoding process (sync.py): (head, staged image, rows) go back, not the page's text, which
+    the syncing process still holds (`ReadyPage(text, *stage_page(text))`)."""
+    ready = decode_ahead(text)
+    return ready.head, ready.staged, ready.rows
 
 
 def _apply_image(conn: sqlite3.Connection, rows: int) -> tuple[int, int] | None:

@@ -20,18 +20,20 @@ engine's threads: the UI forwards them to Qt signals."""
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import random
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from crm_desktop.core.api import ApiClient, AuthExpired, CertificateNotTrusted, Rejected, Retry
-from crm_desktop.core.cache import ReadyPage, decode_ahead
+from crm_desktop.core.cache import ReadyPage, decode_ahead, end_with_parent, stage_page
 from crm_desktop.core.models import OutboxItem
 from crm_desktop.core.store import OutboxStateError, Store, StoreError
 
@@ -41,6 +43,10 @@ ConnectionState = Literal["online", "offline", "untrusted", "auth_needed"]  # un
 CATALOG_EVERY = 15 * 60.0  # seconds between catalogue refreshes
 BULK_FILL_MIN = 50_000  # rows; see SyncEngine.bulk_fill_min
 FETCH_DEPTH = 3  # feed pages in flight at most during a long sync (bench_link.py: 20 Mbit/s, 50 ms RTT)
+# Processes that decode and stage pages during a long sync (`cache.stage_page`): one core is left to the applying
+# thread and the GUI. Decoding is Python (~11 us a row); on a thread of the desk's own process it was bound by the
+# GIL, which it took from the applying thread, the fetching threads and the GUI (bench_apply.py, bench_ui.py).
+DECODE_PROCESSES = max(1, min(3, (os.cpu_count() or 2) - 1))
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,7 @@ class SyncEngine:
         backoff_max: float = 60.0,
         rng: random.Random | None = None,
         team_indexes: bool = True,
+        decode_processes: int = DECODE_PROCESSES,
     ) -> None:
         self.api = api
         self.store_path = Path(store_path)
@@ -139,6 +146,9 @@ class SyncEngine:
         # Whether this desk keeps the team lead's indexes of the cache (cache.TEAM_INDEXES): the session says so by
         # the signed-in role. False: a bulk fill leaves them out; True: a pull builds any that are missing.
         self.team_indexes = team_indexes
+        # A pass with at least bulk_fill_min rows to go decodes its pages in this many processes (0: on a thread of
+        # this process, as every shorter pass does).
+        self.decode_processes = decode_processes
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.listeners = Listeners()
@@ -338,10 +348,31 @@ class SyncEngine:
         return self.api.rpc_text("lead_changes", params)
 
     @staticmethod
-    def _decode_fetched(fetched: Future[str]) -> ReadyPage:
-        """A page fetched ahead, decoded and staged on the one decoding thread (cache.decode_ahead): several threads
-        decoding at once only took the GIL from each other and from the applying thread."""
-        return decode_ahead(fetched.result())
+    def _decode_fetched(fetched: Future[str], procs: ProcessPoolExecutor | None) -> ReadyPage:
+        """A page fetched ahead, decoded and staged: in a decoding process when the pass has them (`procs`), else on
+        this thread (cache.decode_ahead). Without processes there is one such thread: several decoding at once only
+        took the GIL from each other and from the applying thread."""
+        text = fetched.result()
+        if procs is not None:
+            try:
+                return ReadyPage(text, *procs.submit(stage_page, text).result())
+            except Exception as exc:  # a broken pool, one shut down meanwhile, a child that failed: decode here
+                log.warning("a decoding process failed (%s: %s); the page is decoded here", type(exc).__name__, exc)
+        return decode_ahead(text)
+
+    def _decoding_processes(self) -> ProcessPoolExecutor | None:
+        """The processes of a long pass, or None (none asked for, or they cannot start here: the pass decodes on a
+        thread). Spawned, on every OS: a forked child of a process with threads (Qt's, the engine's) may inherit a
+        lock held at the fork. Children start as pages arrive and end with the pass."""
+        if self.decode_processes <= 0:
+            return None
+        try:
+            return ProcessPoolExecutor(
+                self.decode_processes, mp_context=multiprocessing.get_context("spawn"), initializer=end_with_parent
+            )
+        except (OSError, ValueError, NotImplementedError) as exc:
+            log.warning("pages are decoded on a thread: no decoding process (%s)", exc)
+            return None
 
     def pull(self, store: Store) -> int:
         """Page the feed from the stored cursor until caught up; returns rows applied.
@@ -358,27 +389,32 @@ class SyncEngine:
         done = 0
         ahead: ThreadPoolExecutor | None = None
         decoder: ThreadPoolExecutor | None = None
+        procs: ProcessPoolExecutor | None = None
         pending: deque[Future[ReadyPage]] = deque()
         asked = since
         finished = False
         try:
             ready = decode_ahead(self._fetch_page(since))
-            first = since == 0
+            first = True  # the pass's first page: is it a long pass?
             while True:
                 try:
                     head = ready.head or store.read_feed_head(ready.text)
                     if first and head.more and head.remaining + self.page_size >= self.bulk_fill_min:
-                        store.begin_bulk_fill()
+                        if since == 0:
+                            store.begin_bulk_fill()
+                        procs = self._decoding_processes()
                     first = False
                     if head.more and not self._stop.is_set():
                         ahead = ahead or ThreadPoolExecutor(max_workers=FETCH_DEPTH, thread_name_prefix="feed-ahead")
-                        decoder = decoder or ThreadPoolExecutor(max_workers=1, thread_name_prefix="feed-decode")
+                        # With processes, a thread per process waits for its page (holding no GIL meanwhile).
+                        width = self.decode_processes if procs is not None else 1
+                        decoder = decoder or ThreadPoolExecutor(max_workers=width, thread_name_prefix="feed-decode")
                         # Rows renumbered meanwhile only make a page reach further (overlap: newer wins) or leave a
                         # gap whose rows have moved above it, so a planned start never loses a lead.
                         for start in (head.next_since, *head.ahead):
                             if len(pending) < FETCH_DEPTH and start > asked:
                                 pending.append(
-                                    decoder.submit(self._decode_fetched, ahead.submit(self._fetch_page, start))
+                                    decoder.submit(self._decode_fetched, ahead.submit(self._fetch_page, start), procs)
                                 )
                                 asked = start
                     page = store.apply_feed_page(ready.text, head, ready)
@@ -398,7 +434,7 @@ class SyncEngine:
                 # Caught up: a first sync's deferred indexes are built now (also when it was resumed after a close).
                 store.finish_bulk_fill(team_indexes=self.team_indexes)
         finally:
-            for pool in (decoder, ahead):  # the decoder first: it may be waiting on a fetch
+            for pool in (decoder, ahead, procs):  # the decoder first: it may be waiting on a fetch or a process
                 if pool is not None:
                     pool.shutdown(wait=True, cancel_futures=True)
             if done and not finished:

@@ -496,6 +496,21 @@ def self_test() -> dict[str, Any]:
 
     check("sqlite_outbox", sqlite_round_trip)
 
+    def decoding_process() -> Any:
+        # A long first sync decodes pages in processes started as this program (sync.py): a frozen build must
+        # answer as one (multiprocessing.freeze_support in __main__), not open a second desk.
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        from crm_desktop.core.cache import stage_page
+
+        page = '{"columns": ["phone"], "rows": [], "next_since": 7}'
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            head, _staged, _rows = pool.submit(stage_page, page).result(timeout=60)
+        return head.next_since if head is not None and head.next_since == 7 else _fail(f"the process gave {head!r}")
+
+    check("decoding_process", decoding_process)
+
     def charts() -> Any:
         from PySide6.QtCharts import QChart, QChartView
 
