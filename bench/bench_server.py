@@ -340,7 +340,8 @@ def as_user(conn: psycopg.Connection[Any], claims: dict[str, Any]) -> Iterator[N
 
 
 class CpuMeter:
-    """CPU seconds used by this process, the uvicorn process and the PostgreSQL processes between start and stop."""
+    """CPU seconds used by this process, the uvicorn process and the PostgreSQL processes between start and stop.
+    This process's figure includes its children that ended meanwhile: a long sync's decoding processes (sync.py)."""
 
     def __init__(self, server_pid: int, postmaster_pid: int | None) -> None:
         self._server = psutil.Process(server_pid)
@@ -364,18 +365,24 @@ class CpuMeter:
         t = p.cpu_times()
         return t.user + t.system
 
+    def _children(self) -> float:
+        t = self._me.cpu_times()
+        return t.children_user + t.children_system
+
     def start(self) -> None:
         self._t0 = time.perf_counter()
-        self._c0 = (self._cpu(self._me), self._cpu(self._server), self._pg())
+        self._c0 = (self._cpu(self._me), self._cpu(self._server), self._pg(), self._children())
 
     def stop(self) -> dict[str, float]:
         wall = time.perf_counter() - self._t0
-        me, srv, pg = self._cpu(self._me), self._cpu(self._server), self._pg()
+        me, srv, pg, kids = self._cpu(self._me), self._cpu(self._server), self._pg(), self._children()
         pg0 = self._c0[2]
         pg_used = sum(v - pg0.get(pid, 0.0) for pid, v in pg.items())
+        decoders = kids - self._c0[3]
         return {
             "wall_s": round(wall, 2),
-            "client_cpu_s": round(me - self._c0[0], 2),
+            "client_cpu_s": round(me - self._c0[0] + decoders, 2),
+            "client_decoders_cpu_s": round(decoders, 2),
             "uvicorn_cpu_s": round(srv - self._c0[1], 2),
             "postgres_cpu_s": round(pg_used, 2),
             "cores": psutil.cpu_count() or 0,

@@ -479,7 +479,7 @@ _STAGE_GROUP = "INSERT INTO feed_rows VALUES " + ", ".join(
 )
 _UPSERT_FROM_IMAGE = (
     f"INSERT INTO lead_cache ({', '.join(_STORED_COLUMNS)}, refill) "
-    f"SELECT *, 0 FROM {_STAGE_DB}.feed_rows WHERE true ORDER BY phone {_CONFLICT}"
+    f"SELECT *, 0 FROM {_STAGE_DB}.feed_rows WHERE true {_CONFLICT}"
 )
 
 
