@@ -180,6 +180,6 @@ def _unhandled(exc: BaseException) -> None:
 
 def wait_for_pools(msecs: int = 10_000) -> None:
     """On shutdown: let queued writes finish (a typed lead must reach the disk)."""
-    for name, pool in (("writer", _writer), ("reader", _reader), ("network", _network)):
+    for which, pool in (("writer", _writer), ("reader", _reader), ("network", _network)):
         if pool is not None and not pool.waitForDone(msecs):
-            log.warning("the %s pool still has %d job(s) running after %d ms", name, pool.activeThreadCount(), msecs)
+            log.warning("the %s pool still has %d job(s) running after %d ms", which, pool.activeThreadCount(), msecs)
