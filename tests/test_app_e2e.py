@@ -42,3 +42,18 @@ def test_demo_as_team_lead(tmp_path: Path):
     result = run_app(tmp_path, "--as", "lead@demo.local", "--screenshot", str(shot))
     assert result.returncode == 0, result.stderr[-3000:]
     assert not QImage(str(shot)).isNull()
+
+
+def test_an_unattended_run_that_hangs_is_ended_by_its_watchdog_with_every_threads_stack(tmp_path: Path):
+    """--screenshot is for CI and a build's smoke test: nobody is there when it hangs. No server is configured here,
+    so the desk waits at its sign-in dialog, as a hung run waits forever; the watchdog ends it, saying where each
+    thread was."""
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path / "home"),
+               XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"),
+               XDG_STATE_HOME=str(tmp_path / "state"), XDG_CACHE_HOME=str(tmp_path / "cache"))  # fmt: skip
+    env.pop("CRE_DESK_DATA_DIR", None)
+    cmd = [sys.executable, "-m", "crm_desktop", "--screenshot", str(tmp_path / "x.png"), "--watchdog-s", "8"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Timeout (0:00:08)!" in result.stderr and "most recent call first" in result.stderr
+    assert not (tmp_path / "x.png").exists()

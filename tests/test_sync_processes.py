@@ -65,7 +65,7 @@ def test_a_long_sync_decodes_in_a_process_and_a_killed_one_loses_nothing(
         store.close()
         client.close()
     assert killed and max(seen) == 1  # one decoding process did the pages until it was killed
-    assert "a decoding process failed" in caplog.text
+    assert caplog.text.count("a decoding process failed") == 1  # said once; the pages after it decoded here
     assert not decoding_children()  # the pass ended its pool
     # Pages decoded in the process, then on a thread, give the cache a desk decoding on a thread alone makes.
     fresh = synced_desk(server, tmp_path, "thread", EdgeTransport(), page_size=500)

@@ -10,8 +10,9 @@ typed, and a server that is slow to accept leads must not freeze the duplicate c
   new item / "send now"); `Rejected` parks the item with the server's reason and moves on; `AuthExpired` pauses
   sending until `resume()` after a new sign-in.
 - The **pull** thread pages `lead_changes` from the cursor until caught up, one SQLite transaction per page (rows and
-  cursor together; SQLite reads the page's JSON text itself, and the next page is fetched meanwhile), reporting rows
-  done and an estimated total; then it polls on an interval or on demand. It also refreshes the cached catalogue
+  cursor together; SQLite reads the page's JSON text itself, and the next page is fetched meanwhile; a long pass
+  decodes its compact pages in decoding processes, a short one on a thread), reporting rows done and an estimated
+  total; then it polls on an interval or on demand. It also refreshes the cached catalogue
   and profile so the desk can start offline.
 
 Each thread opens its own `Store` (SQLite connections are per thread). Listeners are plain callables, called on the
@@ -149,6 +150,7 @@ class SyncEngine:
         # A pass with at least bulk_fill_min rows to go decodes its pages in this many processes (0: on a thread of
         # this process, as every shorter pass does).
         self.decode_processes = decode_processes
+        self._decoders_failed = False  # this pass's decoding processes failed once: it decodes on a thread
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.listeners = Listeners()
@@ -347,17 +349,18 @@ class SyncEngine:
                 return text
         return self.api.rpc_text("lead_changes", params)
 
-    @staticmethod
-    def _decode_fetched(fetched: Future[str], procs: ProcessPoolExecutor | None) -> ReadyPage:
+    def _decode_fetched(self, fetched: Future[str], procs: ProcessPoolExecutor | None) -> ReadyPage:
         """A page fetched ahead, decoded and staged: in a decoding process when the pass has them (`procs`), else on
         this thread (cache.decode_ahead). Without processes there is one such thread: several decoding at once only
         took the GIL from each other and from the applying thread."""
         text = fetched.result()
-        if procs is not None:
+        if procs is not None and not self._decoders_failed:
             try:
                 return ReadyPage(text, *procs.submit(stage_page, text).result())
             except Exception as exc:  # a broken pool, one shut down meanwhile, a child that failed: decode here
-                log.warning("a decoding process failed (%s: %s); the page is decoded here", type(exc).__name__, exc)
+                if not self._decoders_failed:  # said once a pass; the pass's other pages are decoded here too
+                    self._decoders_failed = True
+                    log.warning("a decoding process failed (%s: %s); pages are decoded here", type(exc).__name__, exc)
         return decode_ahead(text)
 
     def _decoding_processes(self) -> ProcessPoolExecutor | None:
@@ -387,6 +390,7 @@ class SyncEngine:
         since = store.sync_cursor()
         started = time.time()
         done = 0
+        self._decoders_failed = False
         ahead: ThreadPoolExecutor | None = None
         decoder: ThreadPoolExecutor | None = None
         procs: ProcessPoolExecutor | None = None

@@ -433,6 +433,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    "server_url, anon_key, data_dir, proxy, allow_http)")  # fmt: skip
     p.add_argument("--screenshot", metavar="FILE", help="render the main window to a PNG once data has loaded, exit")
     p.add_argument("--screenshot-timeout", type=float, default=90.0, help=argparse.SUPPRESS)
+    p.add_argument("--watchdog-s", type=float, default=None, help=argparse.SUPPRESS)  # tests: --screenshot gives up
     p.add_argument("--self-test", action="store_true", help="check this installation (resources, TLS, keyring, "
                    "SQLite, charts), print a JSON report and exit non-zero when something is missing")  # fmt: skip
     return p.parse_args(argv)
@@ -541,7 +542,7 @@ def run(argv: list[str]) -> int:
     log_path = setup_logging()
     log.info("starting; log at %s", log_path)
     if args.screenshot:
-        _arm_watchdog(args.screenshot_timeout + WATCHDOG_GRACE_S)
+        _arm_watchdog(args.watchdog_s or args.screenshot_timeout + WATCHDOG_GRACE_S)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     assert isinstance(app, QApplication)
     set_identity(app)
@@ -587,8 +588,10 @@ def _arm_watchdog(seconds: float) -> None:
     stderr (or watchdog.txt in the log folder when there is none: a windowed build) and the process exits 1. Not
     cancelled at the end of run(): a hang in the interpreter's teardown is caught too."""
     global _watchdog_file
-    out = sys.stderr
-    if out is None or not hasattr(out, "fileno"):
+    out: Any = sys.stderr
+    try:
+        out.fileno()  # faulthandler writes to the descriptor
+    except (AttributeError, OSError, ValueError):  # none, or not a file (io.UnsupportedOperation is an OSError)
         out = _watchdog_file = open(paths.log_dir() / "watchdog.txt", "w", encoding="utf-8")  # noqa: SIM115
     faulthandler.dump_traceback_later(seconds, exit=True, file=out)
 
