@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 from serverproc import Api, new_lead, phone_for
 from test_feed import EdgeTransport, cache_rows, synced_desk
+from test_sync_processes import leads_and_a_desk
 
 from crm_desktop.core.api import ApiClient
 from crm_desktop.core.cache import _deferrable
@@ -117,13 +118,7 @@ def test_a_cre_desks_first_sync_skips_the_team_leads_indexes_and_a_team_leads_pu
     lead's cache indexes (and with everything else); the same cache pulled by a team lead's desk gets them."""
     from crm_desktop.core.cache import TEAM_INDEXES
 
-    cre = api.token("cre2@demo.local")
-    for i in range(30):
-        assert api.rpc("create_lead", cre, lead=new_lead(phone_for(6000 + i), customer_name=f"Caller {i}")).is_success
-    path = tmp_path / "desk.sqlite3"
-    client = ApiClient(server.url, server.anon_key)
-    client.login("cre1@demo.local", "demo1234")
-    store, _ = Store.open_or_rebuild(path)
+    client, store, path = leads_and_a_desk(server, api, tmp_path, 30, 6000)
     try:
         engine = SyncEngine(client, path, page_size=PAGE, team_indexes=False)
         engine.bulk_fill_min = 1

@@ -33,17 +33,23 @@ def decoding_children() -> list[psutil.Process]:
     return found
 
 
-@pytest.mark.expected_log_warnings  # the dead decoding process is logged
-def test_a_long_sync_decodes_in_a_process_and_a_killed_one_loses_nothing(
-    server, api: Api, clean_db, tmp_path: Path, caplog
-):
+def leads_and_a_desk(server, api: Api, tmp_path: Path, n: int, first: int) -> tuple[ApiClient, Store, Path]:
+    """`n` leads made by cre2 (phones from `first` on) and cre1's empty desk: its signed-in client, store and path."""
     cre = api.token("cre2@demo.local")
-    for i in range(LEADS):
-        assert api.rpc("create_lead", cre, lead=new_lead(phone_for(7000 + i), customer_name=f"Caller {i}")).is_success
+    for i in range(n):
+        assert api.rpc("create_lead", cre, lead=new_lead(phone_for(first + i), customer_name=f"Caller {i}")).is_success
     path = tmp_path / "desk.sqlite3"
     client = ApiClient(server.url, server.anon_key)
     client.login("cre1@demo.local", "demo1234")
     store, _ = Store.open_or_rebuild(path)
+    return client, store, path
+
+
+@pytest.mark.expected_log_warnings  # the dead decoding process is logged
+def test_a_long_sync_decodes_in_a_process_and_a_killed_one_loses_nothing(
+    server, api: Api, clean_db, tmp_path: Path, caplog
+):
+    client, store, path = leads_and_a_desk(server, api, tmp_path, LEADS, 7000)
     engine = SyncEngine(client, path, page_size=PAGE, decode_processes=1)
     engine.bulk_fill_min = 1  # a long pass, as a first sync of a million leads is
     seen: list[int] = []
@@ -73,13 +79,7 @@ def test_a_long_sync_decodes_in_a_process_and_a_killed_one_loses_nothing(
 
 
 def test_a_short_pass_starts_no_process(server, api: Api, clean_db, tmp_path: Path):
-    cre = api.token("cre2@demo.local")
-    for i in range(30):
-        assert api.rpc("create_lead", cre, lead=new_lead(phone_for(7200 + i), customer_name=f"Caller {i}")).is_success
-    path = tmp_path / "desk.sqlite3"
-    client = ApiClient(server.url, server.anon_key)
-    client.login("cre1@demo.local", "demo1234")
-    store, _ = Store.open_or_rebuild(path)
+    client, store, path = leads_and_a_desk(server, api, tmp_path, 30, 7200)
     seen: list[int] = []
     engine = SyncEngine(client, path, page_size=PAGE, decode_processes=1)  # bulk_fill_min stays 50,000 rows
     engine.listeners.progress.append(lambda _: seen.append(len(decoding_children())))
