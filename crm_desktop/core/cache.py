@@ -485,10 +485,11 @@ _UPSERT_FROM_IMAGE = (
 
 def decode_ahead(text: str, head: FeedHead | None = None) -> ReadyPage:
     """Read a page's head, decode its rows and stage them in a fresh in-memory database, returned as its image: the
-    work of a page that needs the GIL, done on one decoding thread while the syncing thread applies the page before
-    it. That apply is then one statement (`_UPSERT_FROM_IMAGE`), which SQLite runs with the GIL released, so on two
-    cores the decoding (~12 us a row) and SQLite's writing (~8 at 1M) overlap instead of adding up
-    (bench/bench_client.py). Handing over the decoded rows instead was no faster: binding them row by row on the
+    work of a page that needs the GIL, done while the syncing thread applies the page before it (on one decoding
+    thread; in decoding processes on a long pass, `stage_page`; on the caller's thread when `Store.apply_feed_page`
+    is given no ready page). That apply is then one statement (`_UPSERT_FROM_IMAGE`), which SQLite runs with the GIL
+    released, so on two cores the decoding (~12 us a row) and SQLite's writing (~8 at 1M) overlap instead of adding
+    up (bench/bench_client.py). Handing over the decoded rows instead was no faster: binding them row by row on the
     syncing thread gives the GIL back at every row, and waiting for it again behind the decoding thread took as long
     as the overlap saved. `head`: the page's head when the caller has read it already (`Store.apply_feed_page`)."""
     if head is None:

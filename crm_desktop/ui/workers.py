@@ -43,16 +43,21 @@ class Worker(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:
+        delivered = True
         try:
             result = self.fn()
         except BaseException as exc:  # reported to the GUI thread, never swallowed
             exc.__traceback_text__ = traceback.format_exc()  # type: ignore[attr-defined]
-            if not self._emit(self.signals.failed, exc):
+            delivered = self._emit(self.signals.failed, exc)
+            if not delivered:  # nobody is left to show it: the log is where it goes
                 log.warning("a background job failed after the desk closed: %s", exc.__traceback_text__)  # type: ignore[attr-defined]
         else:
-            self._emit(self.signals.succeeded, result)
+            delivered = self._emit(self.signals.succeeded, result)
+            if not delivered:
+                log.info("a background job ended after the desk closed; its result is dropped")
         finally:
-            self._emit(self.signals.finished)
+            if delivered:
+                self._emit(self.signals.finished)
 
     def _emit(self, signal: Any, *args: Any) -> bool:
         """Emit, or False when the signals object is gone: at exit PySide deletes every QObject Python owns, and a
@@ -63,7 +68,6 @@ class Worker(QRunnable):
         except RuntimeError:
             if shiboken6.isValid(self.signals):
                 raise
-            log.info("a background job ended after the desk closed; its result is dropped")
             return False
         return True
 
