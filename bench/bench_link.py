@@ -13,6 +13,10 @@ Phases (printed as they finish; everything lands in bench/out/bench_link.json):
   2. loopback   first sync of every lead into an empty cache over loopback: time, rows/s, body bytes per lead.
   3. link-1     the same first sync through the link: time, bytes per lead on the wire (both directions, as the
                 proxy counted them), CPU seconds of uvicorn and PostgreSQL.
+  3b. replay    the server's answers to a first sync recorded (bench/out/replay) and served again by replay_server.py,
+                which waits each answer's recorded server time without using CPU; the desk syncs against it over
+                loopback and through the link. The desk's own share: the server's latency, not its CPU on these
+                cores (a desk PC does not run the server). --skip-replay leaves it out.
   4. link-10    --desks desks start a first sync at once (each its own ApiClient, store and thread), through the same
                 link: time until the last finishes, per-desk times, errors, server CPU. --desk-leads caps each desk
                 (the desk stops after that many rows; for the uncompressed "before" run, which would take ~20 min).
@@ -63,6 +67,7 @@ from bench_server import (
     start_seeded,
     stop_seeded,
 )
+from replay_server import ReplayProcess, record
 from shaping_proxy import LinkProcess
 
 from crm_desktop.core.api import ApiClient
@@ -196,6 +201,51 @@ def bench_link_sync(
     }
 
 
+def bench_replayed(
+    server_url: str, anon: str, base: Path, page_size: int, pages_dir: Path, rtt_ms: float, mbit: float
+) -> dict[str, Any]:
+    """The first sync once more, over loopback and through the link, against the server's recorded answers
+    (replay_server.py): the desk's own CPU and the link, with the server's latency but not its CPU on these cores."""
+    recorder = login(server_url, anon, "cre1@demo.local")
+    index = record(server_url, anon, recorder._access_token(), page_size, pages_dir)
+    recorder.close()
+    out: dict[str, Any] = {
+        "recorded": {
+            "rows": index["rows"],
+            "pages": len(index["pages"]),
+            "bytes_per_lead": round(index["bytes"] / max(index["rows"], 1), 1),
+            "server_ms_total": round(sum(p["server_ms"] for p in index["pages"])),
+            "encodings": dict(Counter(p["encoding"] for p in index["pages"])),
+        }
+    }
+    replay = ReplayProcess(pages_dir).start()
+    link = LinkProcess([replay.host_port], rtt_ms=rtt_ms, mbit=mbit).start()
+    try:
+        for where, url in (("loopback", f"http://{replay.host_port}"), ("link", link.url())):
+            api = login(server_url, anon, "cre1@demo.local")
+            api._http.base_url = httpx.URL(url)  # signed in at the real server; the feed pages come from the replay
+            up0, down0 = link.counters()
+            cpu = CpuMeter(replay.pid, None)
+            cpu.start()
+            r = first_sync(api, base, f"replay-{where}", page_size)
+            used = cpu.stop()
+            up1, down1 = link.counters()
+            api.close()
+            used["replay_server_cpu_s"] = used.pop("uvicorn_cpu_s")
+            used.pop("postgres_cpu_s", None)
+            r["cpu"] = used
+            r["rows_per_s"] = round(r["rows"] / r["seconds"]) if r["seconds"] else 0
+            if where == "link":
+                r["wire_bytes_per_lead"] = round(((up1 - up0) + (down1 - down0)) / max(r["rows"], 1), 1)
+            for f in base.glob(Path(r.pop("path")).name + "*"):
+                f.unlink()
+            out[where] = r
+    finally:
+        link.stop()
+        replay.stop()
+    return out
+
+
 def bench_creates(api: ApiClient, n: int, rng: random.Random, phones: PhoneMaker) -> dict[str, Any]:
     """Sequential create_lead calls (the push thread's work per lead), as in bench_server's create phase."""
     ms: list[float] = []
@@ -218,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--desks", type=int, default=10)
     ap.add_argument("--desk-leads", type=int, default=None, help="stop each of the --desks desks after this many")
     ap.add_argument("--skip-link-sync", action="store_true", help="skip phase 3 (one desk through the link)")
+    ap.add_argument("--skip-replay", action="store_true", help="skip phase 3b (the first sync against a replay)")
     ap.add_argument("--inc-runs", type=int, default=10)
     ap.add_argument("--inc-leads", type=int, default=100)
     ap.add_argument("--outbox", type=int, default=100)
@@ -288,6 +339,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"[link-1] {one['rows']:,} rows in {one['seconds']} s; {one['wire_bytes_per_lead']} B/lead on the"
                 f" wire ({one['link_mbit_used']} Mbit/s used); errors {one['errors']}; cpu {one['cpu']}"
             )
+
+        # 3b. the same first sync against the server's recorded answers: the desk's own share of it
+        if not args.skip_replay:
+            say("[replay] recording the server's answers, then a first sync against them, over loopback and the link")
+            rp = bench_replayed(server.url, server.anon_key, base, page_size, OUT / "replay", args.rtt_ms, args.mbit)
+            report["replayed_first_sync"] = rp
+            for where in ("loopback", "link"):
+                x = rp[where]
+                say(
+                    f"[replay] {where}: {x['rows']:,} rows in {x['seconds']} s = {x['rows_per_s']:,} rows/s;"
+                    f" cpu {x['cpu']} {x['error']}"
+                )
 
         # 4. many desks at once
         cap = args.desk_leads
@@ -391,6 +454,12 @@ def print_summary(r: dict[str, Any], path: Path) -> None:
         say(f"  link first sync, 1 desk: {one['seconds']} s (goal <= 20 s), {one['wire_bytes_per_lead']} B/lead"
             f" (goal <= 40), uvicorn {one['cpu']['uvicorn_cpu_s']} s + PostgreSQL {one['cpu']['postgres_cpu_s']} s"
             " CPU")  # fmt: skip
+    if "replayed_first_sync" in r:
+        rp = r["replayed_first_sync"]
+        lo, li = rp["loopback"], rp["link"]
+        say(f"  against the server's recorded answers (its latency, not its CPU): loopback {lo['seconds']} s ="
+            f" {lo['rows_per_s']:,} rows/s; link {li['seconds']} s, {li.get('wire_bytes_per_lead')} B/lead; desk CPU"
+            f" {lo['cpu']['client_cpu_s']} / {li['cpu']['client_cpu_s']} s")  # fmt: skip
     many = r["link_first_sync_many"]
     say(f"  link first sync, {many['desks']} desks at once: {many['seconds']} s for {many['rows']:,} rows"
         f" (cap/desk {many['cap_per_desk']}), {many['wire_bytes_per_lead']} B/lead, errors {len(many['errors'])},"
