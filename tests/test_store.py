@@ -877,9 +877,12 @@ def test_a_bulk_fill_drops_indexes_only_of_an_empty_cache_and_builds_them_back(s
     full = objects()
     assert {"lead_cache_uid", "lead_cache_cre_lists", "lead_names_insert"} <= full
     assert store.begin_bulk_fill() is True
-    assert {"lead_cache_uid", "lead_cache_cre_lists", "lead_names_insert", "lead_names_update"}.isdisjoint(objects())
+    assert {"lead_cache_uid", "lead_cache_cre_lists"}.isdisjoint(objects())
+    assert {"lead_names_insert", "lead_names_update"} <= objects()  # the name index is kept in step meanwhile
     rows = [feed_row(i, f"+9163000{i:05d}", name=f"Bulk Name {i}") for i in range(1, 40)]
     store.apply_feed_page(feed_page(rows, 39))
+    with raw(path) as conn:
+        assert conn.execute("SELECT count(*) FROM lead_names WHERE lead_names MATCH 'bulk'").fetchone()[0] == 39
     assert store.finish_bulk_fill() is True
     assert objects() == full and store.finish_bulk_fill() is False
     with raw(path) as conn:  # the name index holds the rows filled meanwhile, and follows changes again
@@ -891,3 +894,28 @@ def test_a_bulk_fill_drops_indexes_only_of_an_empty_cache_and_builds_them_back(s
         assert conn.execute("SELECT count(*) FROM lead_names WHERE lead_names MATCH 'bulk'").fetchone()[0] == 38
     # A cache that holds leads is never bulk-filled: its indexes stay.
     assert store.begin_bulk_fill() is False and objects() == full
+
+
+def test_a_cache_an_older_desk_left_halfway_through_a_bulk_fill_gets_its_name_index_rebuilt(
+    store: Store, path: Path
+) -> None:
+    """Desks of stop 18 and older dropped the name index's triggers too for a bulk fill. A cache closed halfway by one
+    holds rows the name index lacks; the pass that catches up rebuilds it from the rows and puts the triggers back."""
+
+    def objects() -> set[str]:
+        with raw(path) as conn:
+            return {n for (n,) in conn.execute("SELECT name FROM sqlite_master WHERE sql IS NOT NULL").fetchall()}
+
+    full = objects()
+    assert store.begin_bulk_fill() is True
+    with raw(path) as conn:  # what the older desk's begin_bulk_fill also did
+        conn.execute("DROP TRIGGER lead_names_insert")
+        conn.execute("DROP TRIGGER lead_names_update")
+    store.apply_feed_page(feed_page([feed_row(i, f"+9163100{i:05d}", name=f"Halfway {i}") for i in range(1, 30)], 29))
+    with raw(path) as conn:
+        assert conn.execute("SELECT count(*) FROM lead_names WHERE lead_names MATCH 'halfway'").fetchone()[0] == 0
+    assert store.finish_bulk_fill() is True
+    assert objects() == full
+    with raw(path) as conn:
+        conn.execute("INSERT INTO lead_names (lead_names, rank) VALUES ('integrity-check', 1)")
+        assert conn.execute("SELECT count(*) FROM lead_names WHERE lead_names MATCH 'halfway'").fetchone()[0] == 29

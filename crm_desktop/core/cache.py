@@ -273,20 +273,27 @@ CACHE_TUNING = """
 """
 
 # -- bulk fill ----------------------------------------------------------------------------------------------------
-# A first sync writes ~1M rows into an empty cache. Keeping every secondary index of lead_cache and the name index
-# (FTS5) in step row by row cost about a third of the desk's work per row; built once at the end from the full table
-# they cost a fraction of that. So a large first sync drops them and builds them again when it has caught up. Which
-# objects: every index on lead_cache with SQL of its own (so indexes added by later migrations are included without
-# a change here; the phone key stays) and the name index's triggers (its content is rebuilt). What to build again is
-# read from the schema the migrations make (`_deferrable`), so nothing is recorded in the file: a desk closed halfway
-# continues the fill on its next pass and builds them when that pass catches up.
+# A first sync writes ~1M rows into an empty cache. Keeping every secondary index of lead_cache in step row by row
+# cost about a third of the desk's work per row: each row is a random insert into each index, and every page's commit
+# then writes most of their b-tree pages to the WAL again. Built once at the end from the full table they cost a
+# fraction of that. So a large first sync drops them and builds them again when it has caught up: every index on
+# lead_cache with SQL of its own (indexes added by later migrations are included without a change here; the phone
+# key stays). What to build again is read from the schema the migrations make (`_deferrable`), so nothing is recorded
+# in the file: a desk closed halfway continues the fill on its next pass and builds them when that pass catches up.
+# The name index (FTS5) is kept in step during the fill, by its triggers: it appends one small segment per page (one
+# upsert statement, one flush of its pending terms) and merges them as it goes, on the applying thread, which waits
+# for pages much of a first sync. Rebuilding it at the end took 2-3.5 s of a 1M first sync in which the desk did
+# nothing else (bench/replay_server.py's first sync, stop 19: the build after the fill 4.0-4.6 -> 1.8-2.4 s, the
+# whole sync ~2.5 s shorter). Its triggers are still rebuilt by `finish_bulk_fill` when missing: a cache a desk of
+# stop 18 or older left halfway through a bulk fill, with its name triggers dropped.
 _NAME_TRIGGERS = ("lead_names_insert", "lead_names_update")
 _REBUILD_NAMES = "INSERT INTO lead_names (lead_names) VALUES ('rebuild')"
 
 
 @lru_cache(maxsize=1)
 def _deferrable() -> tuple[tuple[str, str, str], ...]:
-    """(type, name, sql) of the objects a bulk fill may drop, as the cache migrations create them."""
+    """(type, name, sql) of the objects a bulk fill may leave missing, as the cache migrations create them: the
+    indexes it drops, and the name index's triggers an older desk's bulk fill dropped (`begin_bulk_fill`)."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
     try:
         for migration in CACHE_MIGRATIONS:
@@ -772,8 +779,9 @@ class CacheStore(StoreBase):
         return FeedPage(count, max(applied, 0), head.next_since, head.more, head.remaining)
 
     def begin_bulk_fill(self) -> bool:
-        """Before the first page of a large first sync: drop the secondary indexes of an *empty* cache and the name
-        index's triggers (see "bulk fill" above). True when the cache was empty (and they are dropped now)."""
+        """Before the first page of a large first sync: drop the secondary indexes of an *empty* cache (see "bulk
+        fill" above; the name index stays, kept in step by its triggers). True when the cache was empty (and they
+        are dropped now)."""
         with self._blame("cache"):
             conn = self._cache_db()
             with write_txn(conn):
@@ -781,15 +789,16 @@ class CacheStore(StoreBase):
                     return False
                 present = {n for (n,) in conn.execute("SELECT name FROM sqlite_master").fetchall()}
                 for kind, name, _ in _deferrable():
-                    if name in present:
-                        conn.execute(f'DROP {kind.upper()} "{name}"')
+                    if kind == "index" and name in present:
+                        conn.execute(f'DROP INDEX "{name}"')
         log.info("first sync: cache indexes are built when it has caught up")
         return True
 
     def finish_bulk_fill(self, *, team_indexes: bool = True) -> bool:
-        """Build whatever a bulk fill dropped (indexes; the name index from the cached rows, then its triggers), in
-        one transaction; the team lead's indexes (TEAM_INDEXES) only when `team_indexes`. Cheap when nothing is
-        missing (one read of the schema). True when something was built."""
+        """Build whatever a bulk fill dropped (indexes; and the name index from the cached rows, then its triggers,
+        where an older desk's bulk fill dropped them), in one transaction; the team lead's indexes (TEAM_INDEXES)
+        only when `team_indexes`. Cheap when nothing is missing (one read of the schema). True when something was
+        built."""
         with self._blame("cache"):
             conn = self._cache_db()
             present = {n for (n,) in conn.execute("SELECT name FROM sqlite_master").fetchall()}
