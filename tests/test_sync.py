@@ -267,7 +267,7 @@ def test_a_garbled_feed_page_is_retried_and_the_cache_completes(
         offline = next(i for i, (state, detail) in enumerate(events) if state == "offline")
         assert "unreadable" in events[offline][1]
         if garble == {2}:
-            # Page 1 (and page 2, when the garbled answer is page 3's: lead_feed keeps three pages in flight, so
+            # Page 1 (and page 2, when the garbled answer is page 3's: lead_feed keeps pages in flight, so
             # which answer comes second varies) was applied before a page fetched ahead turned out garbled: the desk
             # hears of it at once.
             assert events[:offline] in ([("changed", 25)], [("changed", 50)])

@@ -43,7 +43,11 @@ log = logging.getLogger(__name__)
 ConnectionState = Literal["online", "offline", "untrusted", "auth_needed"]  # untrusted: the TLS certificate
 CATALOG_EVERY = 15 * 60.0  # seconds between catalogue refreshes
 BULK_FILL_MIN = 50_000  # rows; see SyncEngine.bulk_fill_min
-FETCH_DEPTH = 3  # feed pages in flight at most during a long sync (bench_link.py: 20 Mbit/s, 50 ms RTT)
+# Feed pages fetched ahead at most during a long sync: all lead_feed's page says it knows (the next page and the three
+# after it). The count includes pages fetched and waiting to be decoded or applied, so with 3 only ~2 were on the wire
+# at a time: through 20 Mbit/s and 50 ms of RTT the pages of a 1M first sync were all in after 23.5 s with 3, after
+# 20.3 s with 4 (bench/replay_server.py's recorded answers, stop 19), where the link alone needs ~16.
+FETCH_DEPTH = 4
 # Processes that decode and stage pages during a long sync (`cache.stage_page`): one core is left to the applying
 # thread and the GUI. Decoding is Python (~11 us a row); on a thread of the desk's own process it was bound by the
 # GIL, which it took from the applying thread, the fetching threads and the GUI (bench_apply.py, bench_ui.py).
@@ -130,7 +134,10 @@ class SyncEngine:
         store_path: Path,
         *,
         poll_interval: float = 15.0,
-        page_size: int = 5_000,  # 5k, 10k and 20k sync at the same ~78k rows/s (bench_client); 5k reports oftener
+        # lead_feed's largest page. Through 20 Mbit/s and 50 ms of RTT each page in flight pays a round trip and the
+        # server's time: a 1M first sync took 21.4-21.5 s with 10k pages against 23.2-23.3 with 5k (replayed answers,
+        # stop 19); over loopback page size made no difference. An incremental pull asks for as many, gets what is new.
+        page_size: int = 10_000,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
         rng: random.Random | None = None,
