@@ -121,9 +121,16 @@ def fresh_store(base: Path, name: str) -> tuple[Store, Path]:
 TEAM_INDEXES = False
 
 
-def first_sync(api: ApiClient, base: Path, name: str, page_size: int, cap: int | None = None) -> dict[str, Any]:
-    """One desk's first sync into an empty cache (stops after `cap` rows when given)."""
-    store, path = fresh_store(base, name)
+def first_sync(
+    api: ApiClient, base: Path, name: str, page_size: int, cap: int | None = None, *, keep_cache: bool = False
+) -> dict[str, Any]:
+    """One desk's first sync into an empty cache (stops after `cap` rows when given). `keep_cache`: into the cache
+    file already there (one a caller has prepared), not a fresh one."""
+    if keep_cache:
+        path = base / f"{name}.sqlite3"
+        store, _ = Store.open_or_rebuild(path)
+    else:
+        store, path = fresh_store(base, name)
     engine = SyncEngine(api, path, page_size=page_size, team_indexes=TEAM_INDEXES)
     if cap:
 

@@ -1,0 +1,157 @@
+"""A/B of the desk's first sync against the server's recorded answers (replay_server.py), variants alternated.
+
+    .venv/bin/python bench/bench_replay.py --data-dir bench/out/pgdata                       # lo and link, 2 rounds
+    .venv/bin/python bench/bench_replay.py --variants "depth=3;depth=4" --where link --rounds 2
+    .venv/bin/python bench/bench_replay.py --variants "page=5000;page=10000" --where lo,link
+    .venv/bin/python bench/bench_replay.py --variants "names=rebuilt;names=kept"
+
+Why: a first sync's figures move by a third with this shared VM's load, so one run of "before" and one of "after"
+say little. This runs every variant once per round, in turn, against the same recorded answers (no server CPU on the
+desk's cores: see replay_server.py), and prints each run's time and how long the index build after the fill took.
+The reference server runs only to sign the desk in; the answers are recorded once per page size asked for, into
+bench/out/replay-<data dir's name>-<page size> (`--rerecord` to refresh).
+
+A variant is `key=value` pairs joined by commas:
+  page=N      the desk's page size (default: the SyncEngine's)
+  depth=N     pages in flight (sync.FETCH_DEPTH)
+  procs=N     decoding processes (SyncEngine's decode_processes)
+  names=kept  the name index kept in step during the fill (the desk's way since stop 19); names=rebuilt drops its
+              triggers before the sync, as desks up to stop 18 did, so the sync rebuilds it at the end
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from bench_link import first_sync, fresh_store, login
+from bench_server import OUT, CpuMeter, crm_server_exe, say, start_seeded, stop_seeded
+from replay_server import INDEX, ReplayProcess, record
+from shaping_proxy import LinkProcess
+
+from crm_desktop.core import sync
+
+
+class IndexBuild(logging.Handler):
+    """The seconds `finish_bulk_fill` reports for its build (its INFO line), per sync."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seconds: float | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("cache indexes built after the first sync"):
+            self.seconds = float(record.args[0]) if isinstance(record.args, tuple) else None
+
+
+def parse_variant(text: str) -> dict[str, str]:
+    out = dict(part.split("=", 1) for part in text.split(",") if part.strip())
+    unknown = set(out) - {"page", "depth", "procs", "names"}
+    if unknown:
+        raise SystemExit(f"unknown variant key(s) {sorted(unknown)}")
+    return out
+
+
+def run_one(api: Any, replay_pid: int, base: Path, variant: dict[str, str], default_page: int) -> dict[str, Any]:
+    page = int(variant.get("page", default_page))
+    sync.FETCH_DEPTH = int(variant.get("depth", DEFAULT_DEPTH))
+    kwargs = sync.SyncEngine.__init__.__kwdefaults__
+    kwargs["decode_processes"] = int(variant.get("procs", DEFAULT_PROCS))
+    if variant.get("names", "kept") == "rebuilt":
+        store, path = fresh_store(base, "replay")
+        assert store.begin_bulk_fill()
+        store.close()
+        with sqlite3.connect(path) as conn:  # what stop 18's begin_bulk_fill also dropped
+            conn.execute("DROP TRIGGER lead_names_insert")
+            conn.execute("DROP TRIGGER lead_names_update")
+        keep = True
+    else:
+        keep = False
+    built = IndexBuild()
+    logging.getLogger("crm_desktop.core.cache").addHandler(built)
+    cpu = CpuMeter(replay_pid, None)
+    cpu.start()
+    try:
+        r = first_sync(api, base, "replay", page, keep_cache=keep)
+    finally:
+        logging.getLogger("crm_desktop.core.cache").removeHandler(built)
+    used = cpu.stop()
+    return {
+        "seconds": r["seconds"],
+        "rows": r["rows"],
+        "index_s": built.seconds and round(built.seconds, 2),
+        "desk_cpu_s": used["client_cpu_s"],
+        "error": r["error"],
+    }
+
+
+DEFAULT_DEPTH = sync.FETCH_DEPTH
+DEFAULT_PROCS = sync.SyncEngine.__init__.__kwdefaults__["decode_processes"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, default=OUT / "pgdata")
+    ap.add_argument("--leads", type=int, default=1_000_000, help="seed the data dir up to this many first")
+    ap.add_argument("--variants", default="", help="variants separated by ';' (default: the desk as it is)")
+    ap.add_argument("--where", default="lo,link", help="lo (loopback), link (the shaped link), or both")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rtt-ms", type=float, default=50.0)
+    ap.add_argument("--mbit", type=float, default=20.0)
+    ap.add_argument("--rerecord", action="store_true", help="record the answers again even when present")
+    ap.add_argument("--cache-dir", type=Path, default=OUT / "replay-cache")
+    args = ap.parse_args(argv)
+    logging.getLogger("crm_desktop.core.cache").setLevel(logging.INFO)  # finish_bulk_fill's timing line
+    variants = [parse_variant(v) for v in args.variants.split(";")] if args.variants else [{}]
+    wheres = [w.strip() for w in args.where.split(",") if w.strip()]
+    default_page = sync.SyncEngine.__init__.__kwdefaults__["page_size"]
+    pages = sorted({int(v.get("page", default_page)) for v in variants})
+    base = args.cache_dir.resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    cluster, server = start_seeded(crm_server_exe(), args.data_dir.resolve(), args.leads, {})
+    replays: dict[int, ReplayProcess] = {}
+    links: dict[int, LinkProcess] = {}
+    try:
+        for page in pages:
+            where = OUT / f"replay-{args.data_dir.resolve().name}-{page}"
+            if args.rerecord or not (where / INDEX).exists():
+                say(f"[record] the server's answers to a first sync, {page}-row pages -> {where}")
+                api = login(server.url, server.anon_key, "cre1@demo.local")
+                index = record(server.url, server.anon_key, api._access_token(), page, where)
+                api.close()
+                say(f"[record] {index['rows']:,} rows in {len(index['pages'])} pages")
+            replays[page] = ReplayProcess(where).start()
+            links[page] = LinkProcess([replays[page].host_port], rtt_ms=args.rtt_ms, mbit=args.mbit).start()
+        say(f"[start] variants {variants or ['as is']}; {args.rounds} rounds; {wheres}")
+        for rnd in range(1, args.rounds + 1):
+            for where in wheres:
+                for variant in variants:
+                    page = int(variant.get("page", default_page))
+                    api = login(server.url, server.anon_key, "cre1@demo.local")
+                    url = f"http://{replays[page].host_port}" if where == "lo" else links[page].url()
+                    api._http.base_url = httpx.URL(url)  # signed in at the server; the feed comes from the replay
+                    r = run_one(api, replays[page].pid, base, variant, default_page)
+                    api.close()
+                    label = ",".join(f"{k}={v}" for k, v in variant.items()) or "as is"
+                    say(
+                        f"round {rnd} {where:4s} {label:28s} {r['rows']:,} rows in {r['seconds']:6.2f} s; index"
+                        f" build {r['index_s']} s; desk CPU {r['desk_cpu_s']} s {r['error']}"
+                    )
+                    time.sleep(1)
+    finally:
+        for link in links.values():
+            link.stop()
+        for replay in replays.values():
+            replay.stop()
+        stop_seeded(cluster, server)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
