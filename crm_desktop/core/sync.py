@@ -45,8 +45,9 @@ CATALOG_EVERY = 15 * 60.0  # seconds between catalogue refreshes
 BULK_FILL_MIN = 50_000  # rows; see SyncEngine.bulk_fill_min
 # Feed pages fetched ahead at most during a long sync: all lead_feed's page says it knows (the next page and the three
 # after it). The count includes pages fetched and waiting to be decoded or applied, so with 3 only ~2 were on the wire
-# at a time: through 20 Mbit/s and 50 ms of RTT the pages of a 1M first sync were all in after 23.5 s with 3, after
-# 20.3 s with 4 (bench/replay_server.py's recorded answers, stop 19), where the link alone needs ~16.
+# at a time: a 1M first sync through 20 Mbit/s and 50 ms of RTT took 24.5 / 25.8 s with 3, 24.1 / 24.8 with 4
+# (`bench/bench_replay.py --variants "depth=3;depth=4" --where link`; 25.4 / 24.0 against 23.1 / 22.4 s when the host
+# was faster). The link alone needs ~16 s.
 FETCH_DEPTH = 4
 # Processes that decode and stage pages during a long sync (`cache.stage_page`): one core is left to the applying
 # thread and the GUI. Decoding is Python (~11 us a row); on a thread of the desk's own process it was bound by the
@@ -135,8 +136,9 @@ class SyncEngine:
         *,
         poll_interval: float = 15.0,
         # lead_feed's largest page. Through 20 Mbit/s and 50 ms of RTT each page in flight pays a round trip and the
-        # server's time: a 1M first sync took 21.4-21.5 s with 10k pages against 23.2-23.3 with 5k (replayed answers,
-        # stop 19); over loopback page size made no difference. An incremental pull asks for as many, gets what is new.
+        # server's time: a 1M first sync took 24.6 / 25.6 s with 10k pages against 25.2 / 26.0 with 5k, 21.5 / 21.4
+        # against 23.2 / 23.3 when the host was faster (`bench/bench_replay.py --variants "page=5000;page=10000"`);
+        # over loopback page size made no difference. An incremental pull asks for as many and gets what is new.
         page_size: int = 10_000,
         backoff_base: float = 1.0,
         backoff_max: float = 60.0,
