@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 import zstandard
+from shaping_proxy import start_child, stop_child
 
 INDEX = "index.json"
 
@@ -142,14 +143,8 @@ class ReplayProcess:
 
     def start(self) -> ReplayProcess:
         cmd = [sys.executable, str(Path(__file__).resolve()), "--pages", str(self.pages_dir)]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8")
-        self._proc = proc
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            proc.wait(10)
-            raise RuntimeError(f"the replay server ended at start (exit {proc.returncode})")
-        self.port = int(json.loads(line)["port"])
+        self._proc, ready = start_child(cmd, "replay server")
+        self.port = int(ready["port"])
         return self
 
     @property
@@ -162,17 +157,9 @@ class ReplayProcess:
         return f"127.0.0.1:{self.port}"
 
     def stop(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        assert proc.stdin is not None
-        proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        self._proc = None
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            stop_child(proc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,6 +40,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 CHUNK = 16 * 1024  # bytes read per step: 6.5 ms of a 20 Mbit/s link, so flows interleave finely
 
@@ -232,14 +233,8 @@ class LinkProcess:
         cmd += ["--mbit", str(self.mbit)]
         for upstream in self.upstreams:
             cmd += ["--upstream", upstream]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8")
-        self._proc = proc
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            proc.wait(10)
-            raise RuntimeError(f"the link process ended at start (exit {proc.returncode})")
-        self.ports = [int(p) for p in json.loads(line)["ports"]]
+        self._proc, ready = start_child(cmd, "link process")
+        self.ports = [int(p) for p in ready["ports"]]
         return self
 
     def url(self, i: int = 0) -> str:
@@ -257,16 +252,32 @@ class LinkProcess:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(OSError):
-            assert proc.stdin is not None
-            proc.stdin.close()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            stop_child(proc)
+
+
+def start_child(cmd: list[str], what: str) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    """Start a bench helper process that prints one JSON line when it is ready and ends when its stdin closes
+    (this one, and replay_server.py): (the process, that line)."""
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8")
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait(10)
+        raise RuntimeError(f"the {what} ended at start (exit {proc.returncode})")
+    return proc, json.loads(line)
+
+
+def stop_child(proc: subprocess.Popen[str]) -> None:
+    """End a `start_child` process: close its stdin, wait, kill it after 10 s."""
+    with contextlib.suppress(OSError):
+        assert proc.stdin is not None
+        proc.stdin.close()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _serve_control(proxies: list[ShapingProxy]) -> None:
