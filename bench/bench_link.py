@@ -122,16 +122,24 @@ TEAM_INDEXES = False
 
 
 def first_sync(
-    api: ApiClient, base: Path, name: str, page_size: int, cap: int | None = None, *, keep_cache: bool = False
+    api: ApiClient,
+    base: Path,
+    name: str,
+    page_size: int,
+    cap: int | None = None,
+    *,
+    keep_cache: bool = False,
+    decode_processes: int | None = None,
 ) -> dict[str, Any]:
     """One desk's first sync into an empty cache (stops after `cap` rows when given). `keep_cache`: into the cache
-    file already there (one a caller has prepared), not a fresh one."""
+    file already there (one a caller has prepared), not a fresh one. `decode_processes`: the engine's, when given."""
     if keep_cache:
         path = base / f"{name}.sqlite3"
         store, _ = Store.open_or_rebuild(path)
     else:
         store, path = fresh_store(base, name)
-    engine = SyncEngine(api, path, page_size=page_size, team_indexes=TEAM_INDEXES)
+    options = {} if decode_processes is None else {"decode_processes": decode_processes}
+    engine = SyncEngine(api, path, page_size=page_size, team_indexes=TEAM_INDEXES, **options)
     if cap:
 
         def stop_at_cap(p: Any) -> None:
@@ -208,14 +216,28 @@ def bench_link_sync(
     }
 
 
+def record_answers(server_url: str, anon: str, page_size: int, pages_dir: Path) -> dict[str, Any]:
+    """Record the server's answers to a first sync (replay_server.record) as cre1 sees them; returns its index."""
+    recorder = login(server_url, anon, "cre1@demo.local")
+    try:
+        return record(server_url, anon, recorder._access_token(), page_size, pages_dir)
+    finally:
+        recorder.close()
+
+
+def desk_on_replay(server_url: str, anon: str, replay_url: str) -> ApiClient:
+    """cre1's client, signed in at the real server, whose RPCs (the feed pages) go to a replay server."""
+    api = login(server_url, anon, "cre1@demo.local")
+    api._http.base_url = httpx.URL(replay_url)  # the instance's own client: the only way to point it elsewhere
+    return api
+
+
 def bench_replayed(
     server_url: str, anon: str, base: Path, page_size: int, pages_dir: Path, rtt_ms: float, mbit: float
 ) -> dict[str, Any]:
     """The first sync once more, over loopback and through the link, against the server's recorded answers
     (replay_server.py): the desk's own CPU and the link, with the server's latency but not its CPU on these cores."""
-    recorder = login(server_url, anon, "cre1@demo.local")
-    index = record(server_url, anon, recorder._access_token(), page_size, pages_dir)
-    recorder.close()
+    index = record_answers(server_url, anon, page_size, pages_dir)
     out: dict[str, Any] = {
         "recorded": {
             "rows": index["rows"],
@@ -229,8 +251,7 @@ def bench_replayed(
     link = LinkProcess([replay.host_port], rtt_ms=rtt_ms, mbit=mbit).start()
     try:
         for where, url in (("loopback", f"http://{replay.host_port}"), ("link", link.url())):
-            api = login(server_url, anon, "cre1@demo.local")
-            api._http.base_url = httpx.URL(url)  # signed in at the real server; the feed pages come from the replay
+            api = desk_on_replay(server_url, anon, url)
             up0, down0 = link.counters()
             cpu = CpuMeter(replay.pid, None)
             cpu.start()

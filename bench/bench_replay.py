@@ -7,7 +7,8 @@
 
 Why: a first sync's figures move by a third with this shared VM's load, so one run of "before" and one of "after"
 say little. This runs every variant once per round, in turn, against the same recorded answers (no server CPU on the
-desk's cores: see replay_server.py), and prints each run's time and how long the index build after the fill took.
+desk's cores: see replay_server.py), and prints each run's time, how long the index build after the fill took, and
+the slowest of a few name searches on the filled cache.
 The reference server runs only to sign the desk in; the answers are recorded once per page size asked for, into
 bench/out/replay-<data dir's name>-<page size> (`--rerecord` to refresh).
 
@@ -29,13 +30,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-from bench_link import first_sync, fresh_store, login
+from bench_link import desk_on_replay, first_sync, fresh_store, record_answers
 from bench_server import OUT, CpuMeter, crm_server_exe, say, start_seeded, stop_seeded
-from replay_server import INDEX, ReplayProcess, record
+from replay_server import INDEX, ReplayProcess
 from shaping_proxy import LinkProcess
 
 from crm_desktop.core import sync
+from crm_desktop.core.store import Store
+
+DEFAULT_DEPTH = sync.FETCH_DEPTH
+# Name searches timed on each filled cache (search.py): prefixes as a CRE types them, a surname, two words.
+SEARCHES = ("a", "sa", "sai", "reddy", "sai red", "vivaan reddy", "ku")
 
 
 class IndexBuild(logging.Handler):
@@ -61,8 +66,7 @@ def parse_variant(text: str) -> dict[str, str]:
 def run_one(api: Any, replay_pid: int, base: Path, variant: dict[str, str], default_page: int) -> dict[str, Any]:
     page = int(variant.get("page", default_page))
     sync.FETCH_DEPTH = int(variant.get("depth", DEFAULT_DEPTH))
-    kwargs = sync.SyncEngine.__init__.__kwdefaults__
-    kwargs["decode_processes"] = int(variant.get("procs", DEFAULT_PROCS))
+    procs = int(variant["procs"]) if "procs" in variant else None
     if variant.get("names", "kept") == "rebuilt":
         store, path = fresh_store(base, "replay")
         assert store.begin_bulk_fill()
@@ -78,7 +82,7 @@ def run_one(api: Any, replay_pid: int, base: Path, variant: dict[str, str], defa
     cpu = CpuMeter(replay_pid, None)
     cpu.start()
     try:
-        r = first_sync(api, base, "replay", page, keep_cache=keep)
+        r = first_sync(api, base, "replay", page, keep_cache=keep, decode_processes=procs)
     finally:
         logging.getLogger("crm_desktop.core.cache").removeHandler(built)
     used = cpu.stop()
@@ -87,12 +91,25 @@ def run_one(api: Any, replay_pid: int, base: Path, variant: dict[str, str], defa
         "rows": r["rows"],
         "index_s": built.seconds and round(built.seconds, 2),
         "desk_cpu_s": used["client_cpu_s"],
+        "search_ms": slowest_search_ms(Path(r["path"])),
         "error": r["error"],
     }
 
 
-DEFAULT_DEPTH = sync.FETCH_DEPTH
-DEFAULT_PROCS = sync.SyncEngine.__init__.__kwdefaults__["decode_processes"]
+def slowest_search_ms(path: Path) -> float:
+    """The slowest of SEARCHES on the filled cache, each the best of 5 (the name index as the fill left it)."""
+    with Store(path) as store:
+        worst = 0.0
+        for text in SEARCHES:
+            best = min(timed(store.search, text) for _ in range(5))
+            worst = max(worst, best)
+    return round(worst * 1000, 2)
+
+
+def timed(fn: Any, *args: Any) -> float:
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             where = OUT / f"replay-{args.data_dir.resolve().name}-{page}"
             if args.rerecord or not (where / INDEX).exists():
                 say(f"[record] the server's answers to a first sync, {page}-row pages -> {where}")
-                api = login(server.url, server.anon_key, "cre1@demo.local")
-                index = record(server.url, server.anon_key, api._access_token(), page, where)
-                api.close()
+                index = record_answers(server.url, server.anon_key, page, where)
                 say(f"[record] {index['rows']:,} rows in {len(index['pages'])} pages")
             replays[page] = ReplayProcess(where).start()
             links[page] = LinkProcess([replays[page].host_port], rtt_ms=args.rtt_ms, mbit=args.mbit).start()
@@ -133,15 +148,15 @@ def main(argv: list[str] | None = None) -> int:
             for where in wheres:
                 for variant in variants:
                     page = int(variant.get("page", default_page))
-                    api = login(server.url, server.anon_key, "cre1@demo.local")
                     url = f"http://{replays[page].host_port}" if where == "lo" else links[page].url()
-                    api._http.base_url = httpx.URL(url)  # signed in at the server; the feed comes from the replay
+                    api = desk_on_replay(server.url, server.anon_key, url)
                     r = run_one(api, replays[page].pid, base, variant, default_page)
                     api.close()
                     label = ",".join(f"{k}={v}" for k, v in variant.items()) or "as is"
                     say(
                         f"round {rnd} {where:4s} {label:28s} {r['rows']:,} rows in {r['seconds']:6.2f} s; index"
-                        f" build {r['index_s']} s; desk CPU {r['desk_cpu_s']} s {r['error']}"
+                        f" build {r['index_s']} s; desk CPU {r['desk_cpu_s']} s; slowest name search"
+                        f" {r['search_ms']} ms {r['error']}"
                     )
                     time.sleep(1)
     finally:

@@ -86,7 +86,6 @@ class Replay:
             int(p["since"]): ((pages_dir / p["file"]).read_bytes(), p["encoding"], float(p["server_ms"]) / 1000)
             for p in index["pages"]
         }
-        self.served = 0
 
     async def answer(self, path: str, body: bytes) -> tuple[int, bytes, str]:
         if path.split("?", 1)[0] != "/rest/v1/rpc/lead_feed":
@@ -97,7 +96,6 @@ class Replay:
             return 500, json.dumps({"message": f"no recorded page starts after {since}"}).encode(), "identity"
         raw, encoding, wait = found
         await asyncio.sleep(wait)
-        self.served += 1
         return 200, raw, encoding
 
     async def connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -284,9 +284,9 @@ CACHE_TUNING = """
 # upsert statement, one flush of its pending terms) and merges them as it goes, on the applying thread, which waits
 # for pages much of a first sync. Rebuilding it at the end took 2-3.5 s of a 1M first sync in which the desk did
 # nothing else (`bench/bench_replay.py --variants "names=rebuilt;names=kept"`: the build after the fill 4.7-5.8 ->
-# 2.2-3.3 s, the sync 0-4.5 s shorter). A name search on a cache filled so: ~1 ms, as with one merged segment. It is
-# still rebuilt by `finish_bulk_fill` when its triggers are missing: a cache a desk of stop 18 or older left halfway
-# through a bulk fill, with its name triggers dropped.
+# 2.2-3.3 s, the sync 0-4.5 s shorter). Name searches on a cache filled so are as quick (slowest ~5 ms either way).
+# It is still rebuilt by `finish_bulk_fill` when its triggers are missing: a cache a desk of stop 18 or older left
+# halfway through a bulk fill, with its name triggers dropped.
 _NAME_TRIGGERS = ("lead_names_insert", "lead_names_update")
 _REBUILD_NAMES = "INSERT INTO lead_names (lead_names) VALUES ('rebuild')"
 
