@@ -795,11 +795,11 @@ class CacheStore(StoreBase):
         log.info("first sync: cache indexes are built when it has caught up")
         return True
 
-    def finish_bulk_fill(self, *, team_indexes: bool = True) -> bool:
+    def finish_bulk_fill(self, *, team_indexes: bool = True, on_build: Callable[[], None] | None = None) -> bool:
         """Build whatever a bulk fill dropped (indexes; and the name index from the cached rows, then its triggers,
         where an older desk's bulk fill dropped them), in one transaction; the team lead's indexes (TEAM_INDEXES)
         only when `team_indexes`. Cheap when nothing is missing (one read of the schema). True when something was
-        built."""
+        built. `on_build` is called before building, only when something is missing (the sync tells the window)."""
         with self._blame("cache"):
             conn = self._cache_db()
             present = {n for (n,) in conn.execute("SELECT name FROM sqlite_master").fetchall()}
@@ -810,6 +810,8 @@ class CacheStore(StoreBase):
             ]
             if not missing:
                 return False
+            if on_build is not None:
+                on_build()
             started = time.monotonic()
             with write_txn(conn):
                 for kind, _name, sql in missing:

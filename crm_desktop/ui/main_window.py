@@ -730,6 +730,14 @@ class MainWindow(QMainWindow):
             return
         self.sync_bar.show()
         self.sync_bar.setMaximum(1000)
+        if p.indexing:  # the last step of a first sync: seconds in which no page comes, so say what is going on
+            self.sync_bar.setValue(1000)
+            self.sync_bar.setFormat(f"All {p.done:,} leads in — preparing search…")
+            self.sync_bar.setToolTip(
+                "Every lead is on this PC; its search and lists are being set up (a first sync's last step)."
+            )
+            return
+        self.sync_bar.setToolTip("")
         self.sync_bar.setValue(int(p.fraction * 1000))
         eta = p.eta_seconds(time.time())
         eta_text = f" — {int(eta)} s left" if eta is not None else ""
