@@ -199,6 +199,7 @@ class Footprint:
     columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column) added by alter table
     functions: dict[str, str] = field(default_factory=dict)  # name -> body as written
     dropped: set[str] = field(default_factory=set)
+    dropped_columns: set[tuple[str, str]] = field(default_factory=set)  # (table, column) dropped by alter table
 
     def empty(self) -> bool:
         return not (self.relations or self.policies or self.columns or self.functions)
@@ -226,6 +227,8 @@ def footprint(sql: str) -> Footprint:
             for add in re.finditer(rf"add (?:column )?(?!if not exists|constraint|primary|unique|foreign|check){_NAME}",
                                    m.group(2)):  # fmt: skip
                 fp.columns.add((table, add.group(1)))
+            for drop in re.finditer(rf"drop column (?:if exists )?{_NAME}", m.group(2)):
+                fp.dropped_columns.add((table, drop.group(1)))
         elif m := re.match(rf"drop (?:table|sequence|view|index|function|materialized view) (?:if exists )?{_NAME}",
                            flat):  # fmt: skip
             fp.dropped.add(m.group(1))
@@ -244,8 +247,10 @@ class Presence:
 
 def probe(conn: psycopg.Connection[Any], fp: Footprint, later: list[Footprint]) -> Presence:
     """Which of a migration's objects the database has. A function counts as present when its body is the one this
-    migration wrote or one a later migration replaced it with; an object a later migration drops is not looked for."""
+    migration wrote or one a later migration replaced it with; an object (or column) a later migration drops is not
+    looked for."""
     dropped_later = set().union(*(f.dropped for f in later)) if later else set()
+    columns_dropped_later = set().union(*(f.dropped_columns for f in later)) if later else set()
     present: list[str] = []
     missing: list[str] = []
 
@@ -262,7 +267,7 @@ def probe(conn: psycopg.Connection[Any], fp: Footprint, later: list[Footprint]) 
             (table, policy),
         ).fetchone()
         note(bool(row and row[0]), f"policy {policy} on {table}")
-    for table, column in sorted(fp.columns):
+    for table, column in sorted(fp.columns - columns_dropped_later):
         row = conn.execute(
             "select exists (select from information_schema.columns"
             " where table_schema = 'public' and table_name = %s and column_name = %s)",

@@ -120,6 +120,30 @@ def test_the_stored_rows_are_the_rows_005_built_at_read_time(api: Api, clean_db)
     assert [s["source"] for s in by_id[ids[0]]["sources"]] == ["GOOGLE", "OEM"]
 
 
+def test_the_columns_layout_is_the_rows_layout_transposed(api: Api, clean_db):
+    """lead_feed(layout => 'columns') (008) sends each page's rows column by column: the same head, and "cols" holds
+    exactly the transposed "rows" of the same call with the default layout (the same text for every cell)."""
+    a_day_of_writes(api, clean_db)
+    t1 = api.token(CRE1)
+    since, pages = 0, 0
+    while True:
+        rows = api.rpc("lead_feed", t1, since=since, max_rows=3)
+        cols = api.rpc("lead_feed", t1, since=since, max_rows=3, layout="columns")
+        assert rows.status_code == cols.status_code == 200, cols.text
+        by_row, by_col = json.loads(rows.text), json.loads(cols.text)
+        assert by_col.pop("cols") == [list(c) for c in zip(*by_row.pop("rows"), strict=True)]
+        assert by_col == by_row
+        pages += 1
+        since = by_row["next_since"]
+        if not by_row["more"]:
+            break
+    assert pages >= 3
+    empty = json.loads(api.rpc("lead_feed", t1, since=since, layout="columns").text)
+    assert empty["cols"] == [[]] * len(empty["columns"]) and not empty["more"]
+    bad = api.rpc("lead_feed", t1, since=0, layout="diagonal")
+    assert bad.status_code == 422 and bad.json()["code"] == "invalid_layout", bad.text
+
+
 def test_a_renamed_cre_reaches_every_desk_with_the_new_name(api: Api, clean_db):
     t1 = api.token(CRE1)
     ids = a_day_of_writes(api, clean_db)
@@ -202,8 +226,8 @@ def test_numbered_leads_without_their_rows_are_rendered_when_read(api: Api, clea
     t1 = api.token(CRE1)
     all_pages(api, t1, "lead_changes")  # numbered and rendered
     expected = rows_by_id(all_pages(api, t1, "lead_changes")[0])
-    clean_db.execute("update leads set feed_row = null, feed_compact = null where id = any(%s)", (ids,))
+    clean_db.execute("update leads set feed_row = null, feed_cols = null where id = any(%s)", (ids,))
     assert rows_by_id(all_pages(api, t1, "lead_feed")[0]) == expected
-    clean_db.execute("update leads set feed_row = null, feed_compact = null")
+    clean_db.execute("update leads set feed_row = null, feed_cols = null")
     assert rows_by_id(all_pages(api, t1, "lead_changes")[0]) == expected
     assert clean_db.execute("select count(*) from leads where feed_row is null").fetchone() == (0,)

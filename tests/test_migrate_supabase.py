@@ -257,7 +257,7 @@ def test_seed_creates_users_the_way_supabase_auth_stores_them(supabase: str):
         ).fetchone()
         assert row is not None
         # The seed numbers its leads itself; their feed rows (007) are rendered too.
-        assert conn.execute("select count(*), count(feed_row), count(feed_compact) from leads").fetchone() == (
+        assert conn.execute("select count(*), count(feed_row), count(feed_cols) from leads").fetchone() == (
             30, 30, 30)  # fmt: skip
         uid, instance, aud, role, hashed, confirmed, app_meta, *tokens, provider, provider_id, identity, i_email = row
         assert (instance, aud, role, confirmed) == ("00000000-0000-0000-0000-000000000000", "authenticated",
