@@ -38,7 +38,7 @@ _local = threading.local()
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 # The top level of a page, without copying the rows out (as Store.read_feed_head does).
-_HEAD = "SELECT key, type, CASE WHEN key = 'rows' THEN NULL ELSE value END FROM json_each(:page)"
+_HEAD = "SELECT key, type, CASE WHEN key IN ('rows', 'cols') THEN NULL ELSE value END FROM json_each(:page)"
 
 
 _DICT_TABLE = """
@@ -250,6 +250,9 @@ def decode_feed(text: str) -> tuple[str, tuple[int, ...]]:
     kind, head = top_level(conn, text)
     if "encoding" not in head:
         return text, ()  # lead_changes: already plain
+    if kind.get("cols") == "array" and "rows" not in kind:  # laid out by column: the same page by row first
+        text = columns_to_rows(text)
+        kind, head = top_level(conn, text)
     if head["encoding"] != ENCODING:
         raise ValueError(f"the feed page's encoding {head['encoding']!r} is not one this desk reads")
     if (kind.get("rows"), kind.get("columns"), kind.get("codecs"), kind.get("next_since")) != (
@@ -312,7 +315,16 @@ def _no_constant(text: str) -> Any:
     raise NotPlain(f"{text} in a compact page")
 
 
+def _each_key_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):  # SQLite and Python might take different ones
+        raise NotPlain("a key twice in an object")
+    return found
+
+
 _JSON = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant)
+# A page parsed whole (`column_rows`): its objects are the top level and the dictionaries; checking keys costs nothing.
+_JSON_PAGE = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant, object_pairs_hook=_each_key_once)
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 Scan = Callable[[str, int], tuple[Any, int]]
@@ -361,6 +373,81 @@ def _rows_start(scan: Scan, text: str) -> int:
         if text[at : at + 1] == ",":
             at = _skip(text, at + 1)
     raise NotPlain("the page has no rows array")
+
+
+def columns_to_rows(text: str) -> str:
+    """A page laid out by column ("cols": one array per column, migration 008) as the same page laid out by row, every
+    cell's text and every other key's value exactly as the server sent them: what the SQL decoder (and `decode_page`)
+    reads. ValueError for a page that is not an object, whose cols are not arrays of one length, or with a key twice.
+    Any JSON value passes as it is (a float too): the SQL decoder decides about it."""
+    scan: Scan = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # as in _scanner
+    parts: list[str] = []
+    seen: set[str] = set()
+    try:
+        at = _skip(text, 0)
+        if text[at : at + 1] != "{":
+            raise NotPlain("the page is not a JSON object")
+        at = _skip(text, at + 1)
+        while text[at : at + 1] == '"':
+            key, end = _value(scan, text, at)
+            key = "rows" if key == "cols" else key
+            if key in seen:
+                raise NotPlain(f"the key {key!r} twice")
+            seen.add(key)
+            at = _skip(text, end)
+            if text[at : at + 1] != ":":
+                raise NotPlain("no ':' after a key")
+            at = _skip(text, at + 1)
+            if key == "rows":
+                value, at = _transposed(scan, text, at)
+            else:
+                start = at
+                _, at = _value(scan, text, at)
+                value = text[start:at]
+            parts.append(f"{json.dumps(key)}:{value}")
+            at = _skip(text, at)
+            if text[at : at + 1] == ",":
+                at = _skip(text, at + 1)
+        if text[at : at + 1] != "}":
+            raise NotPlain("the page's object does not end")
+    except NotPlain as exc:
+        raise ValueError(f"the feed page cannot be read by column ({exc})") from None
+    return "{" + ",".join(parts) + "}"
+
+
+def _transposed(scan: Scan, text: str, at: int) -> tuple[str, int]:
+    """The rows of the "cols" value at `at` (arrays of cells' text), and where that value ends."""
+    columns: list[list[str]] = []
+
+    def items(at: int, item: Callable[[int], int]) -> int:  # a JSON array at `at`; item(start) -> its end
+        if text[at : at + 1] != "[":
+            raise NotPlain(f"no array at {at}")
+        at = _skip(text, at + 1)
+        if text[at : at + 1] == "]":
+            return at + 1
+        while True:
+            at = _skip(text, item(at))
+            if text[at : at + 1] == "]":
+                return at + 1
+            if text[at : at + 1] != ",":
+                raise NotPlain(f"no ',' or ']' at {at}")
+            at = _skip(text, at + 1)
+
+    def column(start: int) -> int:
+        cells: list[str] = []
+        columns.append(cells)
+
+        def cell(start: int) -> int:
+            _, end = _value(scan, text, start)
+            cells.append(text[start:end])
+            return end
+
+        return items(start, cell)
+
+    end = items(at, column)
+    if len({len(c) for c in columns}) > 1:
+        raise NotPlain("the page's columns are not all as long")
+    return "[" + ",".join("[" + ",".join(row) + "]" for row in zip(*columns, strict=True)) + "]", end
 
 
 def page_rows(text: str, tally: list[int] | None = None) -> Iterator[Any]:
@@ -475,10 +562,13 @@ def _sources_text(
 
 
 @lru_cache(maxsize=8)
-def _row_function(columns: tuple[str, ...], codecs: tuple[str, ...], wanted: tuple[str, ...]) -> Callable[..., Any]:
+def _row_function(
+    columns: tuple[str, ...], codecs: tuple[str, ...], wanted: tuple[str, ...], zipped: bool = False
+) -> Callable[..., Any]:
     """A generator function, made for one page layout: (rows, dictionaries by column position, ts, day, sources) →
     a tuple per row in `wanted` order with the SQL values `compact_select` gives (NULL as `NULL`; a column the page
-    lacks is NULL, call_count 0).
+    lacks is NULL, call_count 0). `zipped`: the rows are tuples zipped from a page's columns, of its width by
+    construction (`column_rows`), so they are not checked for it.
 
     Its source is built from the layout only (names and codecs checked by `_check`, column positions as integers;
     no value of a page is ever spelled into it), so each cell is one inline expression and a row one tuple display,
@@ -492,8 +582,14 @@ def _row_function(columns: tuple[str, ...], codecs: tuple[str, ...], wanted: tup
         *[f"    d{i} = D[{i}]" for i, c in enumerate(codecs) if c == "dict"],
         *[f"    s{i} = 0" for i in sums],
         "    for r in page:",
-        f"        if type(r) is not list or len(r) != {len(columns)}:",
-        "            raise NotPlain('a row that is not an array of the page width')",
+        *(
+            []
+            if zipped
+            else [
+                f"        if type(r) is not list or len(r) != {len(columns)}:",
+                "            raise NotPlain('a row that is not an array of the page width')",
+            ]
+        ),
         *[f"        s{i} += r[{i}]" for i in sums],
         f"        created = ts(s{ci})",
         f"        cday = s{ci} // {24 * 3600 * 1_000_000}",
@@ -545,6 +641,39 @@ def compact_rows(
     time into tuples in `wanted` order for executemany: the values `compact_select` gives, NULL as `NULL` (a NaN:
     bind them, do not compare them). Raises NotPlain (or TypeError, ValueError, KeyError, OverflowError) where the
     SQL decoder must decide (see above), also while iterating. `tally`: as for `page_rows`."""
+    rows = page_rows(text, tally)
+    return _row_function(columns, codecs, wanted)(rows, *_decoding_tables(columns, codecs, dicts))
+
+
+def column_rows(
+    text: str,
+    columns: tuple[str, ...],
+    codecs: tuple[str, ...],
+    dicts: str | None,
+    wanted: tuple[str, ...],
+    tally: list[int] | None = None,
+) -> Iterator[tuple[Any, ...]]:
+    """`compact_rows` for a page laid out by column (`lead_feed(..., layout => 'columns')`, migration 008: "cols", one
+    array per column). The page is parsed whole (in a decoding process, where the interpreter lock is its own) and
+    its columns zipped into rows, which go through the same row function. Raises NotPlain (or the errors
+    `compact_rows` raises) where the SQL decoder must decide: it reads the page as rows (`columns_to_rows`)."""
+    page = _JSON_PAGE.decode(text)
+    cols = page.get("cols") if isinstance(page, dict) else None
+    if type(cols) is not list or len(cols) != len(columns) or any(type(c) is not list for c in cols):
+        raise NotPlain("cols is not an array of one array per column")
+    n = len(cols[0]) if cols else 0
+    if any(len(c) != n for c in cols):
+        raise NotPlain("the page's columns are not all as long")
+    if tally is not None:
+        tally[:] = [n]
+    return _row_function(columns, codecs, wanted, True)(
+        zip(*cols, strict=True), *_decoding_tables(columns, codecs, dicts)
+    )
+
+
+def _decoding_tables(columns: tuple[str, ...], codecs: tuple[str, ...], dicts: str | None) -> tuple[Any, ...]:
+    """What a row function takes after the rows, for one page: its dictionaries by column position, ts, day and the
+    sources codec."""
     found = _JSON.decode(dicts) if dicts is not None else {}
     if not isinstance(found, dict):
         raise NotPlain("dicts is not an object")
@@ -561,4 +690,4 @@ def compact_rows(
     }
     ts, day = _clock()
     source_text = _sources_text(lookup("source", _json_text, "null"), lookup("sub_source", _json_text, "null"), ts)
-    return _row_function(columns, codecs, wanted)(page_rows(text, tally), tables, ts, day, source_text)
+    return tables, ts, day, source_text

@@ -178,6 +178,7 @@ class SyncEngine:
         self._threads: list[threading.Thread] = []
         self._last_catalog = 0.0
         self._feed_rpc = "lead_feed"  # the compact feed (006); "lead_changes" once a server says it has none
+        self._columns = True  # lead_feed's pages by column (008) for long passes, until a server says it has none
         self._pull_failures = 0  # consecutive busy answers (429/503) of the pull side, for its backoff
         self.last_sync_at: float | None = None
 
@@ -343,13 +344,23 @@ class SyncEngine:
         Listeners.emit(self.listeners.catalog, catalog)
         return dict(catalog)
 
-    def _fetch_page(self, since: int) -> str:
+    def _fetch_page(self, since: int, by_column: bool = False) -> str:
         """One feed page as the JSON text the server sent (a compact lead_feed page, or a plain lead_changes one).
+        `by_column`: ask lead_feed for the page laid out by column (migration 008), a third fewer bytes on the link;
+        the pages of a long pass, which decoding processes parse whole. A server without that layout is asked for rows.
 
         The page stays text: decoding it in Python held the GIL (and so the GUI) ~12 ms per 5,000 rows. The store
         reads either kind in SQLite (a compact page is decoded straight into the cache: core/feed.py)."""
-        params = {"since": since, "max_rows": self.page_size}
+        params: dict[str, object] = {"since": since, "max_rows": self.page_size}
         if self._feed_rpc == "lead_feed":
+            if by_column and self._columns:
+                try:
+                    return self.api.rpc_text("lead_feed", {**params, "layout": "columns"})
+                except Rejected as exc:
+                    if (exc.status, exc.code) != (404, "PGRST202"):
+                        raise
+                    log.info("the server's lead_feed has no layout (an older server): pages come by row")
+                    self._columns = False
             try:
                 text = self.api.rpc_text("lead_feed", params)
             except Rejected as exc:
@@ -429,9 +440,10 @@ class SyncEngine:
                         # gap whose rows have moved above it, so a planned start never loses a lead.
                         for start in (head.next_since, *head.ahead):
                             if len(pending) < FETCH_DEPTH and start > asked:
-                                pending.append(
-                                    decoder.submit(self._decode_fetched, ahead.submit(self._fetch_page, start), procs)
-                                )
+                                # By column only for decoding processes: parsing a page whole holds the GIL.
+                                by_column = procs is not None and not self._decoders_failed
+                                fetched = ahead.submit(self._fetch_page, start, by_column)
+                                pending.append(decoder.submit(self._decode_fetched, fetched, procs))
                                 asked = start
                     page = store.apply_feed_page(ready.text, head, ready)
                 except ValueError as exc:
