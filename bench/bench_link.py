@@ -216,11 +216,13 @@ def bench_link_sync(
     }
 
 
-def record_answers(server_url: str, anon: str, page_size: int, pages_dir: Path) -> dict[str, Any]:
+def record_answers(
+    server_url: str, anon: str, page_size: int, pages_dir: Path, by_column: bool = True
+) -> dict[str, Any]:
     """Record the server's answers to a first sync (replay_server.record) as cre1 sees them; returns its index."""
     recorder = login(server_url, anon, "cre1@demo.local")
     try:
-        return record(server_url, anon, recorder._access_token(), page_size, pages_dir)
+        return record(server_url, anon, recorder._access_token(), page_size, pages_dir, by_column)
     finally:
         recorder.close()
 

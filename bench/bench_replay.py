@@ -10,7 +10,7 @@ say little. This runs every variant once per round, in turn, against the same re
 desk's cores: see replay_server.py), and prints each run's time, how long the index build after the fill took, and
 the slowest of a few name searches on the filled cache.
 The reference server runs only to sign the desk in; the answers are recorded once per page size asked for, into
-bench/out/replay-<data dir's name>-<page size> (`--rerecord` to refresh).
+bench/out/replay-<data dir's name>-<page size>-<layout> (`--rerecord` to refresh).
 
 A variant is `key=value` pairs joined by commas:
   page=N      the desk's page size (default: the SyncEngine's)
@@ -18,6 +18,8 @@ A variant is `key=value` pairs joined by commas:
   procs=N     decoding processes (SyncEngine's decode_processes)
   names=kept  the name index kept in step during the fill (the desk's way since stop 19); names=rebuilt drops its
               triggers before the sync, as desks up to stop 18 did, so the sync rebuilds it at the end
+  layout=columns  the answers recorded as a long pass asks for them: the first page by row, the others by column
+              (migration 008, the desk's way since stop 20); layout=rows: every page by row, as before
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class IndexBuild(logging.Handler):
 
 def parse_variant(text: str) -> dict[str, str]:
     out = dict(part.split("=", 1) for part in text.split(",") if part.strip())
-    unknown = set(out) - {"page", "depth", "procs", "names"}
+    unknown = set(out) - {"page", "depth", "procs", "names", "layout"}
     if unknown:
         raise SystemExit(f"unknown variant key(s) {sorted(unknown)}")
     return out
@@ -128,29 +130,30 @@ def main(argv: list[str] | None = None) -> int:
     variants = [parse_variant(v) for v in args.variants.split(";")] if args.variants else [{}]
     wheres = [w.strip() for w in args.where.split(",") if w.strip()]
     default_page = sync.SyncEngine.__init__.__kwdefaults__["page_size"]
-    pages = sorted({int(v.get("page", default_page)) for v in variants})
+    answers = sorted({(int(v.get("page", default_page)), v.get("layout", "columns")) for v in variants})
     base = args.cache_dir.resolve()
     base.mkdir(parents=True, exist_ok=True)
     cluster, server = start_seeded(crm_server_exe(), args.data_dir.resolve(), args.leads, {})
-    replays: dict[int, ReplayProcess] = {}
-    links: dict[int, LinkProcess] = {}
+    replays: dict[tuple[int, str], ReplayProcess] = {}
+    links: dict[tuple[int, str], LinkProcess] = {}
     try:
-        for page in pages:
-            where = OUT / f"replay-{args.data_dir.resolve().name}-{page}"
+        for page, layout in answers:
+            where = OUT / f"replay-{args.data_dir.resolve().name}-{page}-{layout}"
             if args.rerecord or not (where / INDEX).exists():
-                say(f"[record] the server's answers to a first sync, {page}-row pages -> {where}")
-                index = record_answers(server.url, server.anon_key, page, where)
-                say(f"[record] {index['rows']:,} rows in {len(index['pages'])} pages")
-            replays[page] = ReplayProcess(where).start()
-            links[page] = LinkProcess([replays[page].host_port], rtt_ms=args.rtt_ms, mbit=args.mbit).start()
+                say(f"[record] the server's answers to a first sync, {page}-row pages by {layout} -> {where}")
+                index = record_answers(server.url, server.anon_key, page, where, layout == "columns")
+                say(f"[record] {index['rows']:,} rows in {len(index['pages'])} pages, {index['bytes']:,} bytes")
+            key = (page, layout)
+            replays[key] = ReplayProcess(where).start()
+            links[key] = LinkProcess([replays[key].host_port], rtt_ms=args.rtt_ms, mbit=args.mbit).start()
         say(f"[start] variants {variants or ['as is']}; {args.rounds} rounds; {wheres}")
         for rnd in range(1, args.rounds + 1):
             for where in wheres:
                 for variant in variants:
-                    page = int(variant.get("page", default_page))
-                    url = f"http://{replays[page].host_port}" if where == "lo" else links[page].url()
+                    key = (int(variant.get("page", default_page)), variant.get("layout", "columns"))
+                    url = f"http://{replays[key].host_port}" if where == "lo" else links[key].url()
                     api = desk_on_replay(server.url, server.anon_key, url)
-                    r = run_one(api, replays[page].pid, base, variant, default_page)
+                    r = run_one(api, replays[key].pid, base, variant, default_page)
                     api.close()
                     label = ",".join(f"{k}={v}" for k, v in variant.items()) or "as is"
                     say(

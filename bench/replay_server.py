@@ -12,8 +12,10 @@ to give it. The server here answers the same requests with the same bytes, after
 (asyncio.sleep: no CPU), so the desk sees the server's answers and its latency, not its CPU use.
 
 What it is not: a server. It knows one RPC (`lead_feed`), answers only the `since` values it recorded (500 otherwise;
-the desk asks for exactly those when the database has not changed since the recording), checks no token, and
-answers requests side by side (the real server's answers to the desk's fetch-ahead requests shared its 2 cores).
+the desk asks for exactly those when the database has not changed since the recording), in the layout recorded
+whatever the desk asks (a long pass's first page by row, the others by column, as the desk asks; the desk reads
+either), checks no token, and answers requests side by side (the real server's answers to the desk's fetch-ahead
+requests shared its 2 cores).
 """
 
 from __future__ import annotations
@@ -46,8 +48,9 @@ def _decoded(raw: bytes, encoding: str) -> bytes:
     raise ValueError(f"an answer in {encoding!r}")
 
 
-def record(url: str, anon_key: str, token: str, page_size: int, out: Path) -> dict[str, Any]:
-    """Fetch a first sync's pages from the server at `url` into `out` (emptied first); returns the index written."""
+def record(url: str, anon_key: str, token: str, page_size: int, out: Path, by_column: bool = True) -> dict[str, Any]:
+    """Fetch a first sync's pages from the server at `url` into `out` (emptied first); returns the index written.
+    `by_column`: the pages after the first by column, as a desk's long pass asks; False: every page by row."""
     out.mkdir(parents=True, exist_ok=True)
     for old in out.iterdir():
         old.unlink()
@@ -57,7 +60,10 @@ def record(url: str, anon_key: str, token: str, page_size: int, out: Path) -> di
     with httpx.Client(base_url=url, headers=headers, timeout=120.0) as http:
         while True:
             t0 = time.perf_counter()
-            with http.stream("POST", "/rest/v1/rpc/lead_feed", json={"since": since, "max_rows": page_size}) as r:
+            # As a desk's long pass asks: its first page by row, the pages after it by column (migration 008).
+            layout = "columns" if by_column and since else "rows"
+            ask = {"since": since, "max_rows": page_size, "layout": layout}
+            with http.stream("POST", "/rest/v1/rpc/lead_feed", json=ask) as r:
                 raw = b"".join(r.iter_raw())
                 encoding = r.headers.get("content-encoding", "identity")
                 if r.status_code != 200:
@@ -66,8 +72,9 @@ def record(url: str, anon_key: str, token: str, page_size: int, out: Path) -> di
             page = json.loads(_decoded(raw, encoding))
             name = f"{since}.body"
             (out / name).write_bytes(raw)
-            pages.append({"since": since, "file": name, "encoding": encoding, "server_ms": round(server_ms, 2)})
-            rows += len(page["rows"])
+            pages.append({"since": since, "file": name, "encoding": encoding, "server_ms": round(server_ms, 2),
+                          "layout": layout})  # fmt: skip
+            rows += len(page["rows"]) if "rows" in page else len(page["cols"][0])
             if not page["more"]:
                 break
             since = int(page["next_since"])
