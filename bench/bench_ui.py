@@ -530,7 +530,9 @@ def bench_stall(
         engine.page_size = args.stall_page_size
     if args.stall_decode_processes is not None:
         engine.decode_processes = args.stall_decode_processes
-    say(f"[stall] decoding processes of a long sync: {engine.decode_processes}")
+    if args.stall_layout is not None:
+        engine.by_column = args.stall_layout == "columns"
+    say(f"[stall] a long sync: {engine.decode_processes} decoding process(es), pages by column: {engine.by_column}")
 
     done: set[str] = set()
     pulled = [0]
@@ -649,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--stall-decode-processes", type=int, default=None,
                     help="the engine's decoding processes in the stall phase (A/B; 0: a thread)")  # fmt: skip
+    ap.add_argument("--stall-layout", choices=("rows", "columns"), default=None,
+                    help="how a long sync asks for its pages in the stall phase (A/B)")  # fmt: skip
     ap.add_argument("--phases", default="banner,submit,stall", help="which phases to run, comma-separated")
     ap.add_argument("--no-watch", dest="watch", action="store_false", help="no stack sampling during stalls")
     ap.add_argument(

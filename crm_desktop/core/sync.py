@@ -9,10 +9,11 @@ typed, and a server that is slow to accept leads must not freeze the duplicate c
   with exponential backoff and jitter and the thread sleeps exactly until the earliest due item (or until woken by a
   new item / "send now"); `Rejected` parks the item with the server's reason and moves on; `AuthExpired` pauses
   sending until `resume()` after a new sign-in.
-- The **pull** thread pages `lead_changes` from the cursor until caught up, one SQLite transaction per page (rows and
-  cursor together; SQLite reads the page's JSON text itself, and the next page is fetched meanwhile; a long pass
-  decodes its compact pages in decoding processes, a short one on a thread), reporting rows done and an estimated
-  total; then it polls on an interval or on demand. It also refreshes the cached catalogue
+- The **pull** thread pages the feed (`lead_feed`, compact; `lead_changes` on a server without it) from the cursor
+  until caught up, one SQLite transaction per page (rows and cursor together; the next pages are fetched meanwhile;
+  a long pass asks for its pages by column and decodes them in decoding processes, a short one decodes pages by row
+  on a thread), reporting rows done and an estimated total, and that it is building the cache's indexes at the end
+  of a first sync; then it polls on an interval or on demand. It also refreshes the cached catalogue
   and profile so the desk can start offline.
 
 Each thread opens its own `Store` (SQLite connections are per thread). Listeners are plain callables, called on the
@@ -178,7 +179,8 @@ class SyncEngine:
         self._threads: list[threading.Thread] = []
         self._last_catalog = 0.0
         self._feed_rpc = "lead_feed"  # the compact feed (006); "lead_changes" once a server says it has none
-        self._columns = True  # lead_feed's pages by column (008) for long passes, until a server says it has none
+        # A long pass asks lead_feed for its pages by column (008); False from the first server that has no such layout.
+        self.by_column = True
         self._pull_failures = 0  # consecutive busy answers (429/503) of the pull side, for its backoff
         self.last_sync_at: float | None = None
 
@@ -353,14 +355,14 @@ class SyncEngine:
         reads either kind in SQLite (a compact page is decoded straight into the cache: core/feed.py)."""
         params: dict[str, object] = {"since": since, "max_rows": self.page_size}
         if self._feed_rpc == "lead_feed":
-            if by_column and self._columns:
+            if by_column and self.by_column:
                 try:
                     return self.api.rpc_text("lead_feed", {**params, "layout": "columns"})
                 except Rejected as exc:
                     if (exc.status, exc.code) != (404, "PGRST202"):
                         raise
                     log.info("the server's lead_feed has no layout (an older server): pages come by row")
-                    self._columns = False
+                    self.by_column = False
             try:
                 text = self.api.rpc_text("lead_feed", params)
             except Rejected as exc:

@@ -164,58 +164,56 @@ begin
     by_column := layout = 'columns';
     perform _feed_begin(since, n);
 
-    -- The three columns whose codec needs the previous row first (differences in feed order), then the stored part.
-    if by_column then
-        -- One aggregate per column over the same rows, in one pass and each in feed order (PostgreSQL 16 sorts once
-        -- for all of them: they share the ORDER BY).
-        with page as materialized (
-            select l.change_id, l.id, _feed_us(l.created_at) as c_us, l.feed_cols
-              from leads l
-             where l.change_id > since
-             order by l.change_id
-             limit n
-        )
-        select '[[' || concat_ws('],[',
-                   string_agg(d.dc::text, ',' order by d.change_id), string_agg(d.di::text, ',' order by d.change_id),
-                   string_agg(d.dt::text, ',' order by d.change_id),
-                   string_agg(d.c[1], ',' order by d.change_id), string_agg(d.c[2], ',' order by d.change_id),
-                   string_agg(d.c[3], ',' order by d.change_id), string_agg(d.c[4], ',' order by d.change_id),
-                   string_agg(d.c[5], ',' order by d.change_id), string_agg(d.c[6], ',' order by d.change_id),
-                   string_agg(d.c[7], ',' order by d.change_id), string_agg(d.c[8], ',' order by d.change_id),
-                   string_agg(d.c[9], ',' order by d.change_id), string_agg(d.c[10], ',' order by d.change_id),
-                   string_agg(d.c[11], ',' order by d.change_id), string_agg(d.c[12], ',' order by d.change_id),
-                   string_agg(d.c[13], ',' order by d.change_id), string_agg(d.c[14], ',' order by d.change_id),
-                   string_agg(d.c[15], ',' order by d.change_id), string_agg(d.c[16], ',' order by d.change_id),
-                   string_agg(d.c[17], ',' order by d.change_id), string_agg(d.c[18], ',' order by d.change_id),
-                   string_agg(d.c[19], ',' order by d.change_id), string_agg(d.c[20], ',' order by d.change_id),
-                   string_agg(d.c[21], ',' order by d.change_id)) || ']]',
-               count(*), max(d.change_id)
-          into body, got, last
-          from (select p.change_id, p.change_id - coalesce(lag(p.change_id) over w, 0) as dc,
-                       p.id - coalesce(lag(p.id) over w, 0) as di, p.c_us - coalesce(lag(p.c_us) over w, 0) as dt,
-                       p.feed_cols as c
-                  from page p
-                window w as (order by p.change_id)) d;
-        if got = 0 then
-            body := '[' || array_to_string(array_fill('[]'::text, array[24]), ',') || ']';
-        end if;
-    else
-        with page as materialized (
-            select l.change_id, l.id, _feed_us(l.created_at) as c_us, l.feed_cols
-              from leads l
-             where l.change_id > since
-             order by l.change_id
-             limit n
-        )
-        select '[' || coalesce(string_agg(r.j, ',' order by r.change_id), '') || ']', count(*), max(r.change_id)
-          into body, got, last
-          from (select p.change_id,
-                       '[' || (p.change_id - coalesce(lag(p.change_id) over w, 0)) || ','
-                           || (p.id - coalesce(lag(p.id) over w, 0)) || ','
-                           || (p.c_us - coalesce(lag(p.c_us) over w, 0)) || ',' || array_to_string(p.feed_cols, ',')
-                           || ']' as j
-                  from page p
-                window w as (order by p.change_id)) r;
+    -- The page's rows in feed order, the three columns whose codec needs the previous row as differences first (dc,
+    -- di, dt), then the stored part (c). By column: one aggregate per column over the same rows in one pass, each in
+    -- feed order (they share the ORDER BY, so PostgreSQL 16 sorts once). By row: each row's text, joined. The
+    -- other layout's aggregates have a false FILTER: PostgreSQL evaluates their arguments for no row.
+    with page as materialized (
+        select l.change_id, l.id, _feed_us(l.created_at) as c_us, l.feed_cols
+          from leads l
+         where l.change_id > since
+         order by l.change_id
+         limit n
+    )
+    select case when by_column then
+               '[[' || concat_ws('],[',
+                   string_agg(d.dc::text, ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.di::text, ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.dt::text, ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[1], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[2], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[3], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[4], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[5], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[6], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[7], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[8], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[9], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[10], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[11], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[12], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[13], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[14], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[15], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[16], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[17], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[18], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[19], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[20], ',' order by d.change_id) filter (where by_column),
+                   string_agg(d.c[21], ',' order by d.change_id) filter (where by_column)) || ']]'
+           else
+               '[' || coalesce(string_agg('[' || d.dc || ',' || d.di || ',' || d.dt || ',' || array_to_string(d.c, ',')
+                                          || ']', ',' order by d.change_id) filter (where not by_column), '') || ']'
+           end,
+           count(*), max(d.change_id)
+      into body, got, last
+      from (select p.change_id, p.change_id - coalesce(lag(p.change_id) over w, 0) as dc,
+                   p.id - coalesce(lag(p.id) over w, 0) as di, p.c_us - coalesce(lag(p.c_us) over w, 0) as dt,
+                   p.feed_cols as c
+              from page p
+            window w as (order by p.change_id)) d;
+    if by_column and got = 0 then  -- no aggregate had a row: one empty array per column
+        body := '[' || array_to_string(array_fill('[]'::text, array[24]), ',') || ']';
     end if;
 
     select json_build_object(
