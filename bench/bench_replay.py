@@ -20,6 +20,7 @@ A variant is `key=value` pairs joined by commas:
               triggers before the sync, as desks up to stop 18 did, so the sync rebuilds it at the end
   layout=columns  the answers recorded as a long pass asks for them: the first page by row, the others by column
               (migration 008, the desk's way since stop 20); layout=rows: every page by row, as before
+  nice=N      the decoding processes' niceness above the desk's (SyncEngine.decode_nice; 0: the same priority)
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from crm_desktop.core import sync
 from crm_desktop.core.store import Store
 
 DEFAULT_DEPTH = sync.FETCH_DEPTH
+DEFAULT_NICE = sync.DECODE_NICE
 # Name searches timed on each filled cache (search.py): prefixes as a CRE types them, a surname, two words.
 SEARCHES = ("a", "sa", "sai", "reddy", "sai red", "vivaan reddy", "ku")
 
@@ -59,7 +61,7 @@ class IndexBuild(logging.Handler):
 
 def parse_variant(text: str) -> dict[str, str]:
     out = dict(part.split("=", 1) for part in text.split(",") if part.strip())
-    unknown = set(out) - {"page", "depth", "procs", "names", "layout"}
+    unknown = set(out) - {"page", "depth", "procs", "names", "layout", "nice"}
     if unknown:
         raise SystemExit(f"unknown variant key(s) {sorted(unknown)}")
     return out
@@ -68,6 +70,7 @@ def parse_variant(text: str) -> dict[str, str]:
 def run_one(api: Any, replay_pid: int, base: Path, variant: dict[str, str], default_page: int) -> dict[str, Any]:
     page = int(variant.get("page", default_page))
     sync.FETCH_DEPTH = int(variant.get("depth", DEFAULT_DEPTH))
+    sync.DECODE_NICE = int(variant.get("nice", DEFAULT_NICE))  # read by each new engine
     procs = int(variant["procs"]) if "procs" in variant else None
     if variant.get("names", "kept") == "rebuilt":
         store, path = fresh_store(base, "replay")

@@ -532,7 +532,12 @@ def bench_stall(
         engine.decode_processes = args.stall_decode_processes
     if args.stall_layout is not None:
         engine.by_column = args.stall_layout == "columns"
-    say(f"[stall] a long sync: {engine.decode_processes} decoding process(es), pages by column: {engine.by_column}")
+    if args.stall_decode_nice is not None:
+        engine.decode_nice = args.stall_decode_nice
+    say(
+        f"[stall] a long sync: {engine.decode_processes} decoding process(es) at nice +{engine.decode_nice}, pages by"
+        f" column: {engine.by_column}"
+    )
 
     done: set[str] = set()
     pulled = [0]
@@ -651,6 +656,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--stall-decode-processes", type=int, default=None,
                     help="the engine's decoding processes in the stall phase (A/B; 0: a thread)")  # fmt: skip
+    ap.add_argument("--stall-decode-nice", type=int, default=None,
+                    help="decoding processes' niceness above the desk's in the stall phase (A/B)")  # fmt: skip
     ap.add_argument("--stall-layout", choices=("rows", "columns"), default=None,
                     help="how a long sync asks for its pages in the stall phase (A/B)")  # fmt: skip
     ap.add_argument("--phases", default="banner,submit,stall", help="which phases to run, comma-separated")

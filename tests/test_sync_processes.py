@@ -5,6 +5,7 @@ speed (the pages left are decoded on a thread of the desk)."""
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import psutil
@@ -14,7 +15,7 @@ from test_feed import EdgeTransport, cache_rows, synced_desk
 
 from crm_desktop.core.api import ApiClient
 from crm_desktop.core.store import Store
-from crm_desktop.core.sync import SyncEngine
+from crm_desktop.core.sync import DECODE_NICE, SyncEngine
 
 PAGE = 10
 LEADS = 120
@@ -54,10 +55,13 @@ def test_a_long_sync_decodes_in_a_process_and_a_killed_one_loses_nothing(
     engine.bulk_fill_min = 1  # a long pass, as a first sync of a million leads is
     seen: list[int] = []
     killed: list[int] = []
+    nices: list[int] = []
 
     def kill_the_decoder(progress: object) -> None:
         children = decoding_children()
         seen.append(len(children))
+        for child in children:
+            nices.append(child.nice())
         if progress.done >= 3 * PAGE and not killed and children:  # type: ignore[attr-defined]
             for child in children:
                 child.kill()
@@ -71,6 +75,9 @@ def test_a_long_sync_decodes_in_a_process_and_a_killed_one_loses_nothing(
         store.close()
         client.close()
     assert killed and max(seen) == 1  # one decoding process did the pages until it was killed
+    # ... below the desk's own threads (POSIX niceness; Windows: BELOW_NORMAL), so the GUI thread is not kept waiting
+    below = psutil.BELOW_NORMAL_PRIORITY_CLASS if os.name == "nt" else min(psutil.Process().nice() + DECODE_NICE, 19)
+    assert nices and set(nices) == {below}
     assert caplog.text.count("a decoding process failed") == 1  # said once; the pages after it decoded here
     assert not decoding_children()  # the pass ended its pool
     # Pages decoded in the process, then on a thread, give the cache a desk decoding on a thread alone makes.

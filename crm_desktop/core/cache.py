@@ -551,8 +551,33 @@ def decode_ahead(text: str, head: FeedHead | None = None) -> ReadyPage:
         image.close()
 
 
+def start_decoding_process(nice: int) -> None:
+    """Initializer of a decoding process (sync.py): it ends with the desk (`end_with_parent`) and, when `nice` > 0,
+    runs below the desk's own threads: `nice` added to its POSIX niceness, BELOW_NORMAL priority on Windows. It is
+    CPU-bound for a whole first sync; at the same priority, on 2 cores, the GUI thread waking up queued behind it
+    and the applying thread (the OS's scheduling, not the GIL: bench_ui's stall phase). Below them it runs on whatever
+    CPU they leave, which on an idle core is all of it."""
+    end_with_parent()
+    if nice > 0:
+        lower_priority(nice)
+
+
+def lower_priority(nice: int) -> None:
+    """This process below normal priority (see `start_decoding_process`); nothing where the OS refuses."""
+    try:
+        if os.name == "nt":
+            import ctypes
+
+            kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]  # Windows only
+            kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), 0x00004000)  # BELOW_NORMAL_PRIORITY_CLASS
+        else:
+            os.nice(nice)
+    except (OSError, AttributeError) as exc:
+        log.debug("the decoding process keeps its priority: %s", exc)
+
+
 def end_with_parent() -> None:
-    """Initializer of a decoding process (sync.py): it ends when the desk's process does, also when that is killed.
+    """A decoding process (sync.py) ends when the desk's process does, also when that is killed.
     A pool's process otherwise waits for work forever: its own end of the work queue keeps the queue open. The
     parent's sentinel is a pipe (POSIX) or a process handle (Windows) that signals when the parent is gone."""
     parent = multiprocessing.parent_process()

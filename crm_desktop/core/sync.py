@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from crm_desktop.core.api import ApiClient, AuthExpired, CertificateNotTrusted, Rejected, Retry
-from crm_desktop.core.cache import ReadyPage, decode_ahead, end_with_parent, stage_page
+from crm_desktop.core.cache import ReadyPage, decode_ahead, stage_page, start_decoding_process
 from crm_desktop.core.models import OutboxItem
 from crm_desktop.core.store import OutboxStateError, Store, StoreError
 
@@ -54,6 +54,9 @@ FETCH_DEPTH = 4
 # thread and the GUI. Decoding is Python (~11 us a row); on a thread of the desk's own process it was bound by the
 # GIL, which it took from the applying thread, the fetching threads and the GUI (bench_apply.py, bench_ui.py).
 DECODE_PROCESSES = max(1, min(3, (os.cpu_count() or 2) - 1))
+# How far below the desk's own threads they run (POSIX niceness added; BELOW_NORMAL on Windows; 0: not lowered), so
+# the GUI thread is not kept waiting for a core behind them (cache.start_decoding_process).
+DECODE_NICE = 5
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ class SyncEngine:
         # A pass with at least bulk_fill_min rows to go decodes its pages in this many processes (0: on a thread of
         # this process, as every shorter pass does).
         self.decode_processes = decode_processes
+        self.decode_nice = DECODE_NICE  # their priority below this process's (DECODE_NICE)
         self._decoders_failed = False  # this pass's decoding processes failed once: it decodes on a thread
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -396,7 +400,10 @@ class SyncEngine:
             return None
         try:
             return ProcessPoolExecutor(
-                self.decode_processes, mp_context=multiprocessing.get_context("spawn"), initializer=end_with_parent
+                self.decode_processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=start_decoding_process,
+                initargs=(self.decode_nice,),
             )
         except (OSError, ValueError, NotImplementedError) as exc:
             log.warning("pages are decoded on a thread: no decoding process (%s)", exc)
