@@ -569,7 +569,10 @@ def lower_priority(nice: int) -> None:
             import ctypes
 
             kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]  # Windows only
-            kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), 0x00004000)  # BELOW_NORMAL_PRIORITY_CLASS
+            kernel32.GetCurrentProcess.restype = ctypes.c_void_p  # a HANDLE: pointer-sized, not ctypes' default int
+            kernel32.SetPriorityClass.argtypes = (ctypes.c_void_p, ctypes.c_uint32)
+            if not kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), 0x00004000):  # BELOW_NORMAL_PRIORITY_CLASS
+                raise OSError("SetPriorityClass refused BELOW_NORMAL")
         else:
             os.nice(nice)
     except (OSError, AttributeError) as exc:
