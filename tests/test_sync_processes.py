@@ -60,10 +60,10 @@ def test_a_long_sync_decodes_in_a_process_and_a_killed_one_loses_nothing(
     def kill_the_decoder(progress: object) -> None:
         children = decoding_children()
         seen.append(len(children))
-        for child in children:
-            nices.append(child.nice())
         if progress.done >= 3 * PAGE and not killed and children:  # type: ignore[attr-defined]
             for child in children:
+                # Read once it has decoded pages (its initializer has run by then; a child just spawned has not).
+                nices.append(child.nice())
                 child.kill()
                 killed.append(child.pid)
 
