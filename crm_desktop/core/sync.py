@@ -358,25 +358,29 @@ class SyncEngine:
         The page stays text: decoding it in Python held the GIL (and so the GUI) ~12 ms per 5,000 rows. The store
         reads either kind in SQLite (a compact page is decoded straight into the cache: core/feed.py)."""
         params: dict[str, object] = {"since": since, "max_rows": self.page_size}
-        if self._feed_rpc == "lead_feed":
-            if by_column and self.by_column:
-                try:
-                    return self.api.rpc_text("lead_feed", {**params, "layout": "columns"})
-                except Rejected as exc:
-                    if (exc.status, exc.code) != (404, "PGRST202"):
-                        raise
-                    log.info("the server's lead_feed has no layout (an older server): pages come by row")
-                    self.by_column = False
-            try:
-                text = self.api.rpc_text("lead_feed", params)
-            except Rejected as exc:
-                if (exc.status, exc.code) != (404, "PGRST202"):
-                    raise
-                log.info("the server has no lead_feed (an older server): syncing with lead_changes")
-                self._feed_rpc = "lead_changes"
-            else:
+        if self._feed_rpc == "lead_feed" and by_column and self.by_column:
+            text = self._rpc_unless_missing("lead_feed", {**params, "layout": "columns"})
+            if text is not None:
                 return text
+            log.info("the server's lead_feed has no layout (an older server): pages come by row")
+            self.by_column = False
+        if self._feed_rpc == "lead_feed":
+            text = self._rpc_unless_missing("lead_feed", params)
+            if text is not None:
+                return text
+            log.info("the server has no lead_feed (an older server): syncing with lead_changes")
+            self._feed_rpc = "lead_changes"
         return self.api.rpc_text("lead_changes", params)
+
+    def _rpc_unless_missing(self, name: str, params: dict[str, object]) -> str | None:
+        """An RPC's answer as text, or None when the server has no such function, or none taking these parameters
+        (PostgREST's 404 PGRST202: an older server)."""
+        try:
+            return self.api.rpc_text(name, params)
+        except Rejected as exc:
+            if (exc.status, exc.code) != (404, "PGRST202"):
+                raise
+            return None
 
     def _decode_fetched(self, fetched: Future[str], procs: ProcessPoolExecutor | None) -> ReadyPage:
         """A page fetched ahead, decoded and staged: in a decoding process when the pass has them (`procs`), else on
