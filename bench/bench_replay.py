@@ -7,8 +7,8 @@
 
 Why: a first sync's figures move by a third with this shared VM's load, so one run of "before" and one of "after"
 say little. This runs every variant once per round, in turn, against the same recorded answers (no server CPU on the
-desk's cores: see replay_server.py), and prints each run's time, how long the index build after the fill took, and
-the slowest of a few name searches on the filled cache.
+desk's cores: see replay_server.py), and prints each run's time, how long the index build after the fill took (and
+the flush to the disk after an unsynced fill), and the slowest of a few name searches on the filled cache.
 The reference server runs only to sign the desk in; the answers are recorded once per page size asked for, into
 bench/out/replay-<data dir's name>-<page size>-<layout> (`--rerecord` to refresh).
 
@@ -21,6 +21,8 @@ A variant is `key=value` pairs joined by commas:
   layout=columns  the answers recorded as a long pass asks for them: the first page by row, the others by column
               (migration 008, the desk's way since stop 20); layout=rows: every page by row, as before
   nice=N      the decoding processes' niceness above the desk's (SyncEngine.decode_nice; 0: the same priority)
+  fill=synced  a first sync's pages committed as every other pass's (synchronous=NORMAL); fill=unsynced: without
+              waiting for the disk until the pass ends (Store.begin_unsynced_fill, the desk's way since stop 21)
 """
 
 from __future__ import annotations
@@ -48,20 +50,27 @@ SEARCHES = ("a", "sa", "sai", "reddy", "sai red", "vivaan reddy", "ku")
 
 
 class IndexBuild(logging.Handler):
-    """The seconds `finish_bulk_fill` reports for its build (its INFO line), per sync."""
+    """The seconds `finish_bulk_fill` reports for its build and `end_unsynced_fill` for its flush (their INFO lines),
+    per sync."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.seconds: float | None = None
+        self.flush_s: float | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
+        seconds = float(record.args[0]) if isinstance(record.args, tuple) and record.args else None
         if record.getMessage().startswith("cache indexes built after the first sync"):
-            self.seconds = float(record.args[0]) if isinstance(record.args, tuple) else None
+            self.seconds = seconds
+        elif record.getMessage().startswith("the cache's fill flushed to the disk"):
+            self.flush_s = seconds
 
 
 def parse_variant(text: str) -> dict[str, str]:
     out = dict(part.split("=", 1) for part in text.split(",") if part.strip())
-    unknown = set(out) - {"page", "depth", "procs", "names", "layout", "nice"}
+    unknown = set(out) - {"page", "depth", "procs", "names", "layout", "nice", "fill"}
+    if out.get("fill", "unsynced") not in ("synced", "unsynced"):
+        raise SystemExit("fill is synced or unsynced")
     if unknown:
         raise SystemExit(f"unknown variant key(s) {sorted(unknown)}")
     return out
@@ -71,6 +80,7 @@ def run_one(api: Any, replay_pid: int, base: Path, variant: dict[str, str], defa
     page = int(variant.get("page", default_page))
     sync.FETCH_DEPTH = int(variant.get("depth", DEFAULT_DEPTH))
     sync.DECODE_NICE = int(variant.get("nice", DEFAULT_NICE))  # read by each new engine
+    sync.UNSYNCED_FILL = variant.get("fill", "unsynced") == "unsynced"  # so is this
     procs = int(variant["procs"]) if "procs" in variant else None
     if variant.get("names", "kept") == "rebuilt":
         store, path = fresh_store(base, "replay")
@@ -95,6 +105,7 @@ def run_one(api: Any, replay_pid: int, base: Path, variant: dict[str, str], defa
         "seconds": r["seconds"],
         "rows": r["rows"],
         "index_s": built.seconds and round(built.seconds, 2),
+        "flush_s": built.flush_s and round(built.flush_s, 2),
         "desk_cpu_s": used["client_cpu_s"],
         "search_ms": slowest_search_ms(Path(r["path"])),
         "error": r["error"],
@@ -161,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                     label = ",".join(f"{k}={v}" for k, v in variant.items()) or "as is"
                     say(
                         f"round {rnd} {where:4s} {label:28s} {r['rows']:,} rows in {r['seconds']:6.2f} s; index"
-                        f" build {r['index_s']} s; desk CPU {r['desk_cpu_s']} s; slowest name search"
-                        f" {r['search_ms']} ms {r['error']}"
+                        f" build {r['index_s']} s; flush {r['flush_s']} s; desk CPU {r['desk_cpu_s']} s; slowest name"
+                        f" search {r['search_ms']} ms {r['error']}"
                     )
                     time.sleep(1)
     finally:

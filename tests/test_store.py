@@ -919,3 +919,85 @@ def test_a_cache_an_older_desk_left_halfway_through_a_bulk_fill_gets_its_name_in
     with raw(path) as conn:
         conn.execute("INSERT INTO lead_names (lead_names, rank) VALUES ('integrity-check', 1)")
         assert conn.execute("SELECT count(*) FROM lead_names WHERE lead_names MATCH 'halfway'").fetchone()[0] == 29
+
+
+def unsynced_fill_left_halfway(path: Path, rows: int = 3000) -> Path:
+    """A cache as a desk leaves it when it stops in the middle of a first sync's unsynced fill without ending it (a
+    killed process, a power cut): rows in, the secondary indexes not built, the fill's mark beside the file."""
+    store, _ = Store.open_or_rebuild(path)
+    try:
+        assert store.begin_bulk_fill()
+        assert store.begin_unsynced_fill()
+        assert store._cache_db().execute("PRAGMA synchronous").fetchone()[0] == 0  # OFF
+        for start in range(0, rows, 500):
+            page = [feed_row(i, f"+9163{i:08d}") for i in range(start + 1, start + 501)]
+            store.apply_changes(COLUMNS, page, start + 500)
+    finally:
+        store.close()  # no end_unsynced_fill: the mark stays
+    mark = path.with_name(path.name + ".filling")
+    assert mark.exists()
+    return mark
+
+
+def damage_a_table_page(path: Path) -> None:
+    """Zero the last leaf page of lead_cache's rows: the header, the schema and the first rows still read."""
+    with sqlite3.connect(path) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        (pageno,) = conn.execute(
+            "SELECT max(pageno) FROM dbstat WHERE name = 'lead_cache' AND pagetype = 'leaf'"
+        ).fetchone()
+    conn.close()
+    with open(path, "r+b") as f:
+        f.seek((pageno - 1) * page_size)
+        f.write(bytes(page_size))
+
+
+def test_a_cache_not_being_filled_keeps_its_usual_durability(store: Store, path: Path) -> None:
+    store.apply_changes(COLUMNS, [feed_row(1, "+916300000001")], 1)
+    assert not store.begin_unsynced_fill()  # nothing left out by a bulk fill: not a fill
+    assert store._cache_db().execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    assert not path.with_name(path.name + ".filling").exists()
+
+
+def test_a_fill_that_ended_unsynced_is_checked_at_start_and_kept_when_intact(tmp_path: Path) -> None:
+    path = tmp_path / "desk.sqlite3"
+    mark = unsynced_fill_left_halfway(path)
+    again, recovery = Store.open_or_rebuild(path)
+    try:
+        assert not recovery.cache_rebuilt and again.cache_count() == 3000 and again.sync_cursor() == 3000
+        assert not mark.exists()  # checked and on the disk: the next pass continues the fill where it stopped
+        assert again.begin_unsynced_fill()  # still a fill (its indexes are built when it catches up)
+        again.end_unsynced_fill()
+        assert again._cache_db().execute("PRAGMA synchronous").fetchone()[0] == 1 and not mark.exists()
+    finally:
+        again.close()
+
+
+@pytest.mark.expected_log_warnings
+def test_a_fill_that_ended_unsynced_and_was_damaged_is_rebuilt_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "desk.sqlite3"
+    mark = unsynced_fill_left_halfway(path)
+    damage_a_table_page(path)
+    again, recovery = Store.open_or_rebuild(path)
+    try:
+        assert recovery.cache_rebuilt and again.cache_count() == 0 and again.sync_cursor() == 0
+        assert not mark.exists()
+    finally:
+        again.close()
+
+
+def test_the_same_damage_without_the_fill_mark_is_not_looked_for_at_start(tmp_path: Path) -> None:
+    """What the mark buys: without it a start only opens and touches the cache (a full check would delay every
+    start), so damage deep in the file shows up later, mid-shift."""
+    path = tmp_path / "desk.sqlite3"
+    unsynced_fill_left_halfway(path).unlink()
+    damage_a_table_page(path)
+    again, recovery = Store.open_or_rebuild(path)
+    try:
+        assert not recovery.cache_rebuilt
+        assert again.lookup("+916300000001") is not None
+        with pytest.raises(StoreError) as err:
+            again.lookup("+916300003000")  # the last row in: on the damaged page
+        assert err.value.kind == "corrupt"
+    finally:
+        again.close()

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from serverproc import Api, new_lead, phone_for
 
-from crm_desktop.core.api import ApiClient
+from crm_desktop.core.api import ApiClient, Retry
 from crm_desktop.core.models import OutboxState
 from crm_desktop.core.store import Store
 from crm_desktop.core.sync import SyncEngine, SyncProgress
@@ -274,6 +274,59 @@ def test_a_garbled_feed_page_is_retried_and_the_cache_completes(
         assert errors == []  # a bad page is the network's fault, not a crash of the pull thread
     finally:
         engine.stop()
+        store.close()
+        client.close()
+
+
+def test_a_first_sync_commits_without_waiting_for_the_disk_until_its_pass_ends(desk, api: Api, clean_db):
+    """A long pass filling the cache commits with synchronous=OFF, marked by the fill's file; the pass ends with the
+    cache's usual NORMAL and no mark, also when it ends on an error. A short pass never changes it."""
+    client, path, _ = desk
+    other = api.token("cre2@demo.local")
+    for i in range(120):
+        assert api.rpc("create_lead", other, lead=new_lead(phone_for(1700 + i))).is_success
+    mark = path.with_name(path.name + ".filling")
+    store = Store(path)
+
+    def durability() -> tuple[int, bool]:
+        return store._cache_db().execute("PRAGMA synchronous").fetchone()[0], mark.exists()
+
+    seen: list[tuple[int, bool]] = []
+    try:
+        engine = SyncEngine(client, path, page_size=50, decode_processes=0)
+        engine.bulk_fill_min = 1  # a long first pass: a bulk fill
+        engine.listeners.progress.append(lambda p: seen.append(durability()))  # on the pull's thread, between pages
+        assert engine.pull(store) == 120
+        *during, _indexing, _finished = seen
+        assert during and set(during) == {(0, True)}  # OFF, marked, page after page
+        assert durability() == (1, False)  # NORMAL, flushed, unmarked
+
+        seen.clear()
+        for i in range(120):
+            assert api.rpc("create_lead", other, lead=new_lead(phone_for(1900 + i))).is_success
+        assert engine.pull(store) == 120  # the cache is filled: a pass of pages, not a fill
+        assert set(seen) == {(1, False)}
+    finally:
+        store.close()
+
+
+@pytest.mark.expected_log_warnings
+def test_a_fill_that_fails_halfway_ends_synced_and_unmarked(server, api: Api, clean_db, tmp_path: Path):
+    other = api.token("cre2@demo.local")
+    for i in range(120):
+        assert api.rpc("create_lead", other, lead=new_lead(phone_for(2100 + i))).is_success
+    client = ApiClient(server.url, server.anon_key, transport=GarblingTransport({2}))
+    client.login("cre1@demo.local", "demo1234")
+    path = tmp_path / "desk.sqlite3"
+    engine = SyncEngine(client, path, page_size=50, decode_processes=0)
+    engine.bulk_fill_min = 1
+    store = Store(path)
+    try:
+        with pytest.raises(Retry):
+            engine.pull(store)  # the second answer is cut short
+        assert store._cache_db().execute("PRAGMA synchronous").fetchone()[0] == 1
+        assert not path.with_name(path.name + ".filling").exists()
+    finally:
         store.close()
         client.close()
 

@@ -175,6 +175,10 @@ def outbox_path_for(path: Path) -> Path:
     return path.with_name(f"{path.stem if path.suffix else path.name}.outbox{suffix}")
 
 
+# The cache's usual setting (see `_open`); a bulk fill writes with OFF for a while (cache.py, "unsynced fill").
+CACHE_SYNCHRONOUS = "NORMAL"
+
+
 def sidecars(path: Path) -> tuple[Path, Path]:
     return path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")
 
@@ -365,7 +369,7 @@ class StoreBase:
         migrations = self._MIGRATIONS[part]
         # The cache can be re-downloaded: NORMAL may lose the last commits on power loss, never consistency.
         # The outbox holds leads nobody else has: FULL fsyncs the WAL on every commit.
-        synchronous = "NORMAL" if part == "cache" else "FULL"
+        synchronous = CACHE_SYNCHRONOUS if part == "cache" else "FULL"
         with self._blame(part):
             fileops.private_file(path)  # 0600 in a 0700 folder: the cache is the whole customer list
             conn = connect(path, synchronous=synchronous, busy_timeout_ms=self._busy_timeout_ms)

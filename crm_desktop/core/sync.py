@@ -57,6 +57,9 @@ DECODE_PROCESSES = max(1, min(3, (os.cpu_count() or 2) - 1))
 # How far below the desk's own threads they run (POSIX niceness added; BELOW_NORMAL on Windows; 0: not lowered), so
 # the GUI thread is not kept waiting for a core behind them (cache.start_decoding_process).
 DECODE_NICE = 5
+# A long pass filling the cache (a first sync) commits without waiting for the disk (Store.begin_unsynced_fill);
+# False: as every other pass (a benchmark's baseline).
+UNSYNCED_FILL = True
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,7 @@ class SyncEngine:
         # this process, as every shorter pass does).
         self.decode_processes = decode_processes
         self.decode_nice = DECODE_NICE  # their priority below this process's (DECODE_NICE)
+        self.unsynced_fill = UNSYNCED_FILL
         self._decoders_failed = False  # this pass's decoding processes failed once: it decodes on a thread
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -433,6 +437,7 @@ class SyncEngine:
         pending: deque[Future[ReadyPage]] = deque()
         asked = since
         finished = False
+        unsynced = False  # committing without waiting for the disk: a long pass filling the cache (cache.py)
         try:
             ready = decode_ahead(self._fetch_page(since))
             first = True  # the pass's first page: is it a long pass?
@@ -442,6 +447,7 @@ class SyncEngine:
                     if first and head.more and head.remaining + self.page_size >= self.bulk_fill_min:
                         if since == 0:
                             store.begin_bulk_fill()
+                        unsynced = self.unsynced_fill and store.begin_unsynced_fill()
                         procs = self._decoding_processes()
                     first = False
                     if head.more and not self._stop.is_set():
@@ -483,6 +489,11 @@ class SyncEngine:
             for pool in (decoder, ahead, procs):  # the decoder first: it may be waiting on a fetch or a process
                 if pool is not None:
                     pool.shutdown(wait=True, cancel_futures=True)
+            if unsynced:
+                try:
+                    store.end_unsynced_fill()
+                except StoreError as exc:  # its mark stays: the next start checks the file
+                    log.warning("the cache could not be flushed after its fill: %s", exc.message)
             if done and not finished:
                 # The pages before the failure are in the cache: a banner on screen may describe one of them.
                 Listeners.emit(self.listeners.leads_changed, done)
