@@ -11,7 +11,7 @@ import psutil
 from serverproc import phone_for
 from test_ui_desk import open_desk
 
-from crm_desktop.ui.workers import reader_pool
+from crm_desktop.ui.workers import reader_pool, run_in
 
 
 def _open_store_files(folder: Path) -> list[str]:
@@ -34,6 +34,27 @@ def test_sign_out_closes_each_threads_store_files(server, clean_db, tmp_path: Pa
         assert _open_store_files(session.store_path.parent)  # the files are open now
         assert len(session._stores) >= 2
         session.stop()
+        assert _open_store_files(session.store_path.parent) == []
+        assert session._stores == {}
+    finally:
+        session.api.close()
+        window.close()
+
+
+def test_work_queued_before_sign_out_runs_after_it_and_leaves_no_file_open(server, clean_db, tmp_path: Path, qtbot):
+    """The engine's last reports (a pass ending as the session stops) queue refreshes that run after stop(): each
+    opened a Store on a pool thread that nothing closed any more."""
+    window = open_desk(server, tmp_path, qtbot, "cre1@demo.local")
+    session = window.session
+    try:
+        session.stop()
+        assert _open_store_files(session.store_path.parent) == []
+        answers: list[Any] = []
+        session.refresh_queue_stats()  # as a queued report's slot does, after the stop
+        run_in(reader_pool(), session.with_store(lambda s: s.cache_count()), answers.append)
+        qtbot.waitUntil(lambda: bool(answers), timeout=10_000)
+        reader_pool().waitForDone(10_000)
+        assert len(answers) == 1 and isinstance(answers[0], int)  # the work was done
         assert _open_store_files(session.store_path.parent) == []
         assert session._stores == {}
     finally:

@@ -63,6 +63,7 @@ class DeskSession(QObject):
         # so a threading.local forgot its Store after every lookup and each job opened (and leaked) a new connection.
         self._stores: dict[int, Store] = {}
         self._stores_lock = threading.Lock()
+        self._ended = False  # stop() was called: a job still queued runs on a Store it closes (with_store)
         self._lookup_seq = 0
         self._search_seq = 0
         # Calls between Enter and their commit. Replaced as a whole (never mutated) on the GUI thread, so a reader
@@ -83,7 +84,16 @@ class DeskSession(QObject):
         return store
 
     def with_store(self, fn: Callable[[Store], Any]) -> Callable[[], Any]:
-        return lambda: fn(self._store())
+        def job() -> Any:
+            if not self._ended:
+                return fn(self._store())
+            # The session has ended: work queued before that (a refresh the engine's last reports asked for) still
+            # runs, on a Store of its own that it closes, so no connection outlives the session. One left open holds
+            # its files, which on Windows the next sign-in's cache rebuild or outbox set-aside cannot rename.
+            with Store(self.store_path, busy_timeout_ms=self.busy_timeout_ms) as store:
+                return fn(store)
+
+        return job
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
 
@@ -92,6 +102,7 @@ class DeskSession(QObject):
 
     def stop(self) -> None:
         self.engine.stop()
+        self._ended = True
         self.close_thread_stores()  # queued behind the jobs still pending, on the threads that ran them
         wait_for_pools()
 
