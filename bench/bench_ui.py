@@ -83,6 +83,7 @@ from crm_desktop.ui.app import settle_heap
 from crm_desktop.ui.main_window import MainWindow
 from crm_desktop.ui.session import DeskSession
 from crm_desktop.ui.settings import Settings
+from crm_desktop.ui.workers import wait_for_pools
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -779,12 +780,19 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"[stall]   stack sampled in a gap x{n}: {where}")
     finally:
         if window is not None:
-            window.session.stop()
-            window.session.api.close()
-            window.close()
+            # As the app ends a session (app.py _stop_session): the window first, then the session, whose stop waits
+            # for the pools and closes their stores. Work queued after that (the engine's last reports) opened the
+            # files again while the work dir was being removed, and left them behind in bench/out.
+            session = window.session
+            window.hide()
+            window.deleteLater()
+            app.processEvents()
+            session.stop()
+            session.api.close()
         transport.close()
         server.stop()
         app.processEvents()
+        wait_for_pools()  # what those last events queued, before its files go
         if not args.keep and args.work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
     report["total_seconds"] = round(time.perf_counter() - t_all, 1)
