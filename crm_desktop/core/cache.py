@@ -299,13 +299,14 @@ CACHE_TUNING = """
 #
 # Unsynced fill: the pages of a bulk fill are committed with synchronous=OFF (`begin_unsynced_fill`), so the WAL's
 # checkpoints during it (one per ~80 MB written) do not wait for the disk; the pass ends with both files flushed to
-# the disk and NORMAL again (`end_unsynced_fill`). A 1M first sync, six alternated pairs (`bench/bench_replay.py
-# --variants "fill=synced;fill=unsynced" --where lo,link`): 0.1-0.6 s shorter over loopback, 1.1-1.3 s through the
-# link. What OFF risks is not the last pages (NORMAL risks those too) but the file: after a power cut or an OS crash
-# mid-fill it may be damaged. So the fill is marked by a file beside the cache (`<cache>.filling`), made (and flushed)
-# before the first unsynced write and removed once everything is on the disk. A start that finds it checks the cache
-# (quick_check, ~0.6 s at 1M leads) and rebuilds it from the server when damaged (`_recover_cache`); a desk closed or
-# killed halfway still continues its fill where it stopped.
+# the disk and NORMAL again (`end_unsynced_fill`). A 1M first sync, three alternated pairs each way
+# (`bench/bench_replay.py --variants "fill=synced;fill=unsynced" --where lo,link --rounds 3`): over loopback 12.72 /
+# 12.74 / 12.79 -> 12.75 / 12.21 / 12.73 s, through the link 15.33 / 15.24 / 15.35 -> 15.38 / 14.44 / 14.32 s; the
+# flush at the end takes 0.25-0.6 s of that. What OFF risks is not the last pages (NORMAL risks those too) but the
+# file: after a power cut or an OS crash mid-fill it may be damaged. So the fill is marked by a file beside the cache
+# (`<cache>.filling`), made (and flushed) before the first unsynced write and removed once everything is on the disk.
+# A start that finds it checks the cache (quick_check, ~0.6 s at 1M leads) and rebuilds it from the server when
+# damaged (`_recover_cache`); a desk closed or killed halfway still continues its fill where it stopped.
 _NAME_TRIGGERS = ("lead_names_insert", "lead_names_update")
 _REBUILD_NAMES = "INSERT INTO lead_names (lead_names) VALUES ('rebuild')"
 
