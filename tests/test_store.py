@@ -940,15 +940,19 @@ def unsynced_fill_left_halfway(path: Path, rows: int = 3000) -> Path:
 
 
 def damage_a_table_page(path: Path) -> None:
-    """Zero the last leaf page of lead_cache's rows: the header, the schema and the first rows still read."""
+    """Zero the last leaf page of lead_cache's rows (its newest rows): the header, the schema and the first rows still
+    read. Found by walking the table's b-tree down its right-most children (SQLite's file format; not the dbstat
+    table, which Python's SQLite on Windows lacks)."""
     with sqlite3.connect(path) as conn:
         page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-        (pageno,) = conn.execute(
-            "SELECT max(pageno) FROM dbstat WHERE name = 'lead_cache' AND pagetype = 'leaf'"
-        ).fetchone()
+        (page,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'lead_cache'").fetchone()
     conn.close()
+    data = path.read_bytes()
+    while data[(at := (page - 1) * page_size + (100 if page == 1 else 0))] == 0x05:  # an interior table page
+        page = int.from_bytes(data[at + 8 : at + 12], "big")  # its right-most child
+    assert data[at] == 0x0D  # a table leaf
     with open(path, "r+b") as f:
-        f.seek((pageno - 1) * page_size)
+        f.seek((page - 1) * page_size)
         f.write(bytes(page_size))
 
 
