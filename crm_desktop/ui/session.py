@@ -229,9 +229,12 @@ class DeskSession(QObject):
                            descending: bool | None, offset: int, limit: int) -> list[LeadSummary]:  # fmt: skip
         """Blocking: the worklist model runs it on the reader pool (a page of LeadSummary made off the GUI thread)."""
         saving = self._saving  # before the store reads the outbox (see the class docstring)
-        return self._store().worklist_page(
-            cre_id, which, today, sort=sort, descending=descending, offset=offset, limit=limit, saving=saving
+        page = self.with_store(
+            lambda s: s.worklist_page(
+                cre_id, which, today, sort=sort, descending=descending, offset=offset, limit=limit, saving=saving
+            )
         )
+        return page()
 
     def search(self, text: str) -> None:
         """Search the cache; only the newest request's answer is delivered (search_done)."""
