@@ -8,7 +8,8 @@
 Why: a first sync's figures move by a third with this shared VM's load, so one run of "before" and one of "after"
 say little. This runs every variant once per round, in turn, against the same recorded answers (no server CPU on the
 desk's cores: see replay_server.py), and prints each run's time, how long the index build after the fill took (and
-the flush to the disk after an unsynced fill), and the slowest of a few name searches on the filled cache.
+the flush to the disk after an unsynced fill), the slowest of a few name searches on the filled cache, and the host's
+pace just before and after (`host_pace_us`: the decoder's µs a row on one recorded page, which moves by a third too).
 The reference server runs only to sign the desk in; the answers are recorded once per page size asked for, into
 bench/out/replay-<data dir's name>-<page size>-<layout> (`--rerecord` to refresh).
 
@@ -28,6 +29,7 @@ A variant is `key=value` pairs joined by commas:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sqlite3
 import sys
@@ -37,10 +39,10 @@ from typing import Any
 
 from bench_link import desk_on_replay, first_sync, fresh_store, record_answers
 from bench_server import OUT, CpuMeter, crm_server_exe, say, start_seeded, stop_seeded
-from replay_server import INDEX, ReplayProcess
+from replay_server import INDEX, ReplayProcess, decoded
 from shaping_proxy import LinkProcess
 
-from crm_desktop.core import sync
+from crm_desktop.core import cache, sync
 from crm_desktop.core.store import Store
 
 DEFAULT_DEPTH = sync.FETCH_DEPTH
@@ -112,6 +114,23 @@ def run_one(api: Any, replay_pid: int, base: Path, variant: dict[str, str], defa
     }
 
 
+def host_pace_us(pages_dir: Path) -> float:
+    """The host's pace this minute, as µs a row of the decoding process's own work (`cache.stage_page`) on the
+    second recorded page (the first one a long sync asks by column), best of 3. The same code's first sync on this
+    2-core VM took 13-18 s from one run to the next, its CPU-s varying as much (not steal time, which stays ~0.2 %),
+    and this figure 9-14 µs a few seconds apart. Taken before and after each sync and printed beside it, it helps to
+    tell a variant's effect from the host's minute."""
+    index = json.loads((pages_dir / INDEX).read_text(encoding="utf-8"))
+    entry = index["pages"][1 if len(index["pages"]) > 1 else 0]
+    text = decoded((pages_dir / entry["file"]).read_bytes(), entry["encoding"]).decode("utf-8")
+    best, rows = float("inf"), 1
+    for _ in range(3):
+        t0 = time.perf_counter()
+        _head, _image, rows = cache.stage_page(text)
+        best = min(best, time.perf_counter() - t0)
+    return round(best / max(rows, 1) * 1e6, 2)
+
+
 def slowest_search_ms(path: Path) -> float:
     """The slowest of SEARCHES on the filled cache, each the best of 5 (the name index as the fill left it)."""
     with Store(path) as store:
@@ -150,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     cluster, server = start_seeded(crm_server_exe(), args.data_dir.resolve(), args.leads, {})
     replays: dict[tuple[int, str], ReplayProcess] = {}
     links: dict[tuple[int, str], LinkProcess] = {}
+    pages_dirs: dict[tuple[int, str], Path] = {}
     try:
         for page, layout in answers:
             where = OUT / f"replay-{args.data_dir.resolve().name}-{page}-{layout}"
@@ -158,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                 index = record_answers(server.url, server.anon_key, page, where, layout == "columns")
                 say(f"[record] {index['rows']:,} rows in {len(index['pages'])} pages, {index['bytes']:,} bytes")
             key = (page, layout)
+            pages_dirs[key] = where
             replays[key] = ReplayProcess(where).start()
             links[key] = LinkProcess([replays[key].host_port], rtt_ms=args.rtt_ms, mbit=args.mbit).start()
         say(f"[start] variants {variants or ['as is']}; {args.rounds} rounds; {wheres}")
@@ -167,13 +188,15 @@ def main(argv: list[str] | None = None) -> int:
                     key = (int(variant.get("page", default_page)), variant.get("layout", "columns"))
                     url = f"http://{replays[key].host_port}" if where == "lo" else links[key].url()
                     api = desk_on_replay(server.url, server.anon_key, url)
+                    pace = [host_pace_us(pages_dirs[key])]
                     r = run_one(api, replays[key].pid, base, variant, default_page)
+                    pace.append(host_pace_us(pages_dirs[key]))
                     api.close()
                     label = ",".join(f"{k}={v}" for k, v in variant.items()) or "as is"
                     say(
                         f"round {rnd} {where:4s} {label:28s} {r['rows']:,} rows in {r['seconds']:6.2f} s; index"
                         f" build {r['index_s']} s; flush {r['flush_s']} s; desk CPU {r['desk_cpu_s']} s; slowest name"
-                        f" search {r['search_ms']} ms {r['error']}"
+                        f" search {r['search_ms']} ms; host pace {pace[0]} / {pace[1]} µs/row {r['error']}"
                     )
                     time.sleep(1)
     finally:

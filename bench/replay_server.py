@@ -38,7 +38,7 @@ from shaping_proxy import start_child, stop_child
 INDEX = "index.json"
 
 
-def _decoded(raw: bytes, encoding: str) -> bytes:
+def decoded(raw: bytes, encoding: str) -> bytes:
     if encoding == "zstd":
         return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
     if encoding == "gzip":
@@ -69,7 +69,7 @@ def record(url: str, anon_key: str, token: str, page_size: int, out: Path, by_co
                 if r.status_code != 200:
                     raise RuntimeError(f"lead_feed since {since}: HTTP {r.status_code}")
             server_ms = (time.perf_counter() - t0) * 1000
-            page = json.loads(_decoded(raw, encoding))
+            page = json.loads(decoded(raw, encoding))
             name = f"{since}.body"
             (out / name).write_bytes(raw)
             pages.append({"since": since, "file": name, "encoding": encoding, "server_ms": round(server_ms, 2),
