@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -52,14 +54,18 @@ def test_an_unattended_run_that_hangs_is_ended_by_its_watchdog_with_every_thread
                XDG_DATA_HOME=str(tmp_path / "data"), XDG_CONFIG_HOME=str(tmp_path / "config"),
                XDG_STATE_HOME=str(tmp_path / "state"), XDG_CACHE_HOME=str(tmp_path / "cache"))  # fmt: skip
     env.pop("CRE_DESK_DATA_DIR", None)
-    # Its own temp folder: a process ended so leaves its single-instance socket behind (the next start removes it,
-    # ui/instance.py), which in the shared /tmp added one file per run of the suite.
-    (tmp_path / "tmp").mkdir()
-    env["TMPDIR"] = str(tmp_path / "tmp")
-    cmd = [sys.executable, "-m", "crm_desktop", "--screenshot", str(tmp_path / "x.png"), "--watchdog-s", "8"]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    assert result.returncode == 1, result.stderr[-3000:]
-    assert "Timeout (0:00:08)!" in result.stderr and "most recent call first" in result.stderr
-    assert not (tmp_path / "x.png").exists()
-    if sys.platform != "win32":  # a named pipe there, gone with its process
-        assert [p.name for p in (tmp_path / "tmp").iterdir() if p.name.startswith("cre-desk-")]
+    # Its own temp folder, removed after: a process ended so leaves its single-instance socket behind (the next start
+    # removes it, ui/instance.py), which in the shared /tmp added one file per run of the suite. A short path: a Unix
+    # socket's must fit in ~100 bytes, which one under tmp_path may not.
+    own_tmp = Path(tempfile.mkdtemp(prefix="cre-wd-"))
+    env["TMPDIR"] = str(own_tmp)
+    try:
+        cmd = [sys.executable, "-m", "crm_desktop", "--screenshot", str(tmp_path / "x.png"), "--watchdog-s", "8"]
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert result.returncode == 1, result.stderr[-3000:]
+        assert "Timeout (0:00:08)!" in result.stderr and "most recent call first" in result.stderr
+        assert not (tmp_path / "x.png").exists()
+        if sys.platform != "win32":  # a named pipe there, gone with its process
+            assert [p.name for p in own_tmp.iterdir() if p.name.startswith("cre-desk-")]
+    finally:
+        shutil.rmtree(own_tmp, ignore_errors=True)
