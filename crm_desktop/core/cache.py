@@ -758,14 +758,10 @@ class CacheStore(StoreBase):
         return self._path.with_name(self._path.name + ".filling")
 
     def _flush_cache_files(self) -> None:
-        """The cache file and its WAL flushed to the disk, whoever wrote them (os.fsync on a handle of our own)."""
+        """The cache file and its WAL flushed to the disk, whoever wrote them."""
         for p in (self._path, sidecars(self._path)[0]):
             if p.exists():
-                fd = os.open(p, os.O_RDWR | getattr(os, "O_BINARY", 0))  # Windows flushes only a writable handle
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                fileops.flush_to_disk(p)
 
     # -- lead cache -----------------------------------------------------------------------------------------------
 
@@ -921,9 +917,7 @@ class CacheStore(StoreBase):
             conn = self._cache_db()
             if not self._missing(conn, team_indexes=False):
                 return False
-            mark = self._fill_mark()
-            with open(mark, "wb") as f:  # on the disk before the first unsynced write
-                os.fsync(f.fileno())
+            fileops.create_on_disk(self._fill_mark())  # before the first unsynced write
             conn.execute("PRAGMA synchronous = OFF")
         return True
 

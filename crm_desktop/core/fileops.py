@@ -58,6 +58,29 @@ def unlink(path: Path, *, missing_ok: bool = True) -> None:
     _retrying(f"deleting {path.name}", lambda: path.unlink(missing_ok=missing_ok))
 
 
+def flush_to_disk(path: Path) -> None:
+    """What the OS holds of the file written so far, on the disk (`os.fsync` on a handle of our own: whoever wrote
+    it). A writable handle: Windows flushes only those."""
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def create_on_disk(path: Path) -> None:
+    """An empty file that is there after a power cut from now on: the file flushed and, on POSIX, its folder's entry
+    for it too (an fsync of the file alone may leave a new name only in memory). NTFS journals its entries itself."""
+    with open(path, "wb") as f:
+        os.fsync(f.fileno())
+    if os.name == "posix":
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def private_dir(path: Path) -> Path:
     """Create `path` (and parents) if needed; the folder itself is made 0700 on POSIX."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
