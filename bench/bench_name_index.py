@@ -72,7 +72,7 @@ def queries(all_names: list[str]) -> list[str]:
     found = [f'"{w[:k]}"*' for w in common for k in (1, 2, 3, 4)]
     found += [f'"{common[0][:3]}"* "{common[1][:3]}"*', f'"{common[2][:2]}"* "{common[3][:2]}"*']
     found += [f'"{p}"*' for p in widest]
-    return found
+    return list(dict.fromkeys(found))  # once each: with --common shared the commonest words share their first letters
 
 
 def run(prefixes: str, all_names: list[str], searches: list[str]) -> tuple[float, list[tuple[float, str]]]:

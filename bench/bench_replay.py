@@ -34,6 +34,7 @@ import logging
 import sqlite3
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -114,15 +115,21 @@ def run_one(api: Any, replay_pid: int, base: Path, variant: dict[str, str], defa
     }
 
 
+@lru_cache(maxsize=4)
+def pace_page(pages_dir: Path) -> str:
+    """The recorded page `host_pace_us` decodes (read once per run)."""
+    index = json.loads((pages_dir / INDEX).read_text(encoding="utf-8"))
+    entry = index["pages"][1 if len(index["pages"]) > 1 else 0]
+    return decoded((pages_dir / entry["file"]).read_bytes(), entry["encoding"]).decode("utf-8")
+
+
 def host_pace_us(pages_dir: Path) -> float:
     """The host's pace this minute, as µs a row of the decoding process's own work (`cache.stage_page`) on the
     second recorded page (the first one a long sync asks by column), best of 3. The same code's first sync on this
     2-core VM took 13-18 s from one run to the next, its CPU-s varying as much (not steal time, which stays ~0.2 %),
     and this figure 9-14 µs a few seconds apart. Taken before and after each sync and printed beside it, it helps to
     tell a variant's effect from the host's minute."""
-    index = json.loads((pages_dir / INDEX).read_text(encoding="utf-8"))
-    entry = index["pages"][1 if len(index["pages"]) > 1 else 0]
-    text = decoded((pages_dir / entry["file"]).read_bytes(), entry["encoding"]).decode("utf-8")
+    text = pace_page(pages_dir)
     best, rows = float("inf"), 1
     for _ in range(3):
         t0 = time.perf_counter()
@@ -169,7 +176,6 @@ def main(argv: list[str] | None = None) -> int:
     cluster, server = start_seeded(crm_server_exe(), args.data_dir.resolve(), args.leads, {})
     replays: dict[tuple[int, str], ReplayProcess] = {}
     links: dict[tuple[int, str], LinkProcess] = {}
-    pages_dirs: dict[tuple[int, str], Path] = {}
     try:
         for page, layout in answers:
             where = OUT / f"replay-{args.data_dir.resolve().name}-{page}-{layout}"
@@ -178,7 +184,6 @@ def main(argv: list[str] | None = None) -> int:
                 index = record_answers(server.url, server.anon_key, page, where, layout == "columns")
                 say(f"[record] {index['rows']:,} rows in {len(index['pages'])} pages, {index['bytes']:,} bytes")
             key = (page, layout)
-            pages_dirs[key] = where
             replays[key] = ReplayProcess(where).start()
             links[key] = LinkProcess([replays[key].host_port], rtt_ms=args.rtt_ms, mbit=args.mbit).start()
         say(f"[start] variants {variants or ['as is']}; {args.rounds} rounds; {wheres}")
@@ -188,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
                     key = (int(variant.get("page", default_page)), variant.get("layout", "columns"))
                     url = f"http://{replays[key].host_port}" if where == "lo" else links[key].url()
                     api = desk_on_replay(server.url, server.anon_key, url)
-                    pace = [host_pace_us(pages_dirs[key])]
+                    pace = [host_pace_us(replays[key].pages_dir)]
                     r = run_one(api, replays[key].pid, base, variant, default_page)
-                    pace.append(host_pace_us(pages_dirs[key]))
+                    pace.append(host_pace_us(replays[key].pages_dir))
                     api.close()
                     label = ",".join(f"{k}={v}" for k, v in variant.items()) or "as is"
                     say(

@@ -203,7 +203,7 @@ CACHE_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # unicode61 folds case and, with remove_diacritics 2, accents (José = jose); the categories add the marks
         # (M*) to the word characters, so a Telugu or Devanagari name is one word each, not split at every vowel
         # sign. prefix='1 2 3' keeps the short prefixes typed first as one doclist each (without the three, a
-        # three-letter search over 1M names whose commonest words share their first letters took 20-39 ms against 6:
+        # three-letter search over 1M names whose commonest words share their first letters took 20-62 ms, 6-10 with:
         # bench/bench_name_index.py).
         """
         CREATE VIRTUAL TABLE lead_names USING fts5(
