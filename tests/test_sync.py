@@ -331,6 +331,66 @@ def test_a_fill_that_fails_halfway_ends_synced_and_unmarked(server, api: Api, cl
         client.close()
 
 
+def test_a_long_pass_says_the_cache_is_catching_up_and_a_short_one_does_not(desk, api: Api, clean_db):
+    """While a long pass fills the cache (a first sync), a number the cache does not know may be a lead on a page still
+    to come: its page reports say so (the form then does not call the number new). Its index-build and finished
+    reports do not, and a short pass (a few new leads) never does."""
+    client, path, _ = desk
+    other = api.token("cre2@demo.local")
+    for i in range(120):
+        assert api.rpc("create_lead", other, lead=new_lead(phone_for(2400 + i))).is_success
+    engine = SyncEngine(client, path, page_size=50, decode_processes=0)
+    engine.bulk_fill_min = 100  # 120 to go: a long pass
+    progress: list[SyncProgress] = []
+    engine.listeners.progress.append(progress.append)
+    store = Store(path)
+    try:
+        assert engine.pull(store) == 120
+        *pages, indexing, finished = progress
+        assert [(p.done, p.catching_up) for p in pages] == [(50, True), (100, True)]
+        assert indexing.indexing and not indexing.catching_up
+        assert finished.finished and not finished.catching_up
+
+        progress.clear()
+        for i in range(60):
+            assert api.rpc("create_lead", other, lead=new_lead(phone_for(2600 + i))).is_success
+        assert engine.pull(store) == 60  # 60 to go, under bulk_fill_min: a short pass, in two pages
+        assert [(p.done, p.catching_up, p.finished) for p in progress] == [(50, False, False), (60, False, True)]
+    finally:
+        store.close()
+
+
+@pytest.mark.expected_log_warnings
+def test_a_cache_says_its_first_sync_is_pending_until_it_has_caught_up(server, api: Api, clean_db, tmp_path: Path):
+    """What a desk starting offline tells the form: a cache that never caught up (nothing applied, or a first sync cut
+    off halfway) may lack the caller's lead; one that caught up once does not say so, nor does a short first sync."""
+    other = api.token("cre2@demo.local")
+    for i in range(120):
+        assert api.rpc("create_lead", other, lead=new_lead(phone_for(2700 + i))).is_success
+    client = ApiClient(server.url, server.anon_key, transport=GarblingTransport({2}))
+    client.login("cre1@demo.local", "demo1234")
+    path = tmp_path / "desk.sqlite3"
+    engine = SyncEngine(client, path, page_size=50, decode_processes=0)
+    engine.bulk_fill_min = 1  # a long first pass
+    store = Store(path)
+    short = Store(tmp_path / "short.sqlite3")
+    try:
+        assert store.first_sync_pending()  # nothing applied yet
+        with pytest.raises(Retry):
+            engine.pull(store)  # the second answer is cut short: the first page is in
+        assert 0 < store.cache_count() < 120 and store.first_sync_pending()
+        engine.pull(store)  # the server answers again: caught up
+        assert store.cache_count() == 120 and not store.first_sync_pending()
+
+        assert short.first_sync_pending()
+        SyncEngine(client, tmp_path / "short.sqlite3", page_size=50, decode_processes=0).pull(short)  # 120 < 50,000
+        assert short.cache_count() == 120 and not short.first_sync_pending()
+    finally:
+        store.close()
+        short.close()
+        client.close()
+
+
 def test_a_first_sync_says_when_its_rows_are_in_and_its_indexes_are_being_built(desk, api: Api, clean_db):
     """The index build after a first sync's last page takes seconds at 1M leads (~11 s on a team lead's desk) with no
     page arriving: the pass reports it once, between its last page and its finished report, and never when there is

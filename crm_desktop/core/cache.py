@@ -970,6 +970,15 @@ class CacheStore(StoreBase):
             row = self._cache_db().execute("SELECT synced_at FROM sync_state WHERE id = 1").fetchone()
         return None if row is None else float(row[0])
 
+    def first_sync_pending(self) -> bool:
+        """Whether this cache has not caught up with the server even once: no page applied yet, or a first sync's
+        bulk fill still under way (its indexes are built when it catches up; a desk closed or cut off halfway). A
+        number such a cache does not know may still be a lead."""
+        if self.last_synced_at() is None:
+            return True
+        with self._blame("cache"):
+            return bool(self._missing(self._cache_db(), team_indexes=False))
+
     def cache_count(self) -> int:
         """Number of cached leads. A count over the phone index: tens of ms at 1M, so not for every keystroke."""
         with self._blame("cache"):

@@ -12,8 +12,9 @@ typed, and a server that is slow to accept leads must not freeze the duplicate c
 - The **pull** thread pages the feed (`lead_feed`, compact; `lead_changes` on a server without it) from the cursor
   until caught up, one SQLite transaction per page (rows and cursor together; the next pages are fetched meanwhile;
   a long pass asks for its pages by column and decodes them in decoding processes, a short one decodes pages by row
-  on a thread), reporting rows done and an estimated total, and that it is building the cache's indexes at the end
-  of a first sync; then it polls on an interval or on demand. It also refreshes the cached catalogue
+  on a thread), reporting rows done and an estimated total, whether the pass is a long one (the cache lacks many
+  leads meanwhile) and that it is building the cache's indexes at the end of a first sync; then it polls on an
+  interval or on demand. It also refreshes the cached catalogue
   and profile so the desk can start offline.
 
 Each thread opens its own `Store` (SQLite connections are per thread). Listeners are plain callables, called on the
@@ -71,6 +72,9 @@ class SyncProgress:
     # Every row is in and the cache's indexes are being built: a first sync's last step (2-3 s for a CRE's 1M-lead
     # cache on the dev VM, ~11 s with a team lead's list indexes). Reported once, before the finished report.
     indexing: bool = False
+    # A long pass (a first sync, or one after a long time away: SyncEngine.bulk_fill_min rows or more to go) is under
+    # way, so the cache lacks many of the server's leads yet: a number it does not know may still be a lead.
+    catching_up: bool = False
 
     @property
     def fraction(self) -> float:
@@ -438,6 +442,7 @@ class SyncEngine:
         asked = since
         finished = False
         unsynced = False  # committing without waiting for the disk: a long pass filling the cache (cache.py)
+        long_pass = False
         try:
             ready = decode_ahead(self._fetch_page(since))
             first = True  # the pass's first page: is it a long pass?
@@ -445,6 +450,7 @@ class SyncEngine:
                 try:
                     head = ready.head or store.read_feed_head(ready.text)
                     if first and head.more and head.remaining + self.page_size >= self.bulk_fill_min:
+                        long_pass = True
                         if since == 0:
                             store.begin_bulk_fill()
                         unsynced = self.unsynced_fill and store.begin_unsynced_fill()
@@ -472,7 +478,10 @@ class SyncEngine:
                 since = page.next_since
                 if not head.more or self._stop.is_set():
                     break
-                Listeners.emit(self.listeners.progress, SyncProgress(done, done + page.remaining, started, False))
+                Listeners.emit(
+                    self.listeners.progress,
+                    SyncProgress(done, done + page.remaining, started, False, catching_up=long_pass),
+                )
                 # Nothing fetched ahead reaches this far (the pages' plans ran out): ask for the next page now rather
                 # than end the pass early and report a first sync "finished" halfway through.
                 ready = pending.popleft().result() if pending else decode_ahead(self._fetch_page(since))
