@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,11 +18,12 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QMessageBox
 from serverproc import Api, new_lead, phone_for
+from test_sync import GarblingTransport
 
-from crm_desktop.core.api import ApiClient
+from crm_desktop.core.api import ApiClient, Retry
 from crm_desktop.core.models import OutboxItem, OutboxState
 from crm_desktop.core.store import Store, outbox_path_for
-from crm_desktop.core.sync import prepare_local_desk
+from crm_desktop.core.sync import SyncEngine, prepare_local_desk
 from crm_desktop.ui.main_window import OFFLINE_TEXT, MainWindow
 from crm_desktop.ui.session import DeskSession
 from crm_desktop.ui.settings import Settings
@@ -39,6 +42,28 @@ class SlowTransport(httpx.HTTPTransport):
         return super().handle_request(request)
 
 
+class HeldFeed(httpx.HTTPTransport):
+    """A real HTTP transport that holds the feed's pages from `since` >= `open_below` (at first every page after the
+    first) until `let_through` moves that line: a first sync whose server or link stalls halfway."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open_below = 1
+        self._moved = threading.Condition()
+
+    def let_through(self, below: float) -> None:
+        with self._moved:
+            self.open_below = below
+            self._moved.notify_all()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/rpc/lead_feed"):
+            since = json.loads(request.content or b"{}").get("since", 0)
+            with self._moved:
+                self._moved.wait_for(lambda: since < self.open_below, timeout=30)
+        return super().handle_request(request)
+
+
 def open_desk(
     server: Any,
     tmp_path: Path,
@@ -47,7 +72,9 @@ def open_desk(
     transport: Any = None,
     busy_timeout_ms: int = 5000,
     before_start: Callable[[MainWindow], None] | None = None,
+    wait_loaded: bool = True,
 ) -> MainWindow:
+    """A signed-in desk, shown; with `wait_loaded`, once its catalogue and first sync are in."""
     api = ApiClient(server.url, server.anon_key, transport=transport)
     api.login(email, "demo1234")
     path = tmp_path / f"{email}.sqlite3"
@@ -60,6 +87,10 @@ def open_desk(
     qtbot.addWidget(window)
     if before_start is not None:
         before_start(window)
+    if not wait_loaded:
+        session.start()
+        window.show()
+        return window
     with qtbot.waitSignal(window.data_loaded, timeout=30_000):
         session.start()
         window.show()
@@ -461,6 +492,100 @@ def test_the_sync_bar_says_when_a_first_sync_builds_its_indexes(server, clean_db
         pages = shown[: shown.index(indexing[0])]
         assert pages and all(t.startswith("Syncing ") for _, _, t, _ in pages)
         assert shown[-1][:2] == (False, False)  # the finished report hides the bar
+    finally:
+        close_desk(window)
+
+
+def test_during_a_first_sync_a_number_not_synced_yet_is_not_called_new(server, clean_db, api: Api, tmp_path, qtbot):
+    """A first sync takes a while (seconds at 1M leads, longer on a slow link). Meanwhile a caller's number that is a
+    lead on a page still to come must not read "new number": the form says the cache does not have it yet and that
+    the server checks it on Enter; the banner comes as soon as its page does; once the cache is complete, a number
+    it does not know is new."""
+    token = api.token("cre2@demo.local")
+    for i in range(40):  # four pages of ten
+        assert api.rpc("create_lead", token, lead=new_lead(phone_for(2800 + i))).is_success
+    held = HeldFeed()
+
+    def small_pages(window: MainWindow) -> None:
+        engine = window.session.engine
+        engine.page_size, engine.bulk_fill_min, engine.decode_processes = 10, 1, 0  # a long first pass, in pages
+
+    window = open_desk(server, tmp_path, qtbot, "cre1@demo.local", transport=held, before_start=small_pages,
+                       wait_loaded=False)  # fmt: skip
+    try:
+        qtbot.waitUntil(window.sync_bar.isVisible, timeout=15_000)  # the first page is in, the others held
+        # The first page's call numbered all 40 (the feed's sequencer): the lead 16th in feed order is on page 2,
+        # which starts after the 10th; page 3 starts after the 20th.
+        order = clean_db.execute(
+            "select phone, customer_name, change_id from leads where change_id is not null order by change_id"
+        ).fetchall()
+        assert len(order) == 40
+        phone, name, _ = order[15]
+        form = window.form
+        form.phone.setFocus()
+        qtbot.keyClicks(form.phone, phone.removeprefix("+91"))  # the ten digits, as a CRE types them
+        qtbot.waitUntil(lambda: "not among the leads on this PC yet" in form.phone_status.text(), timeout=5000)
+        assert "(sync at 25 %)" in form.phone_status.text() and "server checks it on Enter" in form.phone_status.text()
+        assert "new number" not in form.phone_status.text() and form.banner.lead is None
+
+        held.let_through(order[19][2])  # page 2 comes; pages 3 and 4 stay held
+        qtbot.waitUntil(lambda: form.banner.lead is not None, timeout=15_000)  # its page came: the known caller
+        assert name in form.banner.title.text()
+        assert window.sync_bar.isVisible() and "Syncing 20 / 40" in window.sync_bar.format()  # mid-sync still
+
+        held.let_through(float("inf"))
+        qtbot.waitUntil(lambda: not window.sync_bar.isVisible(), timeout=15_000)
+        qtbot.keyClick(form.phone, Qt.Key.Key_Escape)  # the next caller
+        assert form.phone.text() == ""
+        qtbot.keyClicks(form.phone, phone_for(2900).removeprefix("+91"))  # no lead: with the cache complete, new
+        qtbot.waitUntil(lambda: "new number" in form.phone_status.text(), timeout=5000)
+        assert "not among" not in form.phone_status.text()
+    finally:
+        held.let_through(float("inf"))
+        close_desk(window)
+
+
+@pytest.mark.expected_log_warnings
+def test_a_desk_starting_offline_with_its_first_sync_unfinished_does_not_call_numbers_new(
+    server, clean_db, api: Api, tmp_path, qtbot
+):
+    """A desk closed or cut off halfway through its first sync, started again while the server is away: the cache
+    lacks leads that are on the server, and the form says so instead of "new number" until the sync catches up."""
+    token = api.token("cre2@demo.local")
+    for i in range(40):
+        assert api.rpc("create_lead", token, lead=new_lead(phone_for(3000 + i))).is_success
+    cut = ApiClient(server.url, server.anon_key, transport=GarblingTransport({2}))
+    cut.login("cre1@demo.local", "demo1234")
+    path = tmp_path / "cre1@demo.local.sqlite3"  # where open_desk keeps cre1's desk
+    prepare_local_desk(cut, path)
+    first = SyncEngine(cut, path, page_size=10, decode_processes=0)
+    first.bulk_fill_min = 1  # a long first pass, cut off after its first page
+    with Store(path) as store:
+        with pytest.raises(Retry):
+            first.pull(store)
+        assert 0 < store.cache_count() < 40
+        synced = {row[0] for row in store._cache_db().execute("SELECT phone FROM lead_cache")}
+    cut.close()
+    missing = next(phone_for(3000 + i) for i in range(40) if phone_for(3000 + i) not in synced)
+
+    def offline_in_pages(window: MainWindow) -> None:
+        engine = window.session.engine
+        engine.page_size, engine.bulk_fill_min, engine.decode_processes = 10, 1, 0
+        server.stop()
+
+    window = open_desk(server, tmp_path, qtbot, "cre1@demo.local", before_start=offline_in_pages, wait_loaded=False)
+    try:
+        try:
+            qtbot.waitUntil(window.offline_banner.isVisible, timeout=15_000)
+            form = window.form
+            form.phone.setFocus()
+            qtbot.keyClicks(form.phone, missing.removeprefix("+91"))
+            qtbot.waitUntil(lambda: "not among the leads on this PC yet" in form.phone_status.text(), timeout=5000)
+            assert "(the first sync has not finished)" in form.phone_status.text() and form.banner.lead is None
+        finally:
+            server.start()
+        qtbot.waitUntil(lambda: form.banner.lead is not None, timeout=30_000)  # caught up: the caller is known
+        assert form.banner.lead.phone == missing
     finally:
         close_desk(window)
 

@@ -119,6 +119,8 @@ class LeadForm(QWidget):
         self._prefilled: dict[str, str | None] = {}  # field key -> value before the known lead's prefill
         self._undo: dict[str, Any] | None = None  # the caller an Esc cleared, for one Ctrl+Z
         self._verdict_held = False  # while several fields change at once: one verdict at the end
+        self._unknown: str | None = None  # the number the cache last said it does not know
+        self._cache_note: str | None = None  # why the cache may not know a number yet (set_cache_note)
 
         self.phone = QLineEdit()
         self.phone.setObjectName("phoneField")
@@ -384,9 +386,35 @@ class LeadForm(QWidget):
             return
         if lead is None:
             self._leave_known_lead()
-            self.phone_status.setText(f"✓ {phones.display(e164)} — new number")
+            self._unknown = e164
+            self._say_unknown()
             return
+        self._unknown = None
         self._enter_known_lead(lead)
+
+    def recheck_unknown(self) -> None:
+        """A page came in while the cache is filling: ask again for a number it did not know (the banner comes as soon
+        as its lead's page does, not at the end of the sync)."""
+        if self._unknown is not None and self._unknown == self._e164:
+            self.lookup_requested.emit(self._e164)
+
+    def set_cache_note(self, note: str | None) -> None:
+        """Why the cache may not know a number yet (a first sync under way: "sync at 40 %"), or None when it is
+        complete. A number it does not know is then "not among the leads on this PC yet", not a "new number"."""
+        if note == self._cache_note:
+            return
+        self._cache_note = note
+        if self._unknown is not None and self._unknown == self._e164:
+            self._say_unknown()
+
+    def _say_unknown(self) -> None:
+        shown = phones.display(self._unknown or "")
+        if self._cache_note is None:
+            self.phone_status.setText(f"✓ {shown} — new number")
+        else:
+            self.phone_status.setText(
+                f"✓ {shown} — not among the leads on this PC yet ({self._cache_note}); the server checks it on Enter"
+            )
 
     # -- the known caller ------------------------------------------------------------------------------------------
 

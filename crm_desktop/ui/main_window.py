@@ -145,6 +145,7 @@ class MainWindow(QMainWindow):
         self._catalog_ready = False
         self._pending = 0  # queued leads not sent yet, as last counted (queue_stats)
         self._first_sync_done = False
+        self._sync_reported = False  # a sync report came in this session (it, not the cache at start, says the state)
         self._loaded_emitted = False
 
         # -- desk tab
@@ -721,6 +722,14 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_sync_progress(self, p: SyncProgress) -> None:
+        # While a long pass fills the cache, a number it does not know may be a lead on a page still to come: the form
+        # says so instead of "new number". All rows in (indexing) or the pass over: the cache knows again. A pass that
+        # fails halfway sends no finished report, so the note stays until one does.
+        self._sync_reported = True
+        catching_up = p.catching_up and not p.finished and not p.indexing
+        self.form.set_cache_note(f"sync at {int(p.fraction * 100)} %" if catching_up else None)
+        if catching_up:
+            self.form.recheck_unknown()  # its page may be the one just written
         if p.finished:
             self.sync_bar.hide()
             self.session.cache_info(self._on_cache_info)
@@ -774,8 +783,12 @@ class MainWindow(QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.show()
 
-    def _on_cache_info(self, info: tuple[int, float | None]) -> None:
-        count, stored_at = info
+    def _on_cache_info(self, info: tuple[int, float | None, bool]) -> None:
+        count, stored_at, first_sync_pending = info
+        if first_sync_pending and not self._sync_reported:
+            # At start, before this session's sync says anything (offline, or not yet): a cache that never caught up
+            # may lack the caller's lead. The sync's own reports say more from their first one on.
+            self.form.set_cache_note("the first sync has not finished")
         synced_at = self.session.engine.last_sync_at or stored_at
         if synced_at is not None:
             when = time.strftime("%H:%M:%S", time.localtime(synced_at))

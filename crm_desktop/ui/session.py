@@ -311,8 +311,13 @@ class DeskSession(QObject):
     def load_catalog(self, on_loaded: Callable[[dict[str, Any] | None], None]) -> None:
         run_in(reader_pool(), self.with_store(lambda s: s.load_catalog()), on_loaded)
 
-    def cache_info(self, on_loaded: Callable[[tuple[int, float | None]], None]) -> None:
-        run_in(reader_pool(), self.with_store(lambda s: (s.cache_count(), s.last_synced_at())), on_loaded)
+    def cache_info(self, on_loaded: Callable[[tuple[int, float | None, bool]], None]) -> None:
+        """(leads cached, when a page was last applied, whether the first sync has not caught up yet), off the GUI."""
+        run_in(
+            reader_pool(),
+            self.with_store(lambda s: (s.cache_count(), s.last_synced_at(), s.first_sync_pending())),
+            on_loaded,
+        )
 
     def fetch_dashboard(self, date_from: Any, date_to: Any, branch: str | None) -> dict[str, Any]:
         """Blocking; the dashboard runs it on the reader pool."""
