@@ -310,16 +310,25 @@ def test_a_first_sync_commits_without_waiting_for_the_disk_until_its_pass_ends(d
         store.close()
 
 
-@pytest.mark.expected_log_warnings
-def test_a_fill_that_fails_halfway_ends_synced_and_unmarked(server, api: Api, clean_db, tmp_path: Path):
+def fill_cut_off_at_its_second_page(
+    server: Any, api: Api, path: Path, first: int, leads: int = 120, page: int = 50
+) -> tuple[ApiClient, SyncEngine]:
+    """`leads` new leads on the server (phones from `first`), and cre1's engine for a desk at `path` whose long first
+    sync, in pages of `page`, will have its second answer cut short (the first page applied, then Retry)."""
     other = api.token("cre2@demo.local")
-    for i in range(120):
-        assert api.rpc("create_lead", other, lead=new_lead(phone_for(2100 + i))).is_success
+    for i in range(leads):
+        assert api.rpc("create_lead", other, lead=new_lead(phone_for(first + i))).is_success
     client = ApiClient(server.url, server.anon_key, transport=GarblingTransport({2}))
     client.login("cre1@demo.local", "demo1234")
+    engine = SyncEngine(client, path, page_size=page, decode_processes=0)
+    engine.bulk_fill_min = 1  # a long first pass: a bulk fill
+    return client, engine
+
+
+@pytest.mark.expected_log_warnings
+def test_a_fill_that_fails_halfway_ends_synced_and_unmarked(server, api: Api, clean_db, tmp_path: Path):
     path = tmp_path / "desk.sqlite3"
-    engine = SyncEngine(client, path, page_size=50, decode_processes=0)
-    engine.bulk_fill_min = 1
+    client, engine = fill_cut_off_at_its_second_page(server, api, path, 2100)
     store = Store(path)
     try:
         with pytest.raises(Retry):
@@ -364,14 +373,8 @@ def test_a_long_pass_says_the_cache_is_catching_up_and_a_short_one_does_not(desk
 def test_a_cache_says_its_first_sync_is_pending_until_it_has_caught_up(server, api: Api, clean_db, tmp_path: Path):
     """What a desk starting offline tells the form: a cache that never caught up (nothing applied, or a first sync cut
     off halfway) may lack the caller's lead; one that caught up once does not say so, nor does a short first sync."""
-    other = api.token("cre2@demo.local")
-    for i in range(120):
-        assert api.rpc("create_lead", other, lead=new_lead(phone_for(2700 + i))).is_success
-    client = ApiClient(server.url, server.anon_key, transport=GarblingTransport({2}))
-    client.login("cre1@demo.local", "demo1234")
     path = tmp_path / "desk.sqlite3"
-    engine = SyncEngine(client, path, page_size=50, decode_processes=0)
-    engine.bulk_fill_min = 1  # a long first pass
+    client, engine = fill_cut_off_at_its_second_page(server, api, path, 2700)
     store = Store(path)
     short = Store(tmp_path / "short.sqlite3")
     try:

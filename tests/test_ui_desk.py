@@ -18,12 +18,12 @@ from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QApplication, QMessageBox
 from serverproc import Api, new_lead, phone_for
-from test_sync import GarblingTransport
+from test_sync import fill_cut_off_at_its_second_page
 
 from crm_desktop.core.api import ApiClient, Retry
 from crm_desktop.core.models import OutboxItem, OutboxState
 from crm_desktop.core.store import Store, outbox_path_for
-from crm_desktop.core.sync import SyncEngine, prepare_local_desk
+from crm_desktop.core.sync import prepare_local_desk
 from crm_desktop.ui.main_window import OFFLINE_TEXT, MainWindow
 from crm_desktop.ui.session import DeskSession
 from crm_desktop.ui.settings import Settings
@@ -551,15 +551,9 @@ def test_a_desk_starting_offline_with_its_first_sync_unfinished_does_not_call_nu
 ):
     """A desk closed or cut off halfway through its first sync, started again while the server is away: the cache
     lacks leads that are on the server, and the form says so instead of "new number" until the sync catches up."""
-    token = api.token("cre2@demo.local")
-    for i in range(40):
-        assert api.rpc("create_lead", token, lead=new_lead(phone_for(3000 + i))).is_success
-    cut = ApiClient(server.url, server.anon_key, transport=GarblingTransport({2}))
-    cut.login("cre1@demo.local", "demo1234")
     path = tmp_path / "cre1@demo.local.sqlite3"  # where open_desk keeps cre1's desk
+    cut, first = fill_cut_off_at_its_second_page(server, api, path, 3000, leads=40, page=10)
     prepare_local_desk(cut, path)
-    first = SyncEngine(cut, path, page_size=10, decode_processes=0)
-    first.bulk_fill_min = 1  # a long first pass, cut off after its first page
     with Store(path) as store:
         with pytest.raises(Retry):
             first.pull(store)
