@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -87,11 +87,7 @@ def open_desk(
     qtbot.addWidget(window)
     if before_start is not None:
         before_start(window)
-    if not wait_loaded:
-        session.start()
-        window.show()
-        return window
-    with qtbot.waitSignal(window.data_loaded, timeout=30_000):
+    with qtbot.waitSignal(window.data_loaded, timeout=30_000) if wait_loaded else nullcontext():
         session.start()
         window.show()
     return window

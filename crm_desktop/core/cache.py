@@ -908,6 +908,11 @@ class CacheStore(StoreBase):
             if name not in present and (team_indexes or name not in TEAM_INDEXES)
         ]
 
+    @classmethod
+    def _filling(cls, conn: sqlite3.Connection) -> bool:
+        """A bulk fill is under way: what a CRE's desk keeps of the indexes it drops is still missing."""
+        return bool(cls._missing(conn, team_indexes=False))
+
     def begin_unsynced_fill(self) -> bool:
         """During a bulk fill (the indexes a CRE's desk keeps are left for its end: a first sync, or one resumed after
         a close), commit without waiting for the disk (synchronous=OFF on this store's connection) until
@@ -915,7 +920,7 @@ class CacheStore(StoreBase):
         changed, when the cache is not being filled."""
         with self._blame("cache"):
             conn = self._cache_db()
-            if not self._missing(conn, team_indexes=False):
+            if not self._filling(conn):
                 return False
             fileops.create_on_disk(self._fill_mark())  # before the first unsynced write
             conn.execute("PRAGMA synchronous = OFF")
@@ -977,7 +982,7 @@ class CacheStore(StoreBase):
         if self.last_synced_at() is None:
             return True
         with self._blame("cache"):
-            return bool(self._missing(self._cache_db(), team_indexes=False))
+            return self._filling(self._cache_db())
 
     def cache_count(self) -> int:
         """Number of cached leads. A count over the phone index: tens of ms at 1M, so not for every keystroke."""

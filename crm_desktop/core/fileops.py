@@ -58,14 +58,18 @@ def unlink(path: Path, *, missing_ok: bool = True) -> None:
     _retrying(f"deleting {path.name}", lambda: path.unlink(missing_ok=missing_ok))
 
 
-def flush_to_disk(path: Path) -> None:
-    """What the OS holds of the file written so far, on the disk (`os.fsync` on a handle of our own: whoever wrote
-    it). A writable handle: Windows flushes only those."""
-    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, flags)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def flush_to_disk(path: Path) -> None:
+    """What the OS holds of the file written so far, on the disk (`os.fsync` on a handle of our own: whoever wrote
+    it). A writable handle: Windows flushes only those."""
+    _fsync(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
 
 
 def create_on_disk(path: Path) -> None:
@@ -74,11 +78,7 @@ def create_on_disk(path: Path) -> None:
     with open(path, "wb") as f:
         os.fsync(f.fileno())
     if os.name == "posix":
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(path.parent, os.O_RDONLY)
 
 
 def private_dir(path: Path) -> Path:

@@ -392,10 +392,14 @@ class LeadForm(QWidget):
         self._unknown = None
         self._enter_known_lead(lead)
 
+    def _showing_unknown(self) -> bool:
+        """The number in the field is one the cache said it does not know."""
+        return self._e164 is not None and self._unknown == self._e164
+
     def recheck_unknown(self) -> None:
         """A page came in while the cache is filling: ask again for a number it did not know (the banner comes as soon
         as its lead's page does, not at the end of the sync)."""
-        if self._unknown is not None and self._unknown == self._e164:
+        if self._showing_unknown():
             self.lookup_requested.emit(self._e164)
 
     def set_cache_note(self, note: str | None) -> None:
@@ -404,7 +408,7 @@ class LeadForm(QWidget):
         if note == self._cache_note:
             return
         self._cache_note = note
-        if self._unknown is not None and self._unknown == self._e164:
+        if self._showing_unknown():
             self._say_unknown()
 
     def _say_unknown(self) -> None:
